@@ -1,0 +1,25 @@
+"""dfscan: a deepfake scanner for video.
+
+    from dfscan import scan, ScanConfig
+    report = scan(["videos/"], ScanConfig(model="model.keras"))
+
+Heavy modules load on first use, so importing dfscan (and `dfscan --help`) is cheap.
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["scan", "ScanConfig", "ScanReport", "Scanner", "VideoResult", "Verdict", "FrameSpec", "__version__"]
+
+_LAZY = {
+    "scan": "pipeline", "ScanConfig": "pipeline", "ScanReport": "pipeline", "Scanner": "pipeline",
+    "VideoResult": "pipeline", "Verdict": "aggregate", "FrameSpec": "video",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'dfscan' has no attribute {name!r}")

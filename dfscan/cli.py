@@ -1,0 +1,200 @@
+"""The `dfscan` command: a thin click layer over `dfscan.pipeline`.
+
+Options become a frozen ScanConfig; the library does the work; `main` is the
+one place where exceptions turn into exit codes. Heavy modules (numpy, OpenCV,
+TensorFlow) are imported inside commands so that --help and --version are instant.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from . import __version__
+
+EXIT_CLEAN, EXIT_FAKE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "-V", "--version", prog_name="dfscan")
+def cli() -> None:
+    """dfscan: find deepfaked faces in video files."""
+
+
+def _frames_option(ctx, param, value):
+    if value is None:
+        return None
+    from .video import FrameSpec
+
+    try:
+        return FrameSpec.parse(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--model", "-m", metavar="PATH", help="Keras model file (.keras) to score faces with.")
+@click.option("--frames", callback=_frames_option, metavar="SPEC",
+              help="Frames to sample: START:STOP:STEP or a list 0,30,60.  [default: 0:271:30]")
+@click.option("--num-frames", type=click.IntRange(min=1), metavar="N",
+              help="Instead of --frames, sample N frames spread over the whole clip.")
+@click.option("--max-faces", default=2, show_default=True, type=click.IntRange(min=1),
+              help="Score the K largest faces of each frame.")
+@click.option("--margin", type=click.FloatRange(0, 3),
+              help="Crop margin around a face box, as a share of its size.  [default: the model's, else 0.2]")
+@click.option("--face-confidence", default=0.5, show_default=True, type=click.FloatRange(0.05, 0.99),
+              help="Minimum face-detector confidence.")
+@click.option("--detect-size", default=640, show_default=True, type=click.IntRange(min=64),
+              help="Longest side of the frame copy the face detector sees.")
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1),
+              help="Face crops per network call (batched across videos).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto", show_default=True)
+@click.option("--aggregate", type=click.Choice(["confident", "mean", "max"]), default="confident",
+              show_default=True, help="How face scores become one video score.")
+@click.option("--threshold", type=click.FloatRange(0, 1), metavar="P",
+              help="FAKE when the video score is above P.  [default: the model's, 0.5]")
+@click.option("--recursive/--no-recursive", default=True, show_default=True, help="Walk sub-folders.")
+@click.option("--ext", "extensions", multiple=True, metavar="EXT",
+              help="Video extensions to pick in folders (repeat or comma-separate); replaces the default list.")
+@click.option("--hidden", is_flag=True, help="Also scan hidden files and folders (names starting with '.').")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1),
+              help="Videos decoded at the same time.")
+@click.option("--decoder", type=click.Choice(["auto", "decord", "opencv"]), default="auto", show_default=True,
+              help="auto: decord, then OpenCV when decord cannot read a file.")
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+              help="CSV report.  [default: dfscan-report-<time>.csv in the current folder]")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --csv file.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only errors (the CSV is still written).")
+@click.option("--strict", is_flag=True, help="Exit 2 when any file could not be scanned.")
+@click.option("--verbose", "-v", is_flag=True, help="More detail on stderr.")
+def scan(paths, csv_path, overwrite, quiet, strict, verbose, **options) -> None:
+    """Scan video files and folders for deepfaked faces.
+
+    Exit status: 0 no video FAKE, 1 at least one FAKE, 2 usage error, model
+    error, or (with --strict) a file that could not be scanned.
+    """
+    _setup_logging(quiet, verbose)
+    config = _scan_config(options)
+    csv_path = csv_path or _default_csv()
+    if csv_path.exists() and not overwrite:
+        raise click.UsageError(f"{csv_path} exists; pass --overwrite to replace it or choose another --csv")
+    sys.exit(_run_scan(paths, config, csv_path, overwrite, quiet, strict))
+
+
+def _default_csv() -> Path:
+    from .report import default_csv_path
+
+    return default_csv_path()
+
+
+def _scan_config(o: dict):
+    """Options -> ScanConfig (frozen)."""
+    from .discover import VIDEO_EXTENSIONS, normalise_extensions
+    from .faces import FaceConfig
+    from .pipeline import ScanConfig
+    from .video import FrameSpec
+
+    if o["frames"] is not None and o["num_frames"] is not None:
+        raise click.UsageError("use either --frames or --num-frames, not both")
+    frames = FrameSpec.spread(o["num_frames"]) if o["num_frames"] else (o["frames"] or FrameSpec())
+    exts = normalise_extensions(o["extensions"]) if o["extensions"] else VIDEO_EXTENSIONS
+    faces = FaceConfig(max_faces=o["max_faces"], detect_size=o["detect_size"], min_confidence=o["face_confidence"])
+    return ScanConfig(
+        model=o["model"], frames=frames, faces=faces, margin=o["margin"], batch_size=o["batch_size"],
+        device=o["device"], aggregate=o["aggregate"], threshold=o["threshold"], recursive=o["recursive"],
+        extensions=exts, include_hidden=o["hidden"], workers=o["workers"], decoder=o["decoder"],
+    )
+
+
+def _run_scan(paths, config, csv_path: Path, overwrite: bool, quiet: bool, strict: bool) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .aggregate import Verdict
+    from .pipeline import ScanReport, Scanner
+    from .report import CsvReport, results_table, summary
+
+    out, err = Console(), Console(stderr=True)
+    started = time.perf_counter()
+    with err.status("loading the model", spinner="dots") if not quiet else _nothing():
+        scanner = Scanner(config)
+    found = scanner.discover(paths)
+    if not found:
+        logging.getLogger("dfscan").warning("no video files found in %s", ", ".join(map(str, paths)))
+    results = []
+    progress = Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                        TextColumn("{task.description}"), console=err, transient=True, disable=quiet)
+    with CsvReport(csv_path, overwrite=overwrite) as report_csv, progress:
+        task = progress.add_task("", total=len(found))
+        try:
+            for result in scanner.iter_scan(found):
+                report_csv.add(result)
+                results.append(result)
+                progress.update(task, advance=1, description=result.path.name)
+                if quiet and result.verdict is Verdict.ERROR:
+                    err.print(f"ERROR {result.path}: {result.error}", markup=False, highlight=False)
+        except KeyboardInterrupt:
+            progress.stop()
+            err.print(f"interrupted: {len(results)} of {len(found)} videos are in {csv_path}")
+            return EXIT_INTERRUPTED
+    report = ScanReport(results, scanner.model_info.label, scanner.device, time.perf_counter() - started, config)
+    if not quiet:
+        if results:
+            out.print(results_table(results))
+        out.print(summary(report, csv_path))
+    counts = report.counts()
+    if strict and counts[Verdict.ERROR]:
+        return EXIT_ERROR
+    return EXIT_FAKE if counts[Verdict.FAKE] else EXIT_CLEAN
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _setup_logging(quiet: bool, verbose: bool) -> None:
+    from rich.console import Console
+    from rich.logging import RichHandler
+
+    level = logging.ERROR if quiet else (logging.DEBUG if verbose else logging.WARNING)
+    handler = RichHandler(console=Console(stderr=True), show_time=False, show_path=False, markup=False)
+    logger = logging.getLogger("dfscan")
+    logger.handlers[:] = [handler]
+    logger.setLevel(level)
+    logger.propagate = False
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the CLI and map every exception to one exit code."""
+    from .errors import DfscanError
+
+    try:
+        cli.main(args=argv, prog_name="dfscan", standalone_mode=False)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_ERROR)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return EXIT_INTERRUPTED
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_ERROR
+    except DfscanError as exc:
+        click.echo(f"dfscan: error: {exc}", err=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        return EXIT_INTERRUPTED
+    return EXIT_CLEAN
+
+
+def run() -> None:
+    """Console-script wrapper."""
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""Stage 1: turn the paths a user gave into a sorted list of videos to scan.
+
+The walk never raises for a single bad entry: broken links, symlink loops and
+unreadable folders come back as `Found` entries carrying an error, so that the
+report shows them instead of silently dropping them.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+VIDEO_EXTENSIONS: frozenset[str] = frozenset(
+    {
+        "mp4", "mov", "m4v", "avi", "mkv", "webm", "wmv", "flv", "mpg", "mpeg",
+        "3gp", "ts", "mts", "m2ts", "ogv", "vob", "asf", "mxf",
+    }
+)
+
+
+BROKEN_LINK = "broken symbolic link (its target is missing or loops back on itself)"
+
+
+@dataclass(frozen=True)
+class Found:
+    """A path to scan, or a path that could not be walked (then `error` says why)."""
+
+    path: Path
+    error: str | None = None
+
+
+def normalise_extensions(extensions: Iterable[str]) -> frozenset[str]:
+    """Accept 'mp4', '.MP4' or 'mp4,mov' and return lower-case names without dots."""
+    out = set()
+    for item in extensions:
+        for part in item.split(","):
+            part = part.strip().lstrip(".").lower()
+            if part:
+                out.add(part)
+    return frozenset(out)
+
+
+def discover(
+    paths: Iterable[str | os.PathLike],
+    *,
+    recursive: bool = True,
+    extensions: Iterable[str] = VIDEO_EXTENSIONS,
+    include_hidden: bool = False,
+) -> list[Found]:
+    """Videos under `paths`, each folder's content sorted, duplicates removed.
+
+    A file named explicitly is always taken, whatever its extension: the user
+    asked for it. Inside folders, files are picked by extension (case-insensitive).
+    """
+    exts = normalise_extensions(extensions)
+    seen: set[str] = set()
+    found: list[Found] = []
+    for raw in paths:
+        for item in _walk_argument(Path(raw), recursive, exts, include_hidden):
+            key = _identity(item.path)
+            if key in seen:
+                continue
+            seen.add(key)
+            found.append(item)
+    return found
+
+
+def _identity(path: Path) -> str:
+    """One key per file, so the same video reached twice is scanned once."""
+    try:
+        return os.path.realpath(path)
+    except OSError:
+        return os.path.abspath(path)
+
+
+def _walk_argument(path: Path, recursive: bool, exts: frozenset[str], hidden: bool) -> Iterator[Found]:
+    if path.is_symlink() and not path.exists():
+        yield Found(path, BROKEN_LINK)
+    elif path.is_dir():
+        yield from _walk_dir(path, recursive, exts, hidden, ancestors=frozenset())
+    elif path.exists():
+        yield Found(path)
+    else:
+        yield Found(path, "no such file or folder")
+
+
+def _walk_dir(
+    folder: Path, recursive: bool, exts: frozenset[str], hidden: bool, ancestors: frozenset[tuple[int, int]]
+) -> Iterator[Found]:
+    try:
+        st = folder.stat()
+        key = (st.st_dev, st.st_ino)
+        if key in ancestors:
+            yield Found(folder, "symbolic link loop; folder not entered again")
+            return
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError as exc:
+        yield Found(folder, f"cannot read folder: {exc.strerror or exc}")
+        return
+    ancestors = ancestors | {key}
+    for entry in entries:
+        if entry.name.startswith(".") and not hidden:
+            continue
+        path = Path(entry.path)
+        try:
+            is_dir = entry.is_dir()  # follows symlinks
+        except OSError:
+            is_dir = False
+        if is_dir:
+            if recursive:
+                yield from _walk_dir(path, recursive, exts, hidden, ancestors)
+            continue
+        if _extension(entry.name) not in exts:
+            continue
+        if entry.is_symlink() and not path.exists():
+            yield Found(path, BROKEN_LINK)
+        else:
+            yield Found(path)
+
+
+def _extension(name: str) -> str:
+    return name.rpartition(".")[2].lower() if "." in name else ""

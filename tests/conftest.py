@@ -1,0 +1,117 @@
+"""Test data made by the tests: synthetic clips with a real face photo, tiny Keras models."""
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # tests check the CPU path; the GPU is measured in bench/
+
+import cv2
+import numpy as np
+import pytest
+
+FPS = 30
+FRAME_SIZE = (480, 360)  # width, height
+
+
+def face_photo() -> np.ndarray:
+    """A real face (RGB): the head and shoulders of scikit-image's astronaut."""
+    from skimage import data
+
+    return np.ascontiguousarray(data.astronaut()[20:260, 120:340])
+
+
+def tinted(img: np.ndarray, tint: str | None) -> np.ndarray:
+    """Shift the photo's colour so a colour-reading model can tell 'fake' from 'real'."""
+    if tint is None:
+        return img
+    out = img.astype(np.int16)
+    channel = {"red": 0, "blue": 2}[tint]
+    out[..., channel] += 90
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def frames_for(n_frames: int, size=FRAME_SIZE, face: bool = True, tint: str | None = None, seed: int = 0):
+    """RGB frames: a textured background, and the face photo moving across it."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    background = cv2.GaussianBlur(rng.integers(60, 200, (h, w, 3), dtype=np.uint8), (0, 0), 9)
+    photo = tinted(face_photo(), tint)
+    scale = min(0.8 * h / photo.shape[0], 0.6 * w / photo.shape[1], 1.0)
+    photo = cv2.resize(photo, None, fx=scale, fy=scale)
+    ph, pw = photo.shape[:2]
+    for i in range(n_frames):
+        frame = background.copy()
+        if face:
+            x = int((w - pw) * (0.5 + 0.4 * np.sin(i / 25)))
+            y = int((h - ph) * (0.5 + 0.3 * np.cos(i / 40)))
+            frame[y: y + ph, x: x + pw] = photo
+        yield frame
+
+
+def write_opencv(path: Path, frames, fourcc: str = "mp4v", fps: float = FPS) -> Path:
+    frames = list(frames)
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
+    assert writer.isOpened(), f"OpenCV cannot write {path}"
+    for f in frames:
+        writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+def write_ffmpeg(path: Path, frames, codec_args: list[str], fps: float = FPS) -> Path:
+    """Encode RGB frames with the ffmpeg binary that imageio-ffmpeg ships."""
+    import imageio_ffmpeg
+
+    frames = list(frames)
+    h, w = frames[0].shape[:2]
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
+           "-s", f"{w}x{h}", "-r", str(fps), "-i", "-", *codec_args, str(path)]
+    subprocess.run(cmd, input=b"".join(f.tobytes() for f in frames), check=True)
+    return path
+
+
+H264 = ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", "120", "-bf", "2", "-preset", "veryfast"]
+VP9 = ["-c:v", "libvpx-vp9", "-pix_fmt", "yuv420p", "-b:v", "500k", "-deadline", "realtime", "-cpu-used", "8"]
+
+
+def build_colour_model(path: Path, input_size: int = 224):
+    """A tiny model with the reference interface, (N,224,224,3) -> (N,1) sigmoid.
+
+    Its score reads the crop's colour: in BGR order it is high for red faces and
+    low for blue ones, so tinted clips have known verdicts.
+    """
+    import keras
+
+    inputs = keras.Input((input_size, input_size, 3))
+    x = keras.layers.GlobalAveragePooling2D()(inputs)
+    outputs = keras.layers.Dense(1, activation="sigmoid")(x)
+    model = keras.Model(inputs, outputs)
+    # input channels are B, G, R (reference profile): score = sigmoid(12 * (R - B))
+    model.layers[-1].set_weights([np.array([[-12.0], [0.0], [12.0]], np.float32), np.zeros(1, np.float32)])
+    model.save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def colour_model(tmp_path_factory) -> Path:
+    return build_colour_model(tmp_path_factory.mktemp("model") / "colour.keras")
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory) -> dict[str, Path]:
+    """A folder of short clips: red (FAKE) and blue (REAL) faces, no face, several containers."""
+    root = tmp_path_factory.mktemp("clips")
+    (root / "sub").mkdir()
+    made = {
+        "fake_mp4": write_opencv(root / "fake_red.mp4", frames_for(300, tint="red")),
+        "real_avi": write_opencv(root / "real_blue.avi", frames_for(300, tint="blue", seed=1), "MJPG"),
+        "noface_mp4": write_opencv(root / "sub" / "no_face.mp4", frames_for(300, face=False, seed=2)),
+        "fake_h264": write_ffmpeg(root / "sub" / "fake_h264.MP4", frames_for(300, tint="red", seed=3), H264),
+        "short_webm": write_ffmpeg(root / "short_blue.webm", frames_for(24, tint="blue", seed=4), VP9),
+    }
+    (root / "notes.txt").write_text("not a video")
+    return {"root": root, **made}
