@@ -1,0 +1,81 @@
+import os
+from pathlib import Path
+
+import pytest
+
+from dfscan.discover import BROKEN_LINK, discover, normalise_extensions
+
+
+def touch(path: Path, data: bytes = b"x") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+@pytest.fixture
+def tree(tmp_path):
+    for rel in ["b.mp4", "a.MOV", "notes.txt", "sub/c.mkv", "sub/deeper/d.WebM", "sub/e.avi.txt",
+                ".hidden/h.mp4", "sub/.secret.mp4", "z.ts", "y.3gp"]:
+        touch(tmp_path / rel)
+    return tmp_path
+
+
+def names(found, root):
+    return [str(f.path.relative_to(root)) for f in found]
+
+
+def test_recursive_sorted_case_insensitive_and_hidden_skipped(tree):
+    found = discover([tree])
+    assert names(found, tree) == ["a.MOV", "b.mp4", "sub/c.mkv", "sub/deeper/d.WebM", "y.3gp", "z.ts"]
+    assert all(f.error is None for f in found)
+
+
+def test_no_recursive_and_hidden(tree):
+    assert names(discover([tree], recursive=False), tree) == ["a.MOV", "b.mp4", "y.3gp", "z.ts"]
+    with_hidden = names(discover([tree], include_hidden=True), tree)
+    assert ".hidden/h.mp4" in with_hidden and "sub/.secret.mp4" in with_hidden
+
+
+def test_extension_list_replaces_default(tree):
+    assert names(discover([tree], extensions=["MKV", ".webm"]), tree) == ["sub/c.mkv", "sub/deeper/d.WebM"]
+    assert normalise_extensions(["mp4,.MOV", " avi "]) == {"mp4", "mov", "avi"}
+
+
+def test_explicit_file_taken_whatever_its_extension_and_duplicates_removed(tree):
+    found = discover([tree / "notes.txt", tree / "b.mp4", tree, tree / "b.mp4"])
+    rel = names(found, tree)
+    assert rel[0] == "notes.txt" and rel.count("b.mp4") == 1
+
+
+def test_missing_path_is_reported_not_raised(tmp_path):
+    (found,) = discover([tmp_path / "nope.mp4"])
+    assert found.error == "no such file or folder"
+
+
+def test_broken_link_and_symlink_loop_are_reported(tmp_path):
+    touch(tmp_path / "v" / "ok.mp4")
+    os.symlink(tmp_path / "gone.mp4", tmp_path / "v" / "broken.mp4")
+    os.symlink(tmp_path / "v", tmp_path / "v" / "loop")  # points back at its own folder
+    os.symlink("self.mp4", tmp_path / "v" / "self.mp4")  # a link to itself
+    found = discover([tmp_path / "v"])
+    by_name = {str(f.path.relative_to(tmp_path)): f.error for f in found}
+    assert by_name["v/ok.mp4"] is None
+    assert by_name["v/broken.mp4"] == BROKEN_LINK
+    assert by_name["v/self.mp4"] == BROKEN_LINK
+    assert "loop" in by_name["v/loop"]
+    assert len(found) == 4
+
+
+def test_unreadable_folder_is_reported_and_walk_continues(tree, monkeypatch):
+    real_scandir = os.scandir
+
+    def scandir(path):
+        if Path(path).name == "deeper":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    found = discover([tree])
+    errors = {str(f.path.relative_to(tree)): f.error for f in found if f.error}
+    assert errors == {"sub/deeper": "cannot read folder: Permission denied"}
+    assert "z.ts" in names(found, tree)

@@ -1,0 +1,89 @@
+import numpy as np
+import pytest
+
+from conftest import H264, write_ffmpeg, write_opencv
+from dfscan import video
+from dfscan.errors import VideoError
+from dfscan.video import REFERENCE_FRAMES, FrameSpec, read_frames, spread_indices
+
+
+def level(i: int) -> int:
+    """Grey level that identifies frame i (neighbours differ by 37)."""
+    return (i * 37) % 200 + 25
+
+
+def numbered_frames(n: int, size=(96, 64)):
+    w, h = size
+    return [np.full((h, w, 3), level(i), np.uint8) for i in range(n)]
+
+
+@pytest.fixture(scope="module")
+def numbered_h264(tmp_path_factory):
+    """H.264 with B-frames and a long GOP, like DFDC clips: seeking must still be exact."""
+    return write_ffmpeg(tmp_path_factory.mktemp("v") / "numbered.mp4", numbered_frames(300), H264)
+
+
+def test_parse_frame_specs():
+    assert FrameSpec.parse("0:271:30").indices == REFERENCE_FRAMES
+    assert FrameSpec.parse(":100:25").indices == (0, 25, 50, 75)
+    assert FrameSpec.parse("30, 0,60,30").indices == (0, 30, 60)
+    for bad in ["", "a:b", "10:5", "0:", "1;2"]:
+        with pytest.raises(ValueError):
+            FrameSpec.parse(bad)
+    assert FrameSpec().describe() == "0:271:30"
+
+
+def test_resolve_keeps_reference_frames_and_spreads_over_short_clips():
+    spec = FrameSpec()
+    assert spec.resolve(300) == REFERENCE_FRAMES
+    assert spec.resolve(271) == REFERENCE_FRAMES
+    short = spec.resolve(24)
+    assert len(short) == 10 and short[0] == 0 and short[-1] == 23 and list(short) == sorted(set(short))
+    assert spec.resolve(4) == (0, 1, 2, 3)
+    assert spec.resolve(0) == ()
+    assert FrameSpec.spread(5).resolve(1001) == (0, 250, 500, 750, 1000)
+    assert spread_indices(1, 10) == (0,)
+
+
+@pytest.mark.parametrize("backend", ["decord", "opencv"])
+def test_decoded_frames_are_exactly_the_ones_asked_for(numbered_h264, backend):
+    clip = read_frames(numbered_h264, FrameSpec(), backend)
+    assert clip.indices == REFERENCE_FRAMES
+    assert clip.backend == backend
+    assert clip.total_frames == 300 and clip.fps == pytest.approx(30, abs=0.01)
+    assert (clip.width, clip.height) == (96, 64)
+    for i, frame in zip(clip.indices, clip.frames):
+        assert frame.shape == (64, 96, 3) and frame.dtype == np.uint8
+        assert abs(float(frame.mean()) - level(i)) < 4, f"frame {i} is not the frame asked for"
+
+
+def test_short_clip_gets_frames_spread_over_its_length(tmp_path):
+    path = write_opencv(tmp_path / "short.avi", numbered_frames(24), "MJPG")
+    clip = read_frames(path, FrameSpec())
+    assert len(clip.indices) == 10 and clip.indices[-1] == 23
+    for i, frame in zip(clip.indices, clip.frames):
+        assert abs(float(frame.mean()) - level(i)) < 4
+
+
+def test_falls_back_to_opencv_when_decord_fails(numbered_h264, monkeypatch):
+    def broken(path, spec):
+        raise VideoError("cannot open")
+
+    monkeypatch.setitem(video._BACKENDS, "decord", broken)
+    clip = read_frames(numbered_h264, FrameSpec())
+    assert clip.backend == "opencv"
+    assert clip.indices == REFERENCE_FRAMES
+    assert "decord: cannot open" in clip.notes[0]
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00\x01garbage" * 1000, b"just some text\n"])
+def test_unreadable_file_raises_a_clear_video_error(tmp_path, content):
+    path = tmp_path / "bad.mp4"
+    path.write_bytes(content)
+    with pytest.raises(VideoError, match="not a readable video"):
+        read_frames(path, FrameSpec())
+
+
+def test_decord_messages_lose_source_paths():
+    exc = RuntimeError("[22:09:33] /src/video/x.cc:292: [22:09:33] /src/y.cc:218: Check failed: boom")
+    assert video._short(exc) == "Check failed: boom"
