@@ -7,8 +7,10 @@ TensorFlow) are imported inside commands so that --help and --version are instan
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -82,7 +84,7 @@ def scan(paths, csv_path, overwrite, quiet, strict, verbose, **options) -> None:
     csv_path = csv_path or _default_csv()
     if csv_path.exists() and not overwrite:
         raise click.UsageError(f"{csv_path} exists; pass --overwrite to replace it or choose another --csv")
-    sys.exit(_run_scan(paths, config, csv_path, overwrite, quiet, strict))
+    sys.exit(_run_scan(paths, config, csv_path, overwrite, quiet, strict, verbose))
 
 
 def _default_csv() -> Path:
@@ -110,7 +112,12 @@ def _scan_config(o: dict):
     )
 
 
-def _run_scan(paths, config, csv_path: Path, overwrite: bool, quiet: bool, strict: bool) -> int:
+def _run_scan(paths, config, csv_path: Path, overwrite: bool, quiet: bool, strict: bool, verbose: bool) -> int:
+    with _native_stderr_silenced(enabled=not verbose):
+        return _scan_and_report(paths, config, csv_path, overwrite, quiet, strict)
+
+
+def _scan_and_report(paths, config, csv_path: Path, overwrite: bool, quiet: bool, strict: bool) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -136,7 +143,7 @@ def _run_scan(paths, config, csv_path: Path, overwrite: bool, quiet: bool, stric
                 results.append(result)
                 progress.update(task, advance=1, description=result.path.name)
                 if quiet and result.verdict is Verdict.ERROR:
-                    err.print(f"ERROR {result.path}: {result.error}", markup=False, highlight=False)
+                    err.print(f"ERROR {result.path}: {result.error}", markup=False, highlight=False, soft_wrap=True)
         except KeyboardInterrupt:
             progress.stop()
             err.print(f"interrupted: {len(results)} of {len(found)} videos are in {csv_path}")
@@ -150,6 +157,38 @@ def _run_scan(paths, config, csv_path: Path, overwrite: bool, quiet: bool, stric
     if strict and counts[Verdict.ERROR]:
         return EXIT_ERROR
     return EXIT_FAKE if counts[Verdict.FAKE] else EXIT_CLEAN
+
+
+@contextmanager
+def _native_stderr_silenced(enabled: bool):
+    """Keep FFmpeg's own warnings (printed by decord and OpenCV straight to fd 2) off the terminal.
+
+    Python's sys.stderr moves to a copy of fd 2, so our messages and the progress bar
+    still show; what C libraries write to fd 2 goes to /dev/null. --verbose keeps them.
+    """
+    try:
+        real = enabled and sys.stderr.fileno() == 2
+    except (AttributeError, OSError, ValueError):  # not a real file (e.g. captured by a test)
+        real = False
+    if not real:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    python_stderr = sys.stderr
+    sys.stderr = os.fdopen(os.dup(saved), "w", buffering=1, encoding=python_stderr.encoding,
+                           errors="backslashreplace")
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        sys.stderr.close()
+        sys.stderr = python_stderr
 
 
 class _nothing:

@@ -233,7 +233,7 @@ class Classifier:
         prep = self.info.preprocess
         for start in range(0, len(crops), self.batch_size):
             batch = np.stack([prep.apply(c) for c in crops[start: start + self.batch_size]])
-            out.append(np.asarray(self._predict(batch)).reshape(-1))
+            out.append(self._predict(batch).numpy().reshape(-1))
         scores = np.concatenate(out).astype(np.float64)
         if not np.all(np.isfinite(scores)):
             raise ModelError(f"the model {self.info.name} returned non-finite scores")

@@ -208,6 +208,8 @@ class Scanner:
             result.error = found.error
             return prepared
         try:
+            if found.path.stat().st_size == 0:
+                raise VideoError("empty file (0 bytes)")
             result.sha256 = _sha256(found.path)
             clip = read_frames(found.path, self.config.frames, self.config.decoder)
         except (VideoError, OSError) as exc:

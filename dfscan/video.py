@@ -121,10 +121,12 @@ def read_frames(path: str | Path, spec: FrameSpec, backend: str = "auto") -> Cli
 _DECORD_PREFIX = re.compile(r"\[\d\d:\d\d:\d\d\] \S+:\d+: ")
 
 
-def _short(exc: BaseException) -> str:
+def _short(exc: BaseException, path: str = "") -> str:
     """First meaningful line of a decoder's message, without source paths, short enough for a report cell."""
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip() and not ln.strip().startswith(("Stack", "File"))]
     text = _DECORD_PREFIX.sub("", lines[0]) if lines else type(exc).__name__
+    if path:  # the report already names the file
+        text = text.replace(f"ERROR opening: {path}, ", "cannot open: ").replace(path, "the file")
     return text if len(text) <= 160 else text[:157] + "..."
 
 
@@ -144,7 +146,7 @@ def _read_decord(path: str, spec: FrameSpec) -> Clip:
     except VideoError:
         raise
     except Exception as exc:  # decord raises its own DECORDError and RuntimeError
-        raise VideoError(_short(exc)) from exc
+        raise VideoError(_short(exc, path)) from exc
     frames = [np.ascontiguousarray(f) for f in batch]
     h, w = frames[0].shape[:2]
     return Clip(frames, indices, total, fps, w, h, "decord")

@@ -1,0 +1,111 @@
+import json
+
+import pytest
+
+from dfscan import ScanConfig, Verdict, scan
+from dfscan.model import Classifier
+from dfscan.pipeline import Scanner
+
+
+@pytest.fixture(scope="module")
+def report(clips, colour_model):
+    bad = clips["root"] / "broken.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40)
+    yield scan([clips["root"]], ScanConfig(model=str(colour_model)))
+    bad.unlink()
+
+
+def by_name(report):
+    return {r.path.name: r for r in report.results}
+
+
+def test_every_video_gets_the_right_verdict(report):
+    r = by_name(report)
+    assert set(r) == {"fake_red.mp4", "real_blue.avi", "no_face.mp4", "fake_h264.MP4", "short_blue.webm",
+                      "broken.mp4"}
+    assert r["fake_red.mp4"].verdict is Verdict.FAKE and r["fake_red.mp4"].score > 0.9
+    assert r["fake_h264.MP4"].verdict is Verdict.FAKE
+    assert r["real_blue.avi"].verdict is Verdict.REAL and r["real_blue.avi"].score < 0.5
+    assert r["short_blue.webm"].verdict is Verdict.REAL
+
+
+def test_results_follow_discovery_order(report, clips):
+    names = [str(x.path.relative_to(clips["root"])) for x in report.results]
+    assert names == ["broken.mp4", "fake_red.mp4", "real_blue.avi", "short_blue.webm", "sub/fake_h264.MP4",
+                     "sub/no_face.mp4"]
+
+
+def test_evidence_behind_a_verdict(report):
+    fake = by_name(report)["fake_red.mp4"]
+    assert fake.frames == tuple(range(0, 271, 30))
+    assert fake.frames_with_face == 10 and fake.faces_scored == 10
+    assert fake.max_face_score == max(f.score for f in fake.faces)
+    assert fake.most_suspicious_frame in fake.frames
+    assert (fake.width, fake.height, fake.duration_s) == (480, 360, pytest.approx(10.0))
+    assert len(fake.sha256) == 64 and fake.model.startswith("colour.keras sha256:")
+
+
+def test_no_face_and_error_never_get_a_made_up_score(report):
+    r = by_name(report)
+    assert r["no_face.mp4"].verdict is Verdict.NO_FACE and r["no_face.mp4"].score is None
+    assert r["no_face.mp4"].frames_with_face == 0 and len(r["no_face.mp4"].frames) == 10
+    assert r["broken.mp4"].verdict is Verdict.ERROR and r["broken.mp4"].score is None
+    assert "not a readable video" in r["broken.mp4"].error
+
+
+def test_short_clip_is_judged_on_frames_spread_over_it(report):
+    short = by_name(report)["short_blue.webm"]
+    assert len(short.frames) == 10 and short.frames[-1] == 23
+    assert any("spread over the whole clip" in n for n in short.notes)
+
+
+def test_crops_are_batched_across_videos_and_scores_do_not_depend_on_it(clips, colour_model, monkeypatch):
+    batches = []
+    real_predict = Classifier.predict
+
+    def spy(self, crops):
+        batches.append(len(crops))
+        return real_predict(self, crops)
+
+    monkeypatch.setattr(Classifier, "predict", spy)
+    paths = [clips["fake_mp4"], clips["real_avi"], clips["fake_h264"]]
+    big = scan(paths, ScanConfig(model=str(colour_model), batch_size=32))
+    assert batches == [30]  # three videos of 10 crops went through in one call
+    batches.clear()
+    small = scan(paths, ScanConfig(model=str(colour_model), batch_size=7, workers=1))
+    assert batches == [7, 7, 7, 7, 2]
+    for a, b in zip(big.results, small.results):
+        assert a.score == pytest.approx(b.score, abs=1e-6)
+
+
+def test_threshold_and_aggregate_come_from_config_then_model(clips, colour_model, tmp_path):
+    paths = [clips["real_avi"]]
+    strict = scan(paths, ScanConfig(model=str(colour_model), threshold=0.1))
+    assert strict.results[0].verdict is Verdict.FAKE and strict.results[0].threshold == 0.1
+    model = tmp_path / "colour.keras"
+    model.write_bytes(colour_model.read_bytes())
+    (tmp_path / "colour.json").write_text(json.dumps({"threshold": 0.05, "preprocessing": {}}))
+    own = scan(paths, ScanConfig(model=str(model), aggregate="max"))
+    assert own.results[0].threshold == 0.05 and own.results[0].verdict is Verdict.FAKE
+    assert own.results[0].score == own.results[0].max_face_score
+
+
+def test_more_faces_per_frame_are_scored_up_to_k(clips, colour_model):
+    from dfscan.faces import FaceConfig
+
+    one = scan([clips["fake_mp4"]], ScanConfig(model=str(colour_model), faces=FaceConfig(max_faces=1)))
+    assert one.results[0].faces_scored == 10  # one face in each of 10 frames
+
+
+def test_num_frames_spreads_over_the_clip(clips, colour_model):
+    from dfscan.video import FrameSpec
+
+    report = scan([clips["fake_mp4"]], ScanConfig(model=str(colour_model), frames=FrameSpec.spread(4)))
+    assert report.results[0].frames == (0, 100, 199, 299)
+
+
+def test_scanner_reuses_one_model_for_many_scans(clips, colour_model):
+    scanner = Scanner(ScanConfig(model=str(colour_model)))
+    first = list(scanner.iter_scan(scanner.discover([clips["fake_mp4"]])))
+    second = list(scanner.iter_scan(scanner.discover([clips["fake_mp4"]])))
+    assert first[0].score == second[0].score
