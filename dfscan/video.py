@@ -126,7 +126,8 @@ def _short(exc: BaseException, path: str = "") -> str:
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip() and not ln.strip().startswith(("Stack", "File"))]
     text = _DECORD_PREFIX.sub("", lines[0]) if lines else type(exc).__name__
     if path:  # the report already names the file
-        text = text.replace(f"ERROR opening: {path}, ", "cannot open: ").replace(path, "the file")
+        text = text.replace(f"ERROR opening: {path}, ", "cannot open: ").replace(f"[{path}] ", "")
+        text = text.replace(path, "the file")
     return text if len(text) <= 160 else text[:157] + "..."
 
 
@@ -161,9 +162,10 @@ def _read_opencv(path: str, spec: FrameSpec) -> Clip:
             raise VideoError("OpenCV cannot open it")
         fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        if total <= 0:
+        if total <= 0:  # no count in the header (e.g. WebM): count, then start again from the top
             total = _count_frames(cap)
-            cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            cap.release()
+            cap = cv2.VideoCapture(path)
         wanted = spec.resolve(total)
         frames, indices, got = _grab_sequential(cap, wanted)
     finally:

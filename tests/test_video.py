@@ -87,3 +87,26 @@ def test_unreadable_file_raises_a_clear_video_error(tmp_path, content):
 def test_decord_messages_lose_source_paths():
     exc = RuntimeError("[22:09:33] /src/video/x.cc:292: [22:09:33] /src/y.cc:218: Check failed: boom")
     assert video._short(exc) == "Check failed: boom"
+
+
+def test_stream_without_a_frame_count_is_counted_then_read_from_the_start(tmp_path, monkeypatch):
+    path = write_opencv(tmp_path / "n.avi", numbered_frames(50), "MJPG")
+    import cv2
+
+    real = cv2.VideoCapture
+
+    class NoCount:  # what OpenCV reports for many WebM files: no usable frame count
+        def __init__(self, p):
+            self._cap = real(p)
+
+        def get(self, prop):
+            return -2.79e17 if prop == cv2.CAP_PROP_FRAME_COUNT else self._cap.get(prop)
+
+        def __getattr__(self, name):
+            return getattr(self._cap, name)
+
+    monkeypatch.setattr(cv2, "VideoCapture", NoCount)
+    clip = read_frames(path, FrameSpec(), "opencv")
+    assert clip.total_frames == 50 and len(clip.indices) == 10
+    for i, frame in zip(clip.indices, clip.frames):
+        assert abs(float(frame.mean()) - level(i)) < 4
