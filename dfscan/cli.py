@@ -39,7 +39,10 @@ def _frames_option(ctx, param, value):
 
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--model", "-m", metavar="PATH", help="Keras model file (.keras) to score faces with.")
+@click.option("--model", "-m", metavar="MODEL",
+              help="A registry name (see `dfscan models list`), hf://owner/repo[/file][@rev], or a .keras file.  "
+                   "[default: the reference model]")
+@click.option("--offline", is_flag=True, help="Never touch the network; use the hub cache only (as HF_HUB_OFFLINE=1).")
 @click.option("--frames", callback=_frames_option, metavar="SPEC",
               help="Frames to sample: START:STOP:STEP or a list 0,30,60.  [default: 0:271:30]")
 @click.option("--num-frames", type=click.IntRange(min=1), metavar="N",
@@ -106,7 +109,7 @@ def _scan_config(o: dict):
     exts = normalise_extensions(o["extensions"]) if o["extensions"] else VIDEO_EXTENSIONS
     faces = FaceConfig(max_faces=o["max_faces"], detect_size=o["detect_size"], min_confidence=o["face_confidence"])
     return ScanConfig(
-        model=o["model"], frames=frames, faces=faces, margin=o["margin"], batch_size=o["batch_size"],
+        model=o["model"], offline=o["offline"], frames=frames, faces=faces, margin=o["margin"], batch_size=o["batch_size"],
         device=o["device"], aggregate=o["aggregate"], threshold=o["threshold"], recursive=o["recursive"],
         extensions=exts, include_hidden=o["hidden"], workers=o["workers"], decoder=o["decoder"],
     )
@@ -159,6 +162,97 @@ def _scan_and_report(paths, config, csv_path: Path, overwrite: bool, quiet: bool
     return EXIT_FAKE if counts[Verdict.FAKE] else EXIT_CLEAN
 
 
+@cli.group()
+def models() -> None:
+    """Known models: list, fetch, verify, info."""
+    _setup_logging(quiet=False, verbose=False)
+
+
+@models.command("list")
+def models_list() -> None:
+    """Every registry model, where its file is cached and whether its bytes check out."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .registry import load_registry, verify
+
+    table = Table(title="dfscan models")
+    for col in ("name", "source", "aliases", "cached", "sha256"):
+        table.add_column(col, overflow="fold")
+    for i, entry in enumerate(load_registry()):
+        status, path, _ = verify(entry, offline=True)
+        src = str(entry.hub) if entry.hub else entry.source.get("path", "")
+        name = entry.name + (" (default)" if i == 0 else "")
+        table.add_row(name, src, ", ".join(entry.aliases), str(path) if path else "not cached", _STATUS[status])
+    Console().print(table)
+
+
+_STATUS = {"ok": "matches the record", "mismatch": "DIFFERS from the record", "unrecorded": "no hash recorded",
+           "missing": "-"}
+
+
+@models.command("fetch")
+@click.argument("name", default="reference")
+@click.option("--refresh", is_flag=True, help="Ask the hub for the revision again even if a copy is cached.")
+def models_fetch(name: str, refresh: bool) -> None:
+    """Download a model into the hub cache (needs the network) and print its revision and SHA-256."""
+    from rich.console import Console
+
+    from .registry import HubRef, download, find_entry, resolve_model
+
+    entry = find_entry(name)
+    ref = entry.hub if entry else (HubRef.parse(name) if name.startswith("hf://") else None)
+    if ref is not None:
+        download(ref, offline=False, hint=name, refresh=refresh)
+    info = resolve_model(name)
+    out = Console()
+    out.print(f"{info.name}: {info.path}", highlight=False)
+    out.print(f"revision: {info.revision or '-'}\nsha256:   {info.sha256}", highlight=False)
+    for w in info.warnings:
+        out.print(f"note: {w}", highlight=False, style="yellow")
+
+
+@models.command("verify")
+@click.argument("name", required=False)
+def models_verify(name: str | None) -> None:
+    """Check cached model files against their recorded SHA-256 (exit 1 if any differs or is missing)."""
+    from rich.console import Console
+
+    from .errors import ModelError
+    from .registry import find_entry, load_registry, verify
+
+    entries = load_registry()
+    if name:
+        entry = find_entry(name, entries)
+        if entry is None:
+            raise ModelError(f"no registry model named {name}")
+        entries = [entry]
+    out, bad = Console(), 0
+    for entry in entries:
+        status, path, digest = verify(entry, offline=True)
+        bad += status in ("mismatch", "missing")
+        out.print(f"{entry.name}: {_STATUS[status] if status != 'missing' else 'not cached'}"
+                  + (f"\n  {path}\n  sha256 {digest}" if path else ""), highlight=False)
+    sys.exit(1 if bad else 0)
+
+
+@models.command("info")
+@click.argument("name", default="reference")
+def models_info(name: str) -> None:
+    """A model's source, preprocessing, threshold, training data and published metrics."""
+    import json
+
+    from rich.console import Console
+
+    from .errors import ModelError
+    from .registry import find_entry
+
+    entry = find_entry(name)
+    if entry is None:
+        raise ModelError(f"no registry model named {name} (see `dfscan models list`)")
+    Console().print_json(json.dumps(entry.data))
+
+
 @contextmanager
 def _native_stderr_silenced(enabled: bool):
     """Keep FFmpeg's own warnings (printed by decord and OpenCV straight to fd 2) off the terminal.
@@ -209,6 +303,8 @@ def _setup_logging(quiet: bool, verbose: bool) -> None:
     logger.handlers[:] = [handler]
     logger.setLevel(level)
     logger.propagate = False
+    if not verbose:  # huggingface_hub's retry chatter would drown our one clear message
+        os.environ.setdefault("HF_HUB_VERBOSITY", "error")
 
 
 def main(argv: list[str] | None = None) -> int:

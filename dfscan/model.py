@@ -80,11 +80,14 @@ class ModelInfo:
     margin: float | None = None  # face-crop margin the model was trained with, if known
     metadata: dict[str, Any] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    source: str = ""  # a path, or hf://owner/repo/file
+    revision: str | None = None  # the hub commit the bytes came from
 
     @property
     def label(self) -> str:
-        """What reports print: the name and the first 12 hex digits of the file's SHA-256."""
-        return f"{self.name} sha256:{self.sha256[:12]}"
+        """What reports print: name, hub revision if any, and the first 12 hex digits of the SHA-256."""
+        rev = f"@{self.revision[:12]}" if self.revision else ""
+        return f"{self.name}{rev} sha256:{self.sha256[:12]}"
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -100,32 +103,39 @@ def sidecar_path(model_path: Path) -> Path:
     return model_path.with_suffix(".json")
 
 
-def describe_local_model(path: str | Path) -> ModelInfo:
+def describe_local_model(path: str | os.PathLike) -> ModelInfo:
     """ModelInfo for a local .keras file, from its sidecar JSON or the reference profile."""
     path = Path(path).expanduser()
     if not path.exists():
         raise ModelError(f"model file not found: {path}")
     if path.is_dir():
         raise ModelError(f"--model must be a .keras file, not a folder: {path}")
-    meta: dict[str, Any] = {}
-    warnings: list[str] = []
     side = sidecar_path(path)
+    meta: dict[str, Any] | None = None
     if side.is_file():
         try:
             meta = json.loads(side.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise ModelError(f"cannot read the model's metadata {side}: {exc}") from exc
+    return model_info(path, meta, default_name=path.name, source=str(path))
+
+
+def model_info(path: Path, meta: dict[str, Any] | None, *, default_name: str, source: str,
+               revision: str | None = None) -> ModelInfo:
+    """ModelInfo from a model file and its metadata (sidecar or registry entry)."""
+    meta = meta or {}
+    warnings: list[str] = []
     prep_data = meta.get("preprocessing")
     if prep_data is None:
         warnings.append(
-            f"{path.name} has no metadata ({side.name}); assuming the reference model's "
+            f"{default_name} has no metadata ({sidecar_path(path).name}); assuming the reference model's "
             "preprocessing: BGR, resized to 224x224, scaled to 0..1"
         )
         prep = REFERENCE_PREPROCESS
     else:
         prep = Preprocess.from_dict(prep_data)
     return ModelInfo(
-        name=str(meta.get("name") or path.name),
+        name=str(meta.get("name") or default_name),
         path=path,
         sha256=file_sha256(path),
         preprocess=prep,
@@ -133,17 +143,9 @@ def describe_local_model(path: str | Path) -> ModelInfo:
         margin=(prep_data or {}).get("margin"),
         metadata=meta,
         warnings=tuple(warnings),
+        source=source,
+        revision=revision,
     )
-
-
-def resolve_model(spec: str | os.PathLike | None) -> ModelInfo:
-    """Turn what the user passed to --model into a ModelInfo."""
-    if spec is None:
-        raise ModelError(
-            "no model given: pass --model PATH to a .keras file "
-            "(the built-in hub default is not available in this version)"
-        )
-    return describe_local_model(spec)
 
 
 # Lines TensorFlow's C++ side prints at start-up on every machine without CUDA; they alarm users.

@@ -21,7 +21,8 @@ from .aggregate import AGGREGATES, Verdict, aggregate, verdict
 from .discover import VIDEO_EXTENSIONS, Found, discover
 from .errors import ConfigError, VideoError
 from .faces import FaceConfig, FaceDetector
-from .model import Classifier, ModelInfo, resolve_model
+from .model import Classifier, ModelInfo
+from .registry import resolve_model
 from .video import FrameSpec, read_frames
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,8 @@ DEFAULT_MARGIN = 0.2
 class ScanConfig:
     """Every setting of a scan. The CLI builds one from its options."""
 
-    model: str | None = None
+    model: str | None = None  # a registry name, hf:// id or .keras path; None: the registry's default
+    offline: bool = False
     frames: FrameSpec = FrameSpec()
     faces: FaceConfig = FaceConfig()
     margin: float | None = None  # None: the model's own, else DEFAULT_MARGIN
@@ -140,7 +142,7 @@ class Scanner:
 
     def __init__(self, config: ScanConfig = ScanConfig(), model_info: ModelInfo | None = None):
         self.config = config
-        self.model_info = model_info or resolve_model(config.model)
+        self.model_info = model_info or resolve_model(config.model, config.offline)
         for warning in self.model_info.warnings:
             log.warning(warning)
         margin = config.margin if config.margin is not None else (self.model_info.margin or DEFAULT_MARGIN)
