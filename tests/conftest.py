@@ -3,10 +3,14 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # tests check the CPU path; the GPU is measured in bench/
+# Tests never reach the network nor read the developer's own hub cache.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_HUB_CACHE"] = tempfile.mkdtemp(prefix="dfscan-test-hub-")
 
 import cv2
 import numpy as np

@@ -100,8 +100,7 @@ def test_model_that_cannot_be_loaded_exits_2_with_a_message(real_only, tmp_path,
     assert main(["scan", str(real_only), "--model", str(bad), "--csv", str(tmp_path / "x.csv")]) == 2
     err = capsys.readouterr().err
     assert "dfscan: error: cannot load the model" in err and "Traceback" not in err
-    assert main(["scan", str(real_only), "--csv", str(tmp_path / "y.csv")]) == 2
-    assert "no model given" in capsys.readouterr().err
+    assert not (tmp_path / "x.csv").exists()
 
 
 def test_usage_errors_exit_2(real_only, colour_model, capsys):
