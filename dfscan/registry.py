@@ -72,7 +72,10 @@ def registry_file() -> Path:
     override = os.environ.get(REGISTRY_ENV)
     if override:
         return Path(override)
-    return Path(str(resources.files("dfscan.models").joinpath("registry.json")))
+    try:  # installed (setup.cfg maps models/ to dfscan.models) or frozen
+        return Path(str(resources.files("dfscan.models").joinpath("registry.json")))
+    except ModuleNotFoundError:  # run from a source checkout without installing
+        return Path(__file__).resolve().parent.parent / "models" / "registry.json"
 
 
 def load_registry(path: Path | None = None) -> list[Entry]:
