@@ -11,11 +11,13 @@ import os
 import sys
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
 from . import __version__
+from .errors import DfscanError
 
 EXIT_CLEAN, EXIT_FAKE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -70,30 +72,58 @@ def _frames_option(ctx, param, value):
               help="Videos decoded at the same time.")
 @click.option("--decoder", type=click.Choice(["auto", "decord", "opencv"]), default="auto", show_default=True,
               help="auto: decord, then OpenCV when decord cannot read a file.")
+@click.option("--store", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+              help="SQLite file keeping results between scans.  [default: per-user data folder, see README]")
+@click.option("--no-store", is_flag=True, help="Keep no results between scans.")
+@click.option("--resume/--rescan", default=True, show_default=True,
+              help="Reuse stored results for unchanged files scanned with the same model and settings.")
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
               help="CSV report.  [default: dfscan-report-<time>.csv in the current folder]")
-@click.option("--overwrite", is_flag=True, help="Replace an existing --csv file.")
+@click.option("--overwrite", is_flag=True, help="Replace existing report files.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only errors (the CSV is still written).")
 @click.option("--strict", is_flag=True, help="Exit 2 when any file could not be scanned.")
 @click.option("--verbose", "-v", is_flag=True, help="More detail on stderr.")
-def scan(paths, csv_path, overwrite, quiet, strict, verbose, **options) -> None:
+def scan(paths, csv_path, overwrite, quiet, strict, verbose, store, no_store, resume, **options) -> None:
     """Scan video files and folders for deepfaked faces.
 
     Exit status: 0 no video FAKE, 1 at least one FAKE, 2 usage error, model
     error, or (with --strict) a file that could not be scanned.
     """
     _setup_logging(quiet, verbose)
+    options["store"] = None if no_store else str(store or _default_store())
+    options["rescan"] = not resume
     config = _scan_config(options)
-    csv_path = csv_path or _default_csv()
-    if csv_path.exists() and not overwrite:
-        raise click.UsageError(f"{csv_path} exists; pass --overwrite to replace it or choose another --csv")
-    sys.exit(_run_scan(paths, config, csv_path, overwrite, quiet, strict, verbose))
+    out = Outputs(csv=csv_path or _default_csv(), overwrite=overwrite, quiet=quiet, strict=strict, verbose=verbose)
+    for path in out.files():
+        if path.exists() and not overwrite:
+            raise click.UsageError(f"{path} exists; pass --overwrite to replace it or choose another name")
+    sys.exit(_run_scan(paths, config, out))
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Where the reports go and how loud the command is."""
+
+    csv: Path
+    overwrite: bool = False
+    quiet: bool = False
+    strict: bool = False
+    verbose: bool = False
+
+    def files(self) -> list[Path]:
+        return [self.csv]
 
 
 def _default_csv() -> Path:
     from .report import default_csv_path
 
     return default_csv_path()
+
+
+def _default_store() -> Path:
+    from .store import default_store_path
+
+    return default_store_path()
 
 
 def _scan_config(o: dict):
@@ -109,55 +139,65 @@ def _scan_config(o: dict):
     exts = normalise_extensions(o["extensions"]) if o["extensions"] else VIDEO_EXTENSIONS
     faces = FaceConfig(max_faces=o["max_faces"], detect_size=o["detect_size"], min_confidence=o["face_confidence"])
     return ScanConfig(
-        model=o["model"], offline=o["offline"], frames=frames, faces=faces, margin=o["margin"], batch_size=o["batch_size"],
-        device=o["device"], aggregate=o["aggregate"], threshold=o["threshold"], recursive=o["recursive"],
-        extensions=exts, include_hidden=o["hidden"], workers=o["workers"], decoder=o["decoder"],
+        model=o["model"], offline=o["offline"], frames=frames, faces=faces, margin=o["margin"],
+        batch_size=o["batch_size"], device=o["device"], aggregate=o["aggregate"], threshold=o["threshold"],
+        recursive=o["recursive"], extensions=exts, include_hidden=o["hidden"], workers=o["workers"],
+        decoder=o["decoder"], store=o["store"], rescan=o["rescan"],
     )
 
 
-def _run_scan(paths, config, csv_path: Path, overwrite: bool, quiet: bool, strict: bool, verbose: bool) -> int:
-    with _native_stderr_silenced(enabled=not verbose):
-        return _scan_and_report(paths, config, csv_path, overwrite, quiet, strict)
+def _run_scan(paths, config, out: Outputs) -> int:
+    with _native_stderr_silenced(enabled=not out.verbose):
+        return _scan_and_report(paths, config, out)
 
 
-def _scan_and_report(paths, config, csv_path: Path, overwrite: bool, quiet: bool, strict: bool) -> int:
+def _scan_and_report(paths, config, out: Outputs) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from .aggregate import Verdict
     from .pipeline import ScanReport, Scanner
-    from .report import CsvReport, results_table, summary
+    from .report import LiveCsv, partial_path, printable, results_table, summary, to_csv_text, write_atomic
 
-    out, err = Console(), Console(stderr=True)
+    stdout, err = Console(), Console(stderr=True)
     started = time.perf_counter()
-    with err.status("loading the model", spinner="dots") if not quiet else _nothing():
+    with err.status("loading the model", spinner="dots") if not out.quiet else _nothing():
         scanner = Scanner(config)
     found = scanner.discover(paths)
     if not found:
         logging.getLogger("dfscan").warning("no video files found in %s", ", ".join(map(str, paths)))
     results = []
     progress = Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                        TextColumn("{task.description}"), console=err, transient=True, disable=quiet)
-    with CsvReport(csv_path, overwrite=overwrite) as report_csv, progress:
+                        TextColumn("{task.description}"), console=err, transient=True, disable=out.quiet)
+    live = partial_path(out.csv)
+    with LiveCsv(live) as live_csv, progress:
         task = progress.add_task("", total=len(found))
         try:
             for result in scanner.iter_scan(found):
-                report_csv.add(result)
+                live_csv.add(result)
                 results.append(result)
-                progress.update(task, advance=1, description=result.path.name)
-                if quiet and result.verdict is Verdict.ERROR:
-                    err.print(f"ERROR {result.path}: {result.error}", markup=False, highlight=False, soft_wrap=True)
+                progress.update(task, advance=1, description=printable(result.path.name))
+                if out.quiet and result.verdict is Verdict.ERROR:
+                    err.print(f"ERROR {printable(str(result.path))}: {result.error}", markup=False,
+                              highlight=False, soft_wrap=True)
         except KeyboardInterrupt:
             progress.stop()
-            err.print(f"interrupted: {len(results)} of {len(found)} videos are in {csv_path}")
+            err.print(f"interrupted: {len(results)} of {len(found)} videos are in {live}; run the same command "
+                      "again to finish (stored results are reused)", markup=False, highlight=False)
             return EXIT_INTERRUPTED
     report = ScanReport(results, scanner.model_info.label, scanner.device, time.perf_counter() - started, config)
-    if not quiet:
+    try:
+        write_atomic(out.csv, to_csv_text(results), overwrite=out.overwrite)
+    except FileExistsError as exc:
+        raise DfscanError(f"{out.csv} appeared during the scan and was not replaced; the results are in {live}") \
+            from exc
+    live.unlink()
+    if not out.quiet:
         if results:
-            out.print(results_table(results))
-        out.print(summary(report, csv_path))
+            stdout.print(results_table(results))
+        stdout.print(summary(report, out.csv))
     counts = report.counts()
-    if strict and counts[Verdict.ERROR]:
+    if out.strict and counts[Verdict.ERROR]:
         return EXIT_ERROR
     return EXIT_FAKE if counts[Verdict.FAKE] else EXIT_CLEAN
 
@@ -309,8 +349,6 @@ def _setup_logging(quiet: bool, verbose: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and map every exception to one exit code."""
-    from .errors import DfscanError
-
     try:
         cli.main(args=argv, prog_name="dfscan", standalone_mode=False)
     except SystemExit as exc:

@@ -11,9 +11,9 @@ import logging
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -23,6 +23,7 @@ from .errors import ConfigError, VideoError
 from .faces import FaceConfig, FaceDetector
 from .model import Classifier, ModelInfo
 from .registry import resolve_model
+from .store import ResultStore, settings_key
 from .video import FrameSpec, read_frames
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,8 @@ class ScanConfig:
     include_hidden: bool = False
     workers: int = 2
     decoder: str = "auto"
+    store: str | None = None  # SQLite result store; None: keep nothing between scans
+    rescan: bool = False  # ignore stored results (new ones are still stored)
 
     def __post_init__(self):
         if self.aggregate not in AGGREGATES:
@@ -94,6 +97,31 @@ class VideoResult:
     error: str | None = None
     decoder: str | None = None
     notes: tuple[str, ...] = ()
+    cached: bool = False  # taken from the result store, not computed in this scan
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data (the store's and the JSON report's form)."""
+        return {
+            "path": str(self.path), "verdict": self.verdict.value, "score": self.score,
+            "threshold": self.threshold, "frames": list(self.frames), "frames_with_face": self.frames_with_face,
+            "faces": [{"frame": f.frame, "score": f.score, "box": list(f.box), "confidence": f.confidence}
+                      for f in self.faces],
+            "duration_s": self.duration_s, "fps": self.fps, "width": self.width, "height": self.height,
+            "sha256": self.sha256, "model": self.model, "error": self.error, "decoder": self.decoder,
+            "notes": list(self.notes),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "VideoResult":
+        faces = [FaceScore(f["frame"], f["score"], tuple(f["box"]), f["confidence"]) for f in d.get("faces", ())]
+        return cls(
+            path=Path(d["path"]), verdict=Verdict(d["verdict"]), score=d.get("score"),
+            threshold=d.get("threshold", 0.5), frames=tuple(d.get("frames", ())),
+            frames_with_face=d.get("frames_with_face", 0), faces=faces, duration_s=d.get("duration_s"),
+            fps=d.get("fps"), width=d.get("width"), height=d.get("height"), sha256=d.get("sha256"),
+            model=d.get("model", ""), error=d.get("error"), decoder=d.get("decoder"),
+            notes=tuple(d.get("notes", ())),
+        )
 
     @property
     def faces_scored(self) -> int:
@@ -131,6 +159,7 @@ class _Prepared:
     crops: list[np.ndarray] = field(default_factory=list)
     crop_meta: list[tuple[int, tuple[float, float, float, float], float]] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
+    cached: VideoResult | None = None
 
     @property
     def done(self) -> bool:
@@ -150,6 +179,17 @@ class Scanner:
         self.threshold = config.threshold if config.threshold is not None else self.model_info.threshold
         self.detector = FaceDetector(self.face_config)
         self.classifier = Classifier(self.model_info, device=config.device, batch_size=config.batch_size)
+        self.store = ResultStore(config.store) if config.store else None
+        self.settings = settings_key(self.score_settings())
+
+    def score_settings(self) -> dict[str, Any]:
+        """Everything besides the file and the model's bytes that can change a result."""
+        c = self.config
+        return {
+            "frames": list(c.frames.indices), "num_frames": c.frames.count, "decoder": c.decoder,
+            "faces": asdict(self.face_config), "aggregate": c.aggregate, "threshold": self.threshold,
+            "preprocess": asdict(self.model_info.preprocess),
+        }
 
     @property
     def device(self) -> str:
@@ -199,7 +239,11 @@ class Scanner:
 
     def _finished(self, pending: deque[_Prepared]) -> Iterator[VideoResult]:
         while pending and pending[0].done:
-            yield self._conclude(pending.popleft())
+            result = self._conclude(pending.popleft())
+            if self.store and not result.cached and result.verdict is not Verdict.ERROR and result.sha256:
+                self.store.put(result.sha256, self.model_info.sha256, self.settings, result.to_dict(),
+                               str(result.path))
+            yield result
 
     def _prepare(self, found: Found) -> _Prepared:
         """Decode, detect and crop one video (runs in a worker thread)."""
@@ -213,6 +257,11 @@ class Scanner:
             if found.path.stat().st_size == 0:
                 raise VideoError("empty file (0 bytes)")
             result.sha256 = _sha256(found.path)
+            if self.store and not self.config.rescan:
+                stored = self.store.get(result.sha256, self.model_info.sha256, self.settings[0])
+                if stored is not None:
+                    prepared.cached = replace(VideoResult.from_dict(stored), path=found.path, cached=True)
+                    return prepared
             clip = read_frames(found.path, self.config.frames, self.config.decoder)
         except (VideoError, OSError) as exc:
             result.error = _reason(exc)
@@ -240,6 +289,8 @@ class Scanner:
         return prepared
 
     def _conclude(self, p: _Prepared) -> VideoResult:
+        if p.cached is not None:
+            return p.cached
         r = p.result
         if r.error:
             return r

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import re
+import tempfile
 import time
 from pathlib import Path
 from typing import IO, Iterable
@@ -27,6 +30,29 @@ VERDICT_STYLE = {
 }
 
 
+# Spreadsheets run a cell starting with one of these as a formula (OWASP "CSV injection").
+_FORMULA = re.compile(r"^'*[=+\-@\t\r]")
+
+
+def neutralise(cell: str) -> str:
+    """Prefix a quote to a cell a spreadsheet would run as a formula; reversible with `restore`.
+
+    Cells that already start with quotes before such a character get one more, so that
+    `restore(neutralise(x)) == x` for every string x.
+    """
+    return "'" + cell if _FORMULA.match(cell) else cell
+
+
+def restore(cell: str) -> str:
+    """The original text of a neutralised CSV cell."""
+    return cell[1:] if cell.startswith("'") and _FORMULA.match(cell) else cell
+
+
+def printable(text: str) -> str:
+    """Text safe to show in a terminal: control characters (escape sequences, newlines) made visible."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _num(value: float | None, digits: int = 6) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
@@ -36,7 +62,11 @@ def _opt(value) -> str:
 
 
 def csv_row(r: VideoResult) -> dict[str, str]:
-    """One CSV row. Missing values are empty cells, never a made-up number."""
+    """One CSV row. Missing values are empty cells, never a made-up number; no cell runs as a formula."""
+    return {k: neutralise(v) for k, v in _raw_row(r).items()}
+
+
+def _raw_row(r: VideoResult) -> dict[str, str]:
     return {
         "path": str(r.path),
         "verdict": r.verdict.value,
@@ -73,13 +103,15 @@ def default_csv_path(folder: Path | None = None, now: float | None = None) -> Pa
     return candidate
 
 
-class CsvReport:
-    """A CSV written row by row as videos finish, so an interrupted scan keeps its work."""
+class LiveCsv:
+    """Rows written as videos finish (to `<report>.partial`), so an interrupted scan shows its work.
 
-    def __init__(self, path: Path, overwrite: bool = False):
+    The finished report is written separately by `write_atomic`, from all results at once.
+    """
+
+    def __init__(self, path: Path):
         self.path = Path(path)
-        # 'x' refuses to replace a user's file unless asked; the CLI turns that into a message.
-        self._fh: IO[str] = open(self.path, "w" if overwrite else "x", newline="", encoding="utf-8")
+        self._fh: IO[str] = open(self.path, "w", newline="", encoding="utf-8")
         self._writer = csv.DictWriter(self._fh, fieldnames=CSV_COLUMNS)
         self._writer.writeheader()
         self._fh.flush()
@@ -91,11 +123,15 @@ class CsvReport:
     def close(self) -> None:
         self._fh.close()
 
-    def __enter__(self) -> "CsvReport":
+    def __enter__(self) -> "LiveCsv":
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def partial_path(path: Path) -> Path:
+    return path.with_name(path.name + ".partial")
 
 
 def to_csv_text(results: Iterable[VideoResult]) -> str:
@@ -105,6 +141,39 @@ def to_csv_text(results: Iterable[VideoResult]) -> str:
     for r in results:
         writer.writerow(csv_row(r))
     return buf.getvalue()
+
+
+def write_atomic(path: Path, text: str, overwrite: bool = False) -> None:
+    """Write to a temporary file beside `path`, then move it into place in one step.
+
+    Without `overwrite` an existing file is never replaced, even one that appeared
+    during the scan (FileExistsError).
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _move_no_clobber(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _move_no_clobber(tmp: str, path: Path) -> None:
+    try:
+        os.link(tmp, path)  # fails if `path` exists: no window in which a user's file is replaced
+    except FileExistsError:
+        raise
+    except OSError:  # a file system without hard links
+        if path.exists():
+            raise FileExistsError(str(path))
+        os.replace(tmp, path)
 
 
 def suspicion_order(results: Iterable[VideoResult]) -> list[VideoResult]:
@@ -132,8 +201,8 @@ def results_table(results: Iterable[VideoResult]):
             _num(r.score, 3),
             str(r.faces_scored) if r.frames else "",
             f"{r.frames_with_face}/{len(r.frames)}" if r.frames else "",
-            Text(str(r.path)),
-            Text(r.error or _shorten("; ".join(r.notes), 60)),
+            Text(printable(str(r.path))),
+            Text(printable(r.error or _shorten("; ".join(r.notes), 60))),
         )
     table.caption = "Faces: face crops scored.  Frames: sampled frames with a face / frames sampled."
     return table

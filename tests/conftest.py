@@ -11,6 +11,7 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # tests check the CPU path; t
 # Tests never reach the network nor read the developer's own hub cache.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_HUB_CACHE"] = tempfile.mkdtemp(prefix="dfscan-test-hub-")
+os.environ["DFSCAN_STORE"] = os.path.join(tempfile.mkdtemp(prefix="dfscan-test-store-"), "results.sqlite")
 
 import cv2
 import numpy as np
