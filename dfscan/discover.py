@@ -20,6 +20,7 @@ VIDEO_EXTENSIONS: frozenset[str] = frozenset(
 
 
 BROKEN_LINK = "broken symbolic link (its target is missing or loops back on itself)"
+FOLDER_NAMED_LIKE_VIDEO = "a folder, not a video file (videos inside it are listed on their own)"
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,8 @@ def _walk_dir(
         except OSError:
             is_dir = False
         if is_dir:
+            if _extension(entry.name) in exts:
+                yield Found(path, FOLDER_NAMED_LIKE_VIDEO)
             if recursive:
                 yield from _walk_dir(path, recursive, exts, hidden, ancestors)
             continue

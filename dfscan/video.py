@@ -7,6 +7,7 @@ slower but exact. Frames come out as RGB uint8 arrays.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,20 +105,83 @@ class Clip:
 def read_frames(path: str | Path, spec: FrameSpec, backend: str = "auto") -> Clip:
     """Decode the frames `spec` asks for; raise VideoError when no backend can."""
     path = str(path)
-    failures = []
+    not_video = _sniff(path)
+    if not_video:  # decoders would read a lone image as a one-frame "video"
+        raise VideoError(not_video)
+    failures, reasons = [], []
     backends = ("decord", "opencv") if backend == "auto" else (backend,)
     for name in backends:
         try:
             clip = _BACKENDS[name](path, spec)
         except VideoError as exc:
             failures.append(f"{name}: {exc}")
+            reasons.append(str(exc))
             continue
         if failures:
             clip.notes.append(f"decoded with {clip.backend} (" + "; ".join(failures) + ")")
         return clip
-    raise VideoError("not a readable video (" + "; ".join(failures) + ")")
+    plain = next((r for r in reasons if r in _PLAIN), None)
+    raise VideoError(plain or diagnose(path) or "not a readable video (" + "; ".join(failures) + ")")
 
 
+_MAGIC = ((b"\xff\xd8\xff", "a JPEG image"), (b"\x89PNG", "a PNG image"), (b"%PDF", "a PDF document"),
+          (b"PK\x03\x04", "a ZIP archive (or an office document)"))
+
+
+def _sniff(path: str) -> str | None:
+    """'a JPEG image, not a video' and the like, from the first bytes; None when it may be a video."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError:
+        return None
+    return next((f"{what}, not a video" for magic, what in _MAGIC if head.startswith(magic)), None)
+
+
+def diagnose(path: str) -> str | None:
+    """Why a file no decoder can open is not a video, when its first bytes tell."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+            size = os.fstat(fh.fileno()).st_size
+            if head[4:8] == b"ftyp":
+                return _diagnose_mp4(fh, size)
+    except OSError:
+        return None
+    if head and all(32 <= b < 127 or b in b"\t\r\n" for b in head):
+        return "a text file, not a video"
+    return None
+
+
+def _diagnose_mp4(fh, size: int) -> str | None:
+    """Walk the top-level boxes of an MP4/MOV file looking for its index (moov)."""
+    pos, boxes = 0, []
+    while pos + 8 <= size:
+        fh.seek(pos)
+        header = fh.read(16)
+        length, kind = int.from_bytes(header[:4], "big"), header[4:8]
+        if length == 1 and len(header) == 16:
+            length = int.from_bytes(header[8:16], "big")
+        elif length == 0:
+            length = size - pos
+        if length < 8:
+            break
+        boxes.append(kind)
+        if pos + length > size:
+            return "the file is truncated (it ends in the middle of its data): an incomplete copy or download"
+        pos += length
+    if b"moov" not in boxes:
+        return "the MP4 index (moov box) is missing: the file is truncated or was never finished"
+    return None
+
+
+# Decoder messages a journalist cannot act on, and what they mean.
+_PLAIN_REASONS = (
+    ("cannot find video stream", "no video stream in the file (audio only?)"),
+    ("moov atom not found", "the MP4 index (moov atom) is missing: the file is truncated or still being written"),
+    ("Invalid data found when processing input", "not a video format FFmpeg recognises (wrong extension?)"),
+)
+_PLAIN = {plain for _, plain in _PLAIN_REASONS}
 _DECORD_PREFIX = re.compile(r"\[\d\d:\d\d:\d\d\] \S+:\d+: ")
 
 
@@ -125,6 +189,9 @@ def _short(exc: BaseException, path: str = "") -> str:
     """First meaningful line of a decoder's message, without source paths, short enough for a report cell."""
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip() and not ln.strip().startswith(("Stack", "File"))]
     text = _DECORD_PREFIX.sub("", lines[0]) if lines else type(exc).__name__
+    for marker, plain in _PLAIN_REASONS:
+        if marker in text:
+            return plain
     if path:  # the report already names the file
         text = text.replace(f"ERROR opening: {path}, ", "cannot open: ").replace(f"[{path}] ", "")
         text = text.replace(path, "the file")

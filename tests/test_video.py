@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 
@@ -76,11 +78,19 @@ def test_falls_back_to_opencv_when_decord_fails(numbered_h264, monkeypatch):
     assert "decord: cannot open" in clip.notes[0]
 
 
-@pytest.mark.parametrize("content", [b"", b"\x00\x01garbage" * 1000, b"just some text\n"])
-def test_unreadable_file_raises_a_clear_video_error(tmp_path, content):
+@pytest.mark.parametrize("content, reason", [
+    (b"", "not a readable video"),
+    (b"\x00\x01garbage" * 1000, "not a readable video"),
+    (b"just some text\n" * 10, "a text file, not a video"),
+    (b"\x89PNG\r\n\x1a\n" + bytes(100), "a PNG image, not a video"),
+    (b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + b"\x00\x00\x10\x00mdat" + bytes(64), "truncated"),
+    (b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + b"\x00\x00\x00\x10free" + bytes(8),
+     "index (moov box) is missing"),
+])
+def test_unreadable_file_raises_a_clear_video_error(tmp_path, content, reason):
     path = tmp_path / "bad.mp4"
     path.write_bytes(content)
-    with pytest.raises(VideoError, match="not a readable video"):
+    with pytest.raises(VideoError, match=re.escape(reason)):
         read_frames(path, FrameSpec())
 
 
