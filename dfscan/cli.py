@@ -79,11 +79,22 @@ def _frames_option(ctx, param, value):
               help="Reuse stored results for unchanged files scanned with the same model and settings.")
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
               help="CSV report.  [default: dfscan-report-<time>.csv in the current folder]")
+@click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+              help="JSON report: one document (schema in README).")
+@click.option("--jsonl", "jsonl_path", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+              help="JSON lines: one line per video, written as each finishes.")
+@click.option("--dfdc", "dfdc_path", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+              help="DFDC challenge submission: filename,label (probability of FAKE).")
+@click.option("--html", "html_path", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+              help="Self-contained HTML evidence report with face crops and plots.")
+@click.option("--explain", is_flag=True, help="Grad-CAM heatmap on the most suspicious face of each FAKE video "
+                                              "(in the HTML report).")
 @click.option("--overwrite", is_flag=True, help="Replace existing report files.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only errors (the CSV is still written).")
 @click.option("--strict", is_flag=True, help="Exit 2 when any file could not be scanned.")
 @click.option("--verbose", "-v", is_flag=True, help="More detail on stderr.")
-def scan(paths, csv_path, overwrite, quiet, strict, verbose, store, no_store, resume, **options) -> None:
+def scan(paths, csv_path, json_path, jsonl_path, dfdc_path, html_path, overwrite, quiet, strict, verbose, store,
+         no_store, resume, **options) -> None:
     """Scan video files and folders for deepfaked faces.
 
     Exit status: 0 no video FAKE, 1 at least one FAKE, 2 usage error, model
@@ -92,8 +103,15 @@ def scan(paths, csv_path, overwrite, quiet, strict, verbose, store, no_store, re
     _setup_logging(quiet, verbose)
     options["store"] = None if no_store else str(store or _default_store())
     options["rescan"] = not resume
+    options["thumbnails"] = html_path is not None
+    if options["explain"] and html_path is None:
+        logging.getLogger("dfscan").warning("--explain adds heatmaps to the HTML report: add --html FILE to see them")
     config = _scan_config(options)
-    out = Outputs(csv=csv_path or _default_csv(), overwrite=overwrite, quiet=quiet, strict=strict, verbose=verbose)
+    reports = {"csv": csv_path or _default_csv(), "json": json_path, "dfdc": dfdc_path, "html": html_path}
+    out = Outputs(reports={k: v for k, v in reports.items() if v is not None}, jsonl=jsonl_path,
+                  overwrite=overwrite, quiet=quiet, strict=strict, verbose=verbose)
+    if len(set(out.files())) != len(out.files()):
+        raise click.UsageError("two reports would be written to the same file")
     for path in out.files():
         if path.exists() and not overwrite:
             raise click.UsageError(f"{path} exists; pass --overwrite to replace it or choose another name")
@@ -104,14 +122,19 @@ def scan(paths, csv_path, overwrite, quiet, strict, verbose, store, no_store, re
 class Outputs:
     """Where the reports go and how loud the command is."""
 
-    csv: Path
+    reports: dict[str, Path]  # format -> file, written at the end (csv always)
+    jsonl: Path | None = None  # written as the scan goes
     overwrite: bool = False
     quiet: bool = False
     strict: bool = False
     verbose: bool = False
 
+    @property
+    def csv(self) -> Path:
+        return self.reports["csv"]
+
     def files(self) -> list[Path]:
-        return [self.csv]
+        return [p.resolve() for p in [*self.reports.values(), self.jsonl] if p is not None]
 
 
 def _default_csv() -> Path:
@@ -142,7 +165,8 @@ def _scan_config(o: dict):
         model=o["model"], offline=o["offline"], frames=frames, faces=faces, margin=o["margin"],
         batch_size=o["batch_size"], device=o["device"], aggregate=o["aggregate"], threshold=o["threshold"],
         recursive=o["recursive"], extensions=exts, include_hidden=o["hidden"], workers=o["workers"],
-        decoder=o["decoder"], store=o["store"], rescan=o["rescan"],
+        decoder=o["decoder"], store=o["store"], rescan=o["rescan"], thumbnails=o["thumbnails"],
+        explain=o["explain"],
     )
 
 
@@ -156,8 +180,8 @@ def _scan_and_report(paths, config, out: Outputs) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from .aggregate import Verdict
-    from .pipeline import ScanReport, Scanner
-    from .report import LiveCsv, partial_path, printable, results_table, summary, to_csv_text, write_atomic
+    from .pipeline import Scanner
+    from .report import LiveCsv, LiveJsonl, partial_path, printable, results_table, summary, write_reports
 
     stdout, err = Console(), Console(stderr=True)
     started = time.perf_counter()
@@ -170,11 +194,14 @@ def _scan_and_report(paths, config, out: Outputs) -> int:
     progress = Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                         TextColumn("{task.description}"), console=err, transient=True, disable=out.quiet)
     live = partial_path(out.csv)
+    jsonl = LiveJsonl(out.jsonl, out.overwrite) if out.jsonl else None
     with LiveCsv(live) as live_csv, progress:
         task = progress.add_task("", total=len(found))
         try:
             for result in scanner.iter_scan(found):
                 live_csv.add(result)
+                if jsonl:
+                    jsonl.add(result)
                 results.append(result)
                 progress.update(task, advance=1, description=printable(result.path.name))
                 if out.quiet and result.verdict is Verdict.ERROR:
@@ -185,17 +212,20 @@ def _scan_and_report(paths, config, out: Outputs) -> int:
             err.print(f"interrupted: {len(results)} of {len(found)} videos are in {live}; run the same command "
                       "again to finish (stored results are reused)", markup=False, highlight=False)
             return EXIT_INTERRUPTED
-    report = ScanReport(results, scanner.model_info.label, scanner.device, time.perf_counter() - started, config)
+        finally:
+            if jsonl:
+                jsonl.close()
+    report = scanner.report(results, [str(p) for p in paths], time.perf_counter() - started)
     try:
-        write_atomic(out.csv, to_csv_text(results), overwrite=out.overwrite)
+        write_reports(report, out.reports, overwrite=out.overwrite)
     except FileExistsError as exc:
-        raise DfscanError(f"{out.csv} appeared during the scan and was not replaced; the results are in {live}") \
-            from exc
+        raise DfscanError(f"{exc.filename or exc} appeared during the scan and was not replaced; "
+                          f"the results are in {live}") from exc
     live.unlink()
     if not out.quiet:
         if results:
             stdout.print(results_table(results))
-        stdout.print(summary(report, out.csv))
+        stdout.print(summary(report, out.reports))
     counts = report.counts()
     if out.strict and counts[Verdict.ERROR]:
         return EXIT_ERROR

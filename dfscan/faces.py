@@ -146,3 +146,14 @@ def square_crop(frame: np.ndarray, box: tuple[float, float, float, float], margi
     left = int(round(min(max(cx - side / 2, 0), w - side)))
     top = int(round(min(max(cy - side / 2, 0), h - side)))
     return np.ascontiguousarray(frame[top: top + side, left: left + side])
+
+
+def thumbnail(crop_rgb: np.ndarray, size: int = 112, quality: int = 80) -> bytes:
+    """A small JPEG of a face crop, for reports."""
+    import cv2
+
+    h, w = crop_rgb.shape[:2]
+    scale = size / max(h, w)
+    small = cv2.resize(crop_rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return buf.tobytes()

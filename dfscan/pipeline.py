@@ -7,6 +7,8 @@ Nothing here prints, parses argv or exits.
 """
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import time
 from collections import deque
@@ -20,7 +22,7 @@ import numpy as np
 from .aggregate import AGGREGATES, Verdict, aggregate, verdict
 from .discover import VIDEO_EXTENSIONS, Found, discover
 from .errors import ConfigError, VideoError
-from .faces import FaceConfig, FaceDetector
+from .faces import FaceConfig, FaceDetector, thumbnail
 from .model import Classifier, ModelInfo
 from .registry import resolve_model
 from .store import ResultStore, settings_key
@@ -51,6 +53,8 @@ class ScanConfig:
     decoder: str = "auto"
     store: str | None = None  # SQLite result store; None: keep nothing between scans
     rescan: bool = False  # ignore stored results (new ones are still stored)
+    thumbnails: bool = False  # keep small JPEGs of the face crops (for the HTML report)
+    explain: bool = False  # Grad-CAM heatmap over the most suspicious crop of FAKE videos
 
     def __post_init__(self):
         if self.aggregate not in AGGREGATES:
@@ -75,6 +79,7 @@ class FaceScore:
     score: float
     box: tuple[float, float, float, float]
     confidence: float
+    thumbnail: bytes | None = None  # a small JPEG of the crop, kept for the HTML report
 
 
 @dataclass
@@ -98,23 +103,33 @@ class VideoResult:
     decoder: str | None = None
     notes: tuple[str, ...] = ()
     cached: bool = False  # taken from the result store, not computed in this scan
+    explanation: bytes | None = None  # JPEG: Grad-CAM over the most suspicious crop (--explain)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready data (the store's and the JSON report's form)."""
-        return {
+    def to_dict(self, images: bool = False) -> dict[str, Any]:
+        """Plain JSON-ready data (the store's and the JSON report's form); images as base64 if asked."""
+        faces = []
+        for f in self.faces:
+            face = {"frame": f.frame, "score": f.score, "box": list(f.box), "confidence": f.confidence}
+            if images and f.thumbnail:
+                face["thumbnail_jpeg"] = base64.b64encode(f.thumbnail).decode()
+            faces.append(face)
+        data = {
             "path": str(self.path), "verdict": self.verdict.value, "score": self.score,
             "threshold": self.threshold, "frames": list(self.frames), "frames_with_face": self.frames_with_face,
-            "faces": [{"frame": f.frame, "score": f.score, "box": list(f.box), "confidence": f.confidence}
-                      for f in self.faces],
-            "duration_s": self.duration_s, "fps": self.fps, "width": self.width, "height": self.height,
-            "sha256": self.sha256, "model": self.model, "error": self.error, "decoder": self.decoder,
-            "notes": list(self.notes),
+            "faces": faces, "duration_s": self.duration_s, "fps": self.fps, "width": self.width,
+            "height": self.height, "sha256": self.sha256, "model": self.model, "error": self.error,
+            "decoder": self.decoder, "notes": list(self.notes),
         }
+        if images and self.explanation:
+            data["explanation_jpeg"] = base64.b64encode(self.explanation).decode()
+        return data
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "VideoResult":
-        faces = [FaceScore(f["frame"], f["score"], tuple(f["box"]), f["confidence"]) for f in d.get("faces", ())]
+        faces = [FaceScore(f["frame"], f["score"], tuple(f["box"]), f["confidence"], _b64(f.get("thumbnail_jpeg")))
+                 for f in d.get("faces", ())]
         return cls(
+            explanation=_b64(d.get("explanation_jpeg")),
             path=Path(d["path"]), verdict=Verdict(d["verdict"]), score=d.get("score"),
             threshold=d.get("threshold", 0.5), frames=tuple(d.get("frames", ())),
             frames_with_face=d.get("frames_with_face", 0), faces=faces, duration_s=d.get("duration_s"),
@@ -136,6 +151,10 @@ class VideoResult:
         return max(self.faces, key=lambda f: f.score).frame if self.faces else None
 
 
+def _b64(text: str | None) -> bytes | None:
+    return base64.b64decode(text) if text else None
+
+
 @dataclass
 class ScanReport:
     """All results of a scan plus what a summary needs."""
@@ -145,6 +164,9 @@ class ScanReport:
     device: str
     elapsed_s: float
     config: ScanConfig
+    paths: list[str] = field(default_factory=list)
+    started_at: float = field(default_factory=time.time)  # wall-clock time, for the report header
+    settings: dict[str, Any] = field(default_factory=dict)
 
     def counts(self) -> dict[Verdict, int]:
         return {v: sum(r.verdict is v for r in self.results) for v in Verdict}
@@ -157,7 +179,8 @@ class _Prepared:
     found: Found
     result: VideoResult
     crops: list[np.ndarray] = field(default_factory=list)
-    crop_meta: list[tuple[int, tuple[float, float, float, float], float]] = field(default_factory=list)
+    crop_meta: list[tuple[int, tuple[float, float, float, float], float, bytes | None]] = field(
+        default_factory=list)
     scores: list[float] = field(default_factory=list)
     cached: VideoResult | None = None
 
@@ -194,6 +217,11 @@ class Scanner:
     @property
     def device(self) -> str:
         return self.classifier.device
+
+    def report(self, results: list[VideoResult], paths: list[str], elapsed_s: float) -> ScanReport:
+        """A ScanReport of these results with this scanner's model, device and settings."""
+        return ScanReport(results, self.model_info.label, self.device, elapsed_s, self.config, paths,
+                          time.time() - elapsed_s, json.loads(self.settings[1]))
 
     def discover(self, paths: Iterable[str | Path]) -> list[Found]:
         c = self.config
@@ -241,7 +269,7 @@ class Scanner:
         while pending and pending[0].done:
             result = self._conclude(pending.popleft())
             if self.store and not result.cached and result.verdict is not Verdict.ERROR and result.sha256:
-                self.store.put(result.sha256, self.model_info.sha256, self.settings, result.to_dict(),
+                self.store.put(result.sha256, self.model_info.sha256, self.settings, result.to_dict(images=True),
                                str(result.path))
             yield result
 
@@ -281,7 +309,8 @@ class Scanner:
                 result.frames_with_face += bool(faces)
                 for face in faces:
                     prepared.crops.append(face.crop)
-                    prepared.crop_meta.append((index, face.box, face.confidence))
+                    thumb = thumbnail(face.crop) if self.config.thumbnails else None
+                    prepared.crop_meta.append((index, face.box, face.confidence, thumb))
         except Exception as exc:
             log.debug("face detection failed on %s", found.path, exc_info=True)
             result.error = f"face detection failed: {type(exc).__name__}: {exc}"
@@ -294,13 +323,27 @@ class Scanner:
         r = p.result
         if r.error:
             return r
-        r.faces = [FaceScore(frame, score, box, conf) for (frame, box, conf), score in zip(p.crop_meta, p.scores)]
+        r.faces = [FaceScore(frame, score, box, conf, thumb)
+                   for (frame, box, conf, thumb), score in zip(p.crop_meta, p.scores)]
         if not r.faces:
             r.verdict = Verdict.NO_FACE
             return r
         r.score = aggregate([f.score for f in r.faces], self.config.aggregate)
         r.verdict = verdict(r.score, self.threshold)
+        if self.config.explain and r.verdict is Verdict.FAKE:
+            worst = max(range(len(p.scores)), key=p.scores.__getitem__)
+            r.explanation = self._explain(p.crops[worst], r)
         return r
+
+    def _explain(self, crop: np.ndarray, r: VideoResult) -> bytes | None:
+        from .explain import explain_crop
+
+        try:
+            return explain_crop(self.classifier, crop)
+        except Exception as exc:  # an explanation is a extra: it must never cost the verdict
+            log.debug("no heatmap for %s", r.path, exc_info=True)
+            r.notes += (f"no heatmap: {exc}",)
+            return None
 
 
 def _sha256(path: Path) -> str:
@@ -330,6 +373,7 @@ def scan(
     >>> [(r.path.name, r.verdict, r.score) for r in report.results]  # doctest: +SKIP
     """
     started = time.perf_counter()
+    paths = list(paths)
     scanner = Scanner(config)
     found = scanner.discover(paths)
     if on_start:
@@ -339,4 +383,4 @@ def scan(
         results.append(result)
         if on_result:
             on_result(result)
-    return ScanReport(results, scanner.model_info.label, scanner.device, time.perf_counter() - started, config)
+    return scanner.report(results, [str(p) for p in paths], time.perf_counter() - started)

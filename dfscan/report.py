@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import re
 import tempfile
 import time
 from pathlib import Path
-from typing import IO, Iterable
+from typing import IO, Callable, Iterable
 
 from .aggregate import Verdict
 from .pipeline import ScanReport, VideoResult
@@ -103,6 +104,20 @@ def default_csv_path(folder: Path | None = None, now: float | None = None) -> Pa
     return candidate
 
 
+class LiveJsonl:
+    """--jsonl: one line per video as it finishes, so a queue can follow the scan."""
+
+    def __init__(self, path: Path, overwrite: bool = False):
+        self._fh: IO[str] = open(path, "w" if overwrite else "x", encoding="utf-8")
+
+    def add(self, result: VideoResult) -> None:
+        self._fh.write(jsonl_line(result))
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()
+
+
 class LiveCsv:
     """Rows written as videos finish (to `<report>.partial`), so an interrupted scan shows its work.
 
@@ -151,6 +166,7 @@ def write_atomic(path: Path, text: str, overwrite: bool = False) -> None:
     """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a report gets the usual permissions
     try:
         with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
             fh.write(text)
@@ -165,6 +181,12 @@ def write_atomic(path: Path, text: str, overwrite: bool = False) -> None:
             os.unlink(tmp)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _move_no_clobber(tmp: str, path: Path) -> None:
     try:
         os.link(tmp, path)  # fails if `path` exists: no window in which a user's file is replaced
@@ -174,6 +196,67 @@ def _move_no_clobber(tmp: str, path: Path) -> None:
         if path.exists():
             raise FileExistsError(str(path))
         os.replace(tmp, path)
+
+
+JSON_SCHEMA_VERSION = 1
+
+
+def to_json(report: ScanReport) -> str:
+    """One JSON document: the scan's header and every video (schema in README)."""
+    from . import __version__
+
+    doc = {
+        "schema": "dfscan.report", "version": JSON_SCHEMA_VERSION, "dfscan_version": __version__,
+        "generated": _iso(time.time()), "started": _iso(report.started_at), "elapsed_s": report.elapsed_s,
+        "paths": report.paths, "model": report.model, "device": report.device, "settings": report.settings,
+        "counts": {v.value: n for v, n in report.counts().items()},
+        "videos": [r.to_dict() for r in report.results],
+    }
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+def jsonl_line(result: VideoResult) -> str:
+    """One video as one JSON line (the --jsonl stream)."""
+    return json.dumps({"schema": "dfscan.video", "version": JSON_SCHEMA_VERSION, **result.to_dict()},
+                      ensure_ascii=False) + "\n"
+
+
+DFDC_UNKNOWN = 0.5  # NO_FACE and ERROR: the answer that costs least log loss when nothing is known
+
+
+def to_dfdc(report: ScanReport) -> str:
+    """The DFDC submission format: `filename,label`, label = probability of FAKE."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["filename", "label"])
+    for r in report.results:
+        writer.writerow([neutralise(r.path.name), f"{r.score if r.score is not None else DFDC_UNKNOWN:.6f}"])
+    return buf.getvalue()
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t))
+
+
+def _html(report: ScanReport) -> str:
+    from .report_html import render_html
+
+    return render_html(report)
+
+
+# One function per format: a new format is one function and one line here.
+WRITERS: dict[str, Callable[[ScanReport], str]] = {
+    "csv": lambda report: to_csv_text(report.results),
+    "json": to_json,
+    "dfdc": to_dfdc,
+    "html": _html,
+}
+
+
+def write_reports(report: ScanReport, targets: dict[str, Path], overwrite: bool = False) -> None:
+    """Write each requested format to its file, atomically."""
+    for fmt, path in targets.items():
+        write_atomic(path, WRITERS[fmt](report), overwrite=overwrite)
 
 
 def suspicion_order(results: Iterable[VideoResult]) -> list[VideoResult]:
@@ -212,7 +295,7 @@ def _shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def summary(report: ScanReport, csv_path: Path | None = None):
+def summary(report: ScanReport, files: dict[str, Path] | None = None):
     """A rich renderable: counts per verdict, time, speed, the model and settings."""
     from rich.text import Text
 
@@ -228,6 +311,6 @@ def summary(report: ScanReport, csv_path: Path | None = None):
     threshold = report.results[0].threshold if report.results else c.threshold
     text.append(f"\nmodel: {report.model}")
     text.append(f"\nframes: {c.frames.describe()}   aggregate: {c.aggregate}   threshold: {threshold}")
-    if csv_path is not None:
-        text.append(f"\nCSV: {csv_path}")
+    for fmt, path in (files or {}).items():
+        text.append(f"\n{fmt.upper()}: {printable(str(path))}")
     return text
