@@ -70,8 +70,8 @@ def _frames_option(ctx, param, value):
 @click.option("--hidden", is_flag=True, help="Also scan hidden files and folders (names starting with '.').")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1),
               help="Videos decoded at the same time.")
-@click.option("--decoder", type=click.Choice(["auto", "decord", "opencv"]), default="auto", show_default=True,
-              help="auto: decord, then OpenCV when decord cannot read a file.")
+@click.option("--decoder", type=click.Choice(["auto", "pyav", "decord", "opencv"]), default="auto", show_default=True,
+              help="auto: PyAV, then decord, then OpenCV for files the earlier cannot read.")
 @click.option("--store", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
               help="SQLite file keeping results between scans.  [default: per-user data folder, see README]")
 @click.option("--no-store", is_flag=True, help="Keep no results between scans.")

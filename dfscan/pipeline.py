@@ -26,7 +26,7 @@ from .faces import FaceConfig, FaceDetector, thumbnail
 from .model import Classifier, ModelInfo
 from .registry import resolve_model
 from .store import ResultStore, settings_key
-from .video import FrameSpec, read_frames
+from .video import DECODERS, FrameSpec, read_frames
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class ScanConfig:
             raise ConfigError("--workers must be at least 1")
         if self.faces.max_faces < 1:
             raise ConfigError("--max-faces must be at least 1")
-        if self.decoder not in ("auto", "decord", "opencv"):
+        if self.decoder not in DECODERS:
             raise ConfigError(f"unknown decoder {self.decoder!r}")
 
 

@@ -91,7 +91,7 @@ def scanned(corpus, colour_model, tmp_path_factory):
 EXPECTED = {
     "zero.mp4": ("ERROR", "empty file (0 bytes)"),
     "truncated.mp4": ("ERROR", "the file is truncated"),
-    "random.mp4": ("ERROR", "not a readable video"),
+    "random.mp4": ("ERROR", "not a video format FFmpeg recognises"),
     "text.mp4": ("ERROR", "a text file, not a video"),
     "audio_only.mp4": ("ERROR", "no video stream in the file (audio only?)"),
     "photo.mp4": ("ERROR", "a JPEG image, not a video"),

@@ -47,7 +47,7 @@ def test_resolve_keeps_reference_frames_and_spreads_over_short_clips():
     assert spread_indices(1, 10) == (0,)
 
 
-@pytest.mark.parametrize("backend", ["decord", "opencv"])
+@pytest.mark.parametrize("backend", ["pyav", "decord", "opencv"])
 def test_decoded_frames_are_exactly_the_ones_asked_for(numbered_h264, backend):
     clip = read_frames(numbered_h264, FrameSpec(), backend)
     assert clip.indices == REFERENCE_FRAMES
@@ -67,20 +67,35 @@ def test_short_clip_gets_frames_spread_over_its_length(tmp_path):
         assert abs(float(frame.mean()) - level(i)) < 4
 
 
-def test_falls_back_to_opencv_when_decord_fails(numbered_h264, monkeypatch):
+def test_falls_back_to_the_next_decoder(numbered_h264, monkeypatch):
     def broken(path, spec):
         raise VideoError("cannot open")
 
+    monkeypatch.setitem(video._BACKENDS, "pyav", broken)
+    assert read_frames(numbered_h264, FrameSpec()).backend == "decord"
     monkeypatch.setitem(video._BACKENDS, "decord", broken)
     clip = read_frames(numbered_h264, FrameSpec())
     assert clip.backend == "opencv"
     assert clip.indices == REFERENCE_FRAMES
-    assert "decord: cannot open" in clip.notes[0]
+    assert clip.notes == ["decoded with opencv (pyav: cannot open; decord: cannot open)"]
+
+
+def test_the_three_decoders_agree_pixel_for_pixel(numbered_h264, tmp_path):
+    import imageio_ffmpeg  # noqa: F401  (the clips below need its ffmpeg)
+
+    from conftest import frames_for
+
+    textured = write_ffmpeg(tmp_path / "t.mp4", frames_for(300, tint="red"), H264)
+    for path in (numbered_h264, textured):
+        clips = [read_frames(path, FrameSpec(), b) for b in ("pyav", "decord", "opencv")]
+        for other in clips[1:]:
+            assert other.indices == clips[0].indices
+            assert all(np.array_equal(a, b) for a, b in zip(clips[0].frames, other.frames))
 
 
 @pytest.mark.parametrize("content, reason", [
-    (b"", "not a readable video"),
-    (b"\x00\x01garbage" * 1000, "not a readable video"),
+    (b"", "not a video format FFmpeg recognises"),
+    (b"\x00\x01garbage" * 1000, "not a video format FFmpeg recognises"),
     (b"just some text\n" * 10, "a text file, not a video"),
     (b"\x89PNG\r\n\x1a\n" + bytes(100), "a PNG image, not a video"),
     (b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + b"\x00\x00\x10\x00mdat" + bytes(64), "truncated"),
