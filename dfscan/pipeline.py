@@ -10,9 +10,11 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -172,6 +174,25 @@ class ScanReport:
         return {v: sum(r.verdict is v for r in self.results) for v in Verdict}
 
 
+class StageTimes:
+    """Seconds spent per stage, summed over threads (decode and detect overlap the network)."""
+
+    STAGES = ("hash", "decode", "detect", "classify", "wait")
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.seconds = dict.fromkeys(self.STAGES, 0.0)
+
+    @contextmanager
+    def timing(self, stage: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.seconds[stage] += time.perf_counter() - start
+
+
 @dataclass
 class _Prepared:
     """A video after decoding and detection, before classification."""
@@ -203,6 +224,7 @@ class Scanner:
         self.detector = FaceDetector(self.face_config)
         self.classifier = Classifier(self.model_info, device=config.device, batch_size=config.batch_size)
         self.store = ResultStore(config.store) if config.store else None
+        self.times = StageTimes()
         self.settings = settings_key(self.score_settings())
 
     def score_settings(self) -> dict[str, Any]:
@@ -237,7 +259,8 @@ class Scanner:
         try:
             self._submit(pool, todo, inflight)
             while inflight:
-                prepared = inflight.popleft().result()
+                with self.times.timing("wait"):  # the network idles until decoding catches up
+                    prepared = inflight.popleft().result()
                 self._submit(pool, todo, inflight)
                 pending.append(prepared)
                 queue.extend((prepared, i) for i in range(len(prepared.crops)))
@@ -261,7 +284,8 @@ class Scanner:
         if n <= 0:
             return
         items = [queue.popleft() for _ in range(n)]
-        scores = self.classifier.predict([p.crops[i] for p, i in items])
+        with self.times.timing("classify"):
+            scores = self.classifier.predict([p.crops[i] for p, i in items])
         for (p, _), s in zip(items, scores):
             p.scores.append(float(s))
 
@@ -284,13 +308,15 @@ class Scanner:
         try:
             if found.path.stat().st_size == 0:
                 raise VideoError("empty file (0 bytes)")
-            result.sha256 = _sha256(found.path)
+            with self.times.timing("hash"):
+                result.sha256 = _sha256(found.path)
             if self.store and not self.config.rescan:
                 stored = self.store.get(result.sha256, self.model_info.sha256, self.settings[0])
                 if stored is not None:
                     prepared.cached = replace(VideoResult.from_dict(stored), path=found.path, cached=True)
                     return prepared
-            clip = read_frames(found.path, self.config.frames, self.config.decoder)
+            with self.times.timing("decode"):
+                clip = read_frames(found.path, self.config.frames, self.config.decoder)
         except (VideoError, OSError) as exc:
             result.error = _reason(exc)
             return prepared
@@ -304,18 +330,23 @@ class Scanner:
         if spec.count is None and clip.indices != spec.indices:
             result.notes += (f"only {clip.total_frames} frames: sampled frames spread over the whole clip",)
         try:
-            for index, frame in zip(clip.indices, clip.frames):
-                faces = self.detector.faces(frame)
-                result.frames_with_face += bool(faces)
-                for face in faces:
-                    prepared.crops.append(face.crop)
-                    thumb = thumbnail(face.crop) if self.config.thumbnails else None
-                    prepared.crop_meta.append((index, face.box, face.confidence, thumb))
+            with self.times.timing("detect"):
+                self._detect(clip, prepared)
         except Exception as exc:
             log.debug("face detection failed on %s", found.path, exc_info=True)
             result.error = f"face detection failed: {type(exc).__name__}: {exc}"
             prepared.crops.clear()
         return prepared
+
+    def _detect(self, clip, prepared: _Prepared) -> None:
+        """Faces of every sampled frame, as crops waiting for the network."""
+        for index, frame in zip(clip.indices, clip.frames):
+            faces = self.detector.faces(frame)
+            prepared.result.frames_with_face += bool(faces)
+            for face in faces:
+                prepared.crops.append(face.crop)
+                thumb = thumbnail(face.crop) if self.config.thumbnails else None
+                prepared.crop_meta.append((index, face.box, face.confidence, thumb))
 
     def _conclude(self, p: _Prepared) -> VideoResult:
         if p.cached is not None:

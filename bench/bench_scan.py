@@ -1,0 +1,197 @@
+"""dfscan's speed and memory against a naive baseline and the decode floor, in one run.
+
+    python bench/bench_scan.py                  # generated clips (+ ../shared/data/dev DFDC clips if present)
+    python bench/bench_scan.py --quick          # fewer clips, no memory sweep
+
+Measures on the same clips: (a) dfscan's scan, (b) the naive baseline in bench/naive.py,
+(c) the decode floor: only decoding the sampled frames with dfscan's fastest decoder and
+the same parallelism. Prints seconds per video, videos per minute, the ratios, per-stage
+time and peak RSS, checks that scores do not depend on speed options, and writes JSON.
+The model is a randomly initialised full-size EfficientNetB0 with the reference interface
+(speed does not depend on the weights).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+DEV = ROOT.parent / "shared" / "data" / "dev"
+TOLERANCE = 1e-3  # |score difference| allowed per video between speed options
+
+
+def make_clips(folder: Path, n: int, size=(1920, 1080)) -> list[Path]:
+    """DFDC-like clips: 10 s at 30 fps, H.264 with B-frames and long GOPs, a real face moving."""
+    from conftest import frames_for, write_ffmpeg
+
+    folder.mkdir(parents=True, exist_ok=True)
+    args = ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "veryfast", "-bf", "3", "-g", "250", "-crf", "23"]
+    out = []
+    for i in range(n):
+        path = folder / f"gen_{size[1]}p_{i}.mp4"
+        if not path.exists():
+            write_ffmpeg(path, frames_for(300, size=size, tint=("red", "blue")[i % 2], seed=100 + i), args)
+        out.append(path)
+    return out
+
+
+def make_model(path: Path) -> Path:
+    if not path.exists():
+        import keras
+
+        base = keras.applications.EfficientNetB0(include_top=False, weights=None, input_shape=(224, 224, 3))
+        inputs = keras.Input((224, 224, 3))
+        x = keras.layers.GlobalAveragePooling2D()(base(inputs, training=False))
+        out = keras.layers.Dense(1, activation="sigmoid")(keras.layers.Dropout(0.4)(x))
+        keras.utils.set_random_seed(0)
+        keras.Model(inputs, out).save(path)
+    return path
+
+
+def run_dfscan(clips: list[Path], model: Path, **overrides) -> dict:
+    from dfscan.pipeline import ScanConfig, Scanner
+    from dfscan.discover import Found
+
+    scanner = Scanner(ScanConfig(model=str(model), **overrides))
+    scanner.classifier.predict([__import__("numpy").zeros((224, 224, 3), "uint8")])  # compile outside the timing
+    start = time.perf_counter()
+    results = list(scanner.iter_scan([Found(c) for c in clips]))
+    elapsed = time.perf_counter() - start
+    return {"seconds": elapsed, "per_video": elapsed / len(clips), "stages": dict(scanner.times.seconds),
+            "scores": {r.path.name: r.score for r in results},
+            "verdicts": {r.path.name: r.verdict.value for r in results}}
+
+
+def run_floor(clips: list[Path], workers: int) -> dict:
+    """Only decoding the sampled frames: the fastest dfscan decoder, the same parallelism."""
+    from dfscan.video import FrameSpec, read_frames
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(lambda c: read_frames(c, FrameSpec(), "pyav"), clips))
+    elapsed = time.perf_counter() - start
+    return {"seconds": elapsed, "per_video": elapsed / len(clips)}
+
+
+def run_naive(clips: list[Path], model: Path) -> dict:
+    sys.path.insert(0, str(HERE))
+    from naive import NaiveScanner
+
+    scanner = NaiveScanner(str(model))
+    start = time.perf_counter()
+    scores = {c.name: scanner.scan(str(c)) for c in clips}
+    elapsed = time.perf_counter() - start
+    return {"seconds": elapsed, "per_video": elapsed / len(clips), "scores": scores}
+
+
+def child_peak_rss(clips: list[Path], model: Path) -> float:
+    """Peak RSS (MB) of a fresh process scanning these clips."""
+    code = ("import sys, resource; sys.path.insert(0, %r); from dfscan.pipeline import ScanConfig, Scanner; "
+            "from dfscan.discover import Found; from pathlib import Path; "
+            "s = Scanner(ScanConfig(model=%r)); n = sum(1 for _ in s.iter_scan([Found(Path(p)) for p in %r])); "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)") % (
+        str(ROOT), str(model), [str(c) for c in clips])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def linked_copies(clips: list[Path], folder: Path, n: int) -> list[Path]:
+    """n distinct paths (hard links) over a few clips, so a long scan costs no disk."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i in range(n):
+        link = folder / f"copy{i:04d}.mp4"
+        if not link.exists():
+            os.link(clips[i % len(clips)], link)
+        out.append(link)
+    return out
+
+
+def help_seconds() -> float:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "dfscan", "--help"], capture_output=True, check=True,
+                   env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clips", type=int, default=4, help="generated 1080p clips")
+    ap.add_argument("--cache", type=Path, default=Path("/tmp/dfscan-bench"), help="where clips and the model go")
+    ap.add_argument("--out", type=Path, default=HERE / "results.json")
+    ap.add_argument("--quick", action="store_true", help="2 clips, no naive baseline on dev clips, no memory sweep")
+    ap.add_argument("--memory", default="20,200", help="video counts for the memory sweep ('' to skip)")
+    args = ap.parse_args()
+    n = 2 if args.quick else args.clips
+    args.cache.mkdir(parents=True, exist_ok=True)
+    model = make_model(args.cache / "effnetb0-random.keras")
+    sets = {"generated 1080p": make_clips(args.cache / "clips", n)}
+    dfdc = sorted(DEV.glob("dfdc__*.mp4")) if DEV.is_dir() else []
+    if dfdc:
+        sets["DFDC dev clips"] = dfdc
+    else:
+        print(f"note: {DEV} not found: only generated clips are measured", file=sys.stderr)
+    report = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+              "sets": {}, "help_seconds": help_seconds()}
+    for name, clips in sets.items():
+        row = {"videos": len(clips)}
+        row["dfscan"] = run_dfscan(clips, model)
+        row["floor"] = run_floor(clips, workers=2)
+        row["floor_1_thread"] = run_floor(clips, workers=1)
+        if not (args.quick and name != "generated 1080p"):
+            row["naive"] = run_naive(clips, model)
+        variants = {"decord, batch 1, 1 worker": dict(decoder="decord", batch_size=1, workers=1),
+                    "opencv, batch 7": dict(decoder="opencv", batch_size=7)}
+        base = row["dfscan"]["scores"]
+        row["score_drift"] = {}
+        for label, opts in variants.items():
+            other = run_dfscan(clips, model, **opts)["scores"]
+            row["score_drift"][label] = max((abs(base[k] - other[k]) for k in base if base[k] is not None),
+                                            default=0.0)
+        report["sets"][name] = row
+        print_set(name, row)
+    counts = [int(c) for c in args.memory.split(",") if c] if not args.quick else []
+    if counts:
+        small = make_clips(args.cache / "clips480", 4, size=(854, 480))
+        report["memory_mb"] = {str(c): child_peak_rss(linked_copies(small, args.cache / f"many{c}", c), model)
+                               for c in counts}
+        print("peak RSS by number of videos (480p clips):",
+              ", ".join(f"{c}: {mb:.0f} MB" for c, mb in report["memory_mb"].items()))
+    print(f"dfscan --help: {report['help_seconds']:.2f} s")
+    args.out.write_text(json.dumps(report, indent=2))
+    print(f"wrote {args.out}")
+
+
+def print_set(name: str, row: dict) -> None:
+    d, f = row["dfscan"], row["floor"]
+    print(f"\n== {name}: {row['videos']} videos ==")
+    line = "{:<34}{:>10.2f} s/video{:>10.1f} videos/min"
+    print(line.format("dfscan scan", d["per_video"], 60 / d["per_video"]))
+    print(line.format("decode floor (2 threads)", f["per_video"], 60 / f["per_video"]))
+    print(line.format("decode floor (1 thread)", row["floor_1_thread"]["per_video"],
+                      60 / row["floor_1_thread"]["per_video"]))
+    if "naive" in row:
+        nv = row["naive"]
+        print(line.format("naive baseline", nv["per_video"], 60 / nv["per_video"]))
+        print(f"baseline / dfscan: {nv['per_video'] / d['per_video']:.1f}x")
+    print(f"dfscan / floor: {d['per_video'] / f['per_video']:.2f}x")
+    print("stage seconds (summed over threads): " + ", ".join(f"{k} {v:.1f}" for k, v in d["stages"].items()))
+    print("max |score difference| vs other speed options: " + ", ".join(
+        f"{k}: {v:.1e}" for k, v in row["score_drift"].items()) + f"  (tolerance {TOLERANCE})")
+
+
+if __name__ == "__main__":
+    main()
