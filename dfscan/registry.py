@@ -3,13 +3,15 @@
 `--model` takes a registry name (the first entry is the default), an
 `hf://owner/repo[/file][@revision]` id, or a path to a `.keras` file. Hub files
 are fetched with huggingface_hub into its standard cache; offline (`--offline`
-or HF_HUB_OFFLINE=1) only that cache is read.
+or HF_HUB_OFFLINE=1) only that cache is read. The standalone executable (see
+build_exe.spec) prefers a model of its own when no --model is given: see frozen_models().
 """
 from __future__ import annotations
 
 import json
 import os
 import re
+import sys
 from dataclasses import dataclass, field, replace
 from functools import partial
 from importlib import resources
@@ -20,6 +22,8 @@ from .errors import ModelError
 from .model import ModelInfo, describe_local_model, file_sha256, model_info
 
 REGISTRY_ENV = "DFSCAN_REGISTRY"  # another registry file (a site's own list, or tests)
+BESIDE_EXECUTABLE = "dfscan.keras"  # a model a user drops next to the standalone executable
+BUNDLED_MODEL = Path("models") / "bundled.keras"  # DFSCAN_BUNDLE_MODEL, inside the bundle
 _TRUE = {"1", "true", "yes", "on"}
 
 
@@ -72,7 +76,10 @@ def registry_file() -> Path:
     override = os.environ.get(REGISTRY_ENV)
     if override:
         return Path(override)
-    try:  # installed (setup.cfg maps models/ to dfscan.models) or frozen
+    bundle = getattr(sys, "_MEIPASS", None)
+    if bundle:  # a PyInstaller build: build_exe.spec puts it where an install has it
+        return Path(bundle) / "dfscan" / "models" / "registry.json"
+    try:  # installed (setup.cfg maps models/ to dfscan.models)
         return Path(str(resources.files("dfscan.models").joinpath("registry.json")))
     except ModuleNotFoundError:  # run from a source checkout without installing
         return Path(__file__).resolve().parent.parent / "models" / "registry.json"
@@ -105,10 +112,25 @@ def is_offline(offline: bool = False) -> bool:
     return offline or os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
 
 
+def frozen_models() -> list[Path]:
+    """The standalone executable's own models, preferred in this order when no --model is given.
+
+    `dfscan.keras` beside the executable comes first, so a user can swap models without a
+    rebuild; then the model bundled at build time. Each may have its sidecar JSON beside it.
+    Outside a PyInstaller build there are none.
+    """
+    if not getattr(sys, "frozen", False):
+        return []
+    beside = Path(sys.executable).resolve().parent / BESIDE_EXECUTABLE
+    bundled = Path(getattr(sys, "_MEIPASS", beside.parent)) / BUNDLED_MODEL
+    return [p for p in (beside, bundled) if p.is_file()]
+
+
 def resolve_model(spec: str | os.PathLike | None, offline: bool = False) -> ModelInfo:
     """Turn what the user passed to --model (or nothing) into a ModelInfo with verified bytes."""
     if spec is None:
-        return entry_model(default_entry(), offline)
+        own = frozen_models()
+        return describe_local_model(own[0]) if own else entry_model(default_entry(), offline)
     text = str(spec)
     if text.startswith("hf://"):
         ref = HubRef.parse(text)

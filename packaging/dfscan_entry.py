@@ -1,0 +1,5 @@
+"""Entry script of the standalone executable (see build_exe.spec): the same `dfscan` command."""
+from dfscan.cli import run
+
+if __name__ == "__main__":
+    run()
