@@ -62,11 +62,12 @@ def make_model(path: Path) -> Path:
 
 
 def run_dfscan(clips: list[Path], model: Path, **overrides) -> dict:
-    from dfscan.pipeline import ScanConfig, Scanner
     from dfscan.discover import Found
+    from dfscan.pipeline import ScanConfig, Scanner, StageTimes
 
     scanner = Scanner(ScanConfig(model=str(model), **overrides))
-    scanner.classifier.predict([__import__("numpy").zeros((224, 224, 3), "uint8")])  # compile outside the timing
+    list(scanner.iter_scan([Found(clips[0])]))  # warm up (graph tracing, per-thread nets) outside the timing
+    scanner.times = StageTimes()
     start = time.perf_counter()
     results = list(scanner.iter_scan([Found(c) for c in clips]))
     elapsed = time.perf_counter() - start
