@@ -313,7 +313,9 @@ class Scanner:
             if self.store and not self.config.rescan:
                 stored = self.store.get(result.sha256, self.model_info.sha256, self.settings[0])
                 if stored is not None:
-                    prepared.cached = replace(VideoResult.from_dict(stored), path=found.path, cached=True)
+                    # Same bytes, same model bytes, same settings; the path and the model's name may differ.
+                    prepared.cached = replace(VideoResult.from_dict(stored), path=found.path,
+                                              model=self.model_info.label, cached=True)
                     return prepared
             with self.times.timing("decode"):
                 clip = read_frames(found.path, self.config.frames, self.config.decoder)

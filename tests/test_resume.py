@@ -97,6 +97,10 @@ def test_changed_file_is_scanned_again_and_settings_are_part_of_the_key(folder, 
     first = scan([d], cfg).results[0]
     again = scan([d], cfg).results[0]
     assert not first.cached and again.cached and again.score == first.score
+    renamed = tmp_path / "same-bytes.keras"  # a copy of the model under another name: results reused,
+    renamed.write_bytes(colour_model.read_bytes())  # but the report names the model used now
+    moved = scan([d], ScanConfig(model=str(renamed), store=cfg.store)).results[0]
+    assert moved.cached and moved.model.startswith("same-bytes.keras sha256:")
     clip.write_bytes((folder / "clip1.mp4").read_bytes())  # same name, new content: blue, REAL
     changed = scan([d], cfg).results[0]
     assert not changed.cached and changed.verdict.value == "REAL"
