@@ -119,3 +119,52 @@ def clips(tmp_path_factory) -> dict[str, Path]:
     }
     (root / "notes.txt").write_text("not a video")
     return {"root": root, **made}
+
+
+def make_kaggle_dataset(root: Path, fakes_per_original, frames=range(0, 271, 30), seed: int = 0,
+                        extra_rows=()) -> Path:
+    """A miniature dfdc-part-34 dataset: images/metadata34.csv and images/<video>/<frame>.jpg.
+
+    Real video i has fakes_per_original[i] fakes. Crops are small square JPEGs of the
+    astronaut's face, of varying size, jittered per frame: blue-tinted for REAL, red-tinted
+    for FAKE, with per-video brightness and per-frame noise, so the classes are separable
+    by colour but no two images are alike. `extra_rows` (filename, label, original) are
+    added to the CSV without images.
+    """
+    rng = np.random.default_rng(seed)
+    images = root / "images"
+    images.mkdir(parents=True)
+    rows = []
+    for i, k in enumerate(fakes_per_original):
+        real = f"real{i:02d}"
+        rows.append((f"{real}.mp4", "REAL", ""))
+        rows += [(f"fake{i:02d}x{j:02d}.mp4", "FAKE", f"{real}.mp4") for j in range(k)]
+    rows = [rows[i] for i in rng.permutation(len(rows))]  # metadata order is arbitrary on Kaggle too
+    face = face_photo()
+    for name, label, _ in rows:
+        folder = images / name[:-4]
+        folder.mkdir()
+        base = tinted(face, "red" if label == "FAKE" else "blue").astype(np.int16) + int(rng.integers(-25, 25))
+        for frame in frames:
+            y, x = rng.integers(0, 40, 2)
+            side = int(rng.integers(40, 72))
+            crop = cv2.resize(base[y: y + 180, x: x + 180].astype(np.float32), (side, side))
+            crop = np.clip(crop + rng.normal(0, 8, crop.shape), 0, 255).astype(np.uint8)
+            cv2.imwrite(str(folder / f"{frame}.jpg"), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
+    with open(images / "metadata34.csv", "w", newline="") as fh:
+        fh.write("filename,label,split,original\n")
+        for name, label, original in [*rows, *extra_rows]:
+            fh.write(f"{name},{label},train,{original}\n")
+    return root
+
+
+# Real video i has KAGGLE_FAKES[i] fakes (the last has none); one fake names an original that is not listed.
+KAGGLE_FAKES = (1, 2, 5, 10, 12, 0)
+ORPHAN_FAKE = ("orphan.mp4", "FAKE", "nobody.mp4")
+
+
+@pytest.fixture(scope="session")
+def kaggle_data(tmp_path_factory) -> Path:
+    """A miniature dfdc-part-34 dataset (read-only: copy it before changing anything)."""
+    return make_kaggle_dataset(tmp_path_factory.mktemp("kaggle") / "dfdc-part-34", KAGGLE_FAKES,
+                               extra_rows=[ORPHAN_FAKE])
