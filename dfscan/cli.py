@@ -253,6 +253,103 @@ def models_info(name: str) -> None:
     Console().print_json(json.dumps(entry.data))
 
 
+# ---------------------------------------------------------------------------------------------
+# dfscan evaluate: a thin adapter over dfscan.evaluate
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else (f"{value:.4f}" if isinstance(value, float) else str(value))
+
+
+@cli.command()
+@click.argument("data", type=click.Path(path_type=Path, exists=True))
+@click.option("--model", "-m", metavar="MODEL", help="As for scan: registry name, hf:// id or .keras file.  [default: the reference model]")
+@click.option("--labels", type=click.Path(path_type=Path, exists=True, dir_okay=False), metavar="FILE",
+              help="Videos: a DFDC metadata.json or a CSV path,label.  [default: DATA/metadata.json]")
+@click.option("--output", "-o", type=click.Path(path_type=Path, file_okay=False), metavar="DIR",
+              help="A new (or empty) folder for metrics.json, roc.png and predictions.  [default: ./dfscan-eval-<time>]")
+@click.option("--kind", type=click.Choice(["auto", "crops", "videos"]), default="auto", show_default=True,
+              help="crops: a face-crop dataset in the dfdc-part-34 layout; videos: a folder of labelled videos.")
+@click.option("--subset", type=click.Path(path_type=Path, exists=True, dir_okay=False), metavar="CSV",
+              help="Crops: only the images of this CSV's image column (a train run's split.csv: its test side).")
+@click.option("--threshold", type=click.FloatRange(0, 1), metavar="P", help="FAKE above P.  [default: the model's, 0.5]")
+@click.option("--aggregate", type=click.Choice(["confident", "mean", "max"]), default="confident", show_default=True,
+              help="How a video's face scores become its score.")
+@click.option("--frames", callback=_frames_option, metavar="SPEC", help="Videos: frames to sample.  [default: 0:271:30]")
+@click.option("--num-frames", type=click.IntRange(min=1), metavar="N", help="Videos: N frames spread over each clip.")
+@click.option("--max-faces", default=2, show_default=True, type=click.IntRange(min=1), help="Videos: faces per frame.")
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
+@click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto", show_default=True)
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1), help="Videos decoded at once.")
+@click.option("--offline", is_flag=True, help="Never touch the network (as HF_HUB_OFFLINE=1).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress; print only the result.")
+@click.option("--verbose", "-v", is_flag=True)
+def evaluate(data, model, labels, output, kind, subset, threshold, aggregate, frames, num_frames, max_faces, batch_size,
+             device, workers, offline, quiet, verbose) -> None:
+    """Measure a model on labelled data: face crops (frame and video level) or videos (end to end).
+
+    Reports accuracy, precision, recall, F1, ROC AUC, log loss, the confusion matrix,
+    the best thresholds, and how many videos got no score (NO_FACE, ERROR) and why.
+    """
+    from .evaluate import EvalConfig
+    from .faces import FaceConfig
+    from .pipeline import ScanConfig
+    from .video import FrameSpec
+
+    _setup_logging(quiet, verbose)
+    if frames is not None and num_frames is not None:
+        raise click.UsageError("use either --frames or --num-frames, not both")
+    spec = FrameSpec.spread(num_frames) if num_frames else (frames or FrameSpec())
+    scan_config = ScanConfig(model=model, offline=offline, frames=spec, faces=FaceConfig(max_faces=max_faces),
+                             batch_size=batch_size, device=device, aggregate=aggregate, threshold=threshold,
+                             workers=workers)
+    config = EvalConfig(data=data, scan=scan_config, labels=labels, output=output, kind=kind, subset=subset)
+    with _native_stderr_silenced(enabled=not verbose):
+        result = _evaluate_with_progress(config, quiet)
+    _print_eval_result(result)
+
+
+def _evaluate_with_progress(config, quiet: bool):
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .evaluate import evaluate as run_evaluation
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                   console=Console(stderr=True), transient=True, disable=quiet)
+    task = bar.add_task("loading the model", total=None)
+    with bar:
+        return run_evaluation(config, on_progress=lambda e: bar.update(task, description=e.stage, completed=e.done,
+                                                                         total=e.total))
+
+
+def _print_eval_result(result) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    r = result.report
+    out = Console()
+    levels = [k for k in ("frame_level", "video_level") if k in r]
+    table = Table(title=f"{r['model']['label']} on {r['data']} (threshold {r['threshold']:g}, FAKE above it)")
+    table.add_column("metric")
+    for level in levels:
+        table.add_column(level.replace("_", " "))
+    for key in ("n", "accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "log_loss",
+                "confusion_matrix"):
+        table.add_row(key, *(_fmt(r[level].get(key)) for level in levels))
+    for key in ("best_f1", "best_balanced_accuracy"):
+        table.add_row(f"{key} threshold", *(_fmt(r[level].get(key, {}).get("threshold")) for level in levels))
+    out.print(table)
+    u = r["unscored"]
+    out.print(f"videos: {r['videos']['total']}, scored {r['videos']['scored']}; unscored: NO_FACE {u['NO_FACE']}, "
+              f"ERROR {u['ERROR']} — {u['policy']}", highlight=False)
+    for key in ("skipped_images", "labelled_not_found", "unlabelled_videos"):
+        if r.get(key, {}).get("count"):
+            out.print(f"{key.replace('_', ' ')}: {r[key]['count']} ({r[key]['note']})", highlight=False)
+    out.print(f"written to {result.output_dir}: metrics.json, {result.roc_path.name}, {result.predictions_path.name}",
+              highlight=False)
+
+
 @contextmanager
 def _native_stderr_silenced(enabled: bool):
     """Keep FFmpeg's own warnings (printed by decord and OpenCV straight to fd 2) off the terminal.
