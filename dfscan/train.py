@@ -580,51 +580,83 @@ def _fit(config: TrainConfig, data: PreparedData, result: TrainResult, progress:
     out = result.output_dir
     prep = config.preprocessing()
     model_path, sidecar = out / "best_model.keras", out / "best_model.json"
-    # The sidecar first: a run cut short still leaves a checkpoint the scanner can read correctly.
-    write_json(sidecar, sidecar_data(config, data, prep, None, "training", out))
     train_ds = make_dataset(data, data.train, prep, config.batch_size, shuffle_seed=config.seed)
     test_ds = make_dataset(data, data.test, prep, config.batch_size)
-    steps = math.ceil(len(data.train) / config.batch_size)
+    # one ModelCheckpoint for both phases: best_model.keras is the best epoch of the whole run
     checkpoint = keras.callbacks.ModelCheckpoint(model_path, monitor="val_auc", mode="max", save_best_only=True)
-    phases = []
     with _precision_policy(config.mixed_precision):
         model, base = build_model(config)
-        for phase, (epochs, lr) in enumerate(zip(config.max_epochs, (config.phase1_lr, config.phase2_lr)), start=1):
-            if epochs == 0:
-                continue
-            base.trainable = phase == 2
-            model.compile(optimizer=keras.optimizers.Adam(lr), loss="binary_crossentropy", metrics=_metrics(keras),
-                          run_eagerly=config.run_eagerly)
-            progress(TrainProgress("phase", 0, epochs, phase, 0, epochs))
-            early = keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=config.patience,
-                                                  restore_best_weights=True)
-            board = keras.callbacks.TensorBoard(log_dir=str(out / "logs" / f"phase{phase}"),
-                                                histogram_freq=config.histogram_freq)
-            # one ModelCheckpoint for both phases: best_model.keras is the best epoch of the whole run
-            cbs = [early, checkpoint, board, _progress_callback(keras, progress, phase, epochs, steps), *callbacks]
-            try:
-                history = model.fit(train_ds, validation_data=test_ds, epochs=epochs, callbacks=cbs, verbose=0,
-                                    shuffle=False)  # tf.data already reshuffles every epoch, with the seed
-            except tf.errors.UnimplementedError as exc:
-                hint = " (drop --deterministic)" if config.deterministic else ""
-                raise ModelError(f"TensorFlow cannot run this training here{hint}: {_first_line(exc)}") from exc
-            phases.append(_phase_summary(phase, epochs, lr, history.history))
+        # The sidecar before any checkpoint: a run cut short still leaves a model the scanner reads correctly.
+        write_json(sidecar, sidecar_data(config, data, prep, None, "training", out))
+        run = _Run(model, base, train_ds, test_ds, out, (checkpoint, *callbacks), progress,
+                   math.ceil(len(data.train) / config.batch_size))
+        phases = [_run_phase(config, run, phase, epochs) for phase, epochs in enumerate(config.max_epochs, start=1)
+                  if epochs]
     if not model_path.is_file():  # every epoch had an undefined val_auc: keep what there is
         model.save(model_path)
     progress(TrainProgress("evaluate"))
-    metrics, predictions = _test_metrics(model_path, data, test_ds, config)
+    return _finish(config, replace(result, model_path=model_path, sidecar_path=sidecar, log_dir=out / "logs",
+                                   phases=tuple(phases), device=device), test_ds)
+
+
+def _finish(config: TrainConfig, result: TrainResult, test_ds) -> TrainResult:
+    """Measure the saved checkpoint on the test split; write metrics.json and the final sidecar."""
+    from .runs import write_json
+
+    data, out = result.data, result.output_dir
+    metrics, predictions = _test_metrics(result.model_path, data, test_ds, config)
     _write_predictions(out / "test_predictions.csv", data, predictions)
-    best = _checkpoint_epoch(phases)
+    best = _checkpoint_epoch(result.phases)
     split = data.split
     metrics["split"] = f"{split['kind']} split, {split['test']['images']} test images: {split['note']}"
-    write_json(sidecar, sidecar_data(config, data, prep, metrics, "finished", out))
+    write_json(result.sidecar_path, sidecar_data(config, data, config.preprocessing(), metrics, "finished", out))
     metrics_path = write_json(out / "metrics.json", {
-        "test": metrics, "checkpoint": best, "phases": [asdict(p) for p in phases],
-        "data": data.summary(), "seed": config.seed, "device": device,
+        "test": metrics, "checkpoint": best, "phases": [asdict(p) for p in result.phases],
+        "data": data.summary(), "seed": config.seed, "device": result.device,
         "published_reference": REFERENCE_RESULTS,
     })
-    return replace(result, model_path=model_path, sidecar_path=sidecar, metrics_path=metrics_path,
-                   log_dir=out / "logs", phases=tuple(phases), checkpoint=best, metrics=metrics, device=device)
+    return replace(result, metrics_path=metrics_path, checkpoint=best, metrics=metrics)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What both phases share."""
+
+    model: Any
+    base: Any
+    train_ds: Any
+    test_ds: Any
+    out: Path
+    callbacks: tuple
+    progress: Progress
+    steps: int
+
+
+def _run_phase(config: TrainConfig, run: _Run, phase: int, epochs: int) -> PhaseSummary:
+    """Phase 1: base frozen, Adam(phase1_lr); phase 2: base unfrozen, recompiled with Adam(phase2_lr)."""
+    import keras
+    import tensorflow as tf
+
+    lr = config.phase1_lr if phase == 1 else config.phase2_lr
+    run.base.trainable = phase == 2
+    run.model.compile(optimizer=keras.optimizers.Adam(lr), loss="binary_crossentropy", metrics=_metrics(keras),
+                      run_eagerly=config.run_eagerly)
+    run.progress(TrainProgress("phase", 0, epochs, phase, 0, epochs))
+    callbacks = [
+        keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=config.patience,
+                                      restore_best_weights=True),
+        keras.callbacks.TensorBoard(log_dir=str(run.out / "logs" / f"phase{phase}"),
+                                    histogram_freq=config.histogram_freq),
+        _progress_callback(keras, run.progress, phase, epochs, run.steps),
+        *run.callbacks,
+    ]
+    try:
+        history = run.model.fit(run.train_ds, validation_data=run.test_ds, epochs=epochs, callbacks=callbacks,
+                                verbose=0, shuffle=False)  # tf.data already reshuffles every epoch, with the seed
+    except tf.errors.UnimplementedError as exc:
+        hint = " (drop --deterministic)" if config.deterministic else ""
+        raise ModelError(f"TensorFlow cannot run this training here{hint}: {_first_line(exc)}") from exc
+    return _phase_summary(phase, epochs, lr, history.history)
 
 
 REFERENCE_RESULTS = {
