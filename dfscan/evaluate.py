@@ -251,7 +251,12 @@ def evaluate(config: EvalConfig, on_progress: Callable[[EvalProgress], None] | N
 
     kind = _detect_kind(config)
     _require_sklearn_matplotlib()
-    _labels_path(config) if kind == "videos" else None  # a missing input fails before any folder is made
+    if kind == "videos":  # a missing input fails before any folder is made
+        _labels_path(config)
+    else:
+        from .dataset import images_dir
+
+        images_dir(config.data)
     out_dir = make_output_dir(config.output, "dfscan-eval")
     progress = on_progress or (lambda _event: None)
     if kind == "crops":
@@ -303,63 +308,33 @@ def _base_report(kind: str, config: EvalConfig, info, threshold: float) -> dict[
 
 def _evaluate_crops(config: EvalConfig, out_dir: Path, progress) -> tuple[dict, dict, Path]:
     """Face crops: frame-level metrics, then video-level by aggregating each video's crop scores."""
-    from .aggregate import aggregate
-    from .dataset import images_dir, read_crops, read_metadata, video_frames
+    from .dataset import images_dir, read_metadata, video_frames
     from .model import Classifier
     from .registry import resolve_model
 
     images = images_dir(config.data)
     rows = read_metadata(images)
+    frames = {row.name: video_frames(images, row.name) for row in rows}
+    if config.subset is not None:
+        keep = read_subset(config.subset)
+        frames = {name: [p for p in paths if p.relative_to(images).as_posix() in keep] for name, paths in frames.items()}
+        rows = [row for row in rows if row.name in {image.split("/")[0] for image in keep}]
     info = resolve_model(config.scan.model, config.scan.offline)
     for warning in info.warnings:
         log.warning(warning)
     classifier = Classifier(info, device=config.scan.device, batch_size=config.scan.batch_size)
     threshold = config.scan.threshold if config.scan.threshold is not None else info.threshold
 
-    frames = {row.name: video_frames(images, row.name) for row in rows}
-    if config.subset is not None:
-        keep = read_subset(config.subset)
-        frames = {name: [p for p in paths if p.relative_to(images).as_posix() in keep] for name, paths in frames.items()}
-        listed = {image.split("/")[0] for image in keep}
-        rows = [row for row in rows if row.name in listed]
     todo = [(row, path) for row in rows for path in frames[row.name]]
-    scores: dict[Path, float] = {}
-    unreadable: list[dict[str, str]] = []
-    batch: list[tuple[Path, np.ndarray]] = []
-
-    def flush() -> None:
-        for (path, _), s in zip(batch, classifier.predict([crop for _, crop in batch])):
-            scores[path] = float(s)
-        batch.clear()
-        progress(EvalProgress("scoring crops", len(scores) + len(unreadable), len(todo)))
-
-    for path, crop in read_crops([p for _, p in todo], workers=config.read_workers):
-        if crop is None:
-            unreadable.append({"image": str(path.relative_to(images)), "reason": "unreadable (cv2.imread failed)"})
-        else:
-            batch.append((path, crop))
-        if len(batch) >= max(256, config.scan.batch_size):
-            flush()
-    flush()
-
-    frame_rows = [(row, path, scores[path]) for row, path in todo if path in scores]
-    outcomes = []
-    for row in rows:
-        got = [scores[p] for p in frames[row.name] if p in scores]
-        if got:
-            s = aggregate(got, config.scan.aggregate)
-            outcomes.append(Outcome(row.name, row.label, s, "FAKE" if s > threshold else "REAL",
-                                    extra={"frames_scored": len(got)}))
-        else:
-            why = "no folder of face crops" if not (images / row.name).is_dir() else "no readable face crop"
-            outcomes.append(Outcome(row.name, row.label, None, "ERROR", why, {"frames_scored": 0}))
+    scores, unreadable = _score_crops(classifier, [p for _, p in todo], images, config, progress)
+    scored = [(row, path, scores[path]) for row, path in todo if path in scores]
+    outcomes = [_crop_video(row, frames[row.name], scores, images, threshold, config.scan.aggregate) for row in rows]
 
     report = _base_report("crops", config, info, threshold)
     if config.subset is not None:
         report["subset"] = {"file": str(config.subset), "images_scored_or_skipped": len(todo),
                             "note": "only the images the subset lists (its test side when it has a side column)"}
-    y_frame = [r.label for r, _, _ in frame_rows]
-    p_frame = [s for _, _, s in frame_rows]
+    y_frame, p_frame = [r.label for r, _, _ in scored], [s for _, _, s in scored]
     report["frame_level"] = binary_metrics(y_frame, p_frame, threshold)
     report["skipped_images"] = {"count": len(unreadable), "images": unreadable,
                                 "note": "unreadable crops are left out of both levels and listed here"}
@@ -368,11 +343,49 @@ def _evaluate_crops(config: EvalConfig, out_dir: Path, progress) -> tuple[dict, 
     with open(predictions, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(["image", "video", "label", "score"])
-        for row, path, s in frame_rows:
+        for row, path, s in scored:
             w.writerow([path.relative_to(images).as_posix(), row.name, _label(row.label), f"{s:.6f}"])
     _write_video_predictions(out_dir / "video_predictions.csv", outcomes)
-    curves = {"frame level": (y_frame, p_frame), "video level": _scored_arrays(outcomes)}
-    return report, curves, predictions
+    return report, {"frame level": (y_frame, p_frame), "video level": _scored_arrays(outcomes)}, predictions
+
+
+def _score_crops(classifier, paths: list[Path], images: Path, config: EvalConfig,
+                 progress) -> tuple[dict[Path, float], list[dict[str, str]]]:
+    """FAKE probability of every readable crop, decoded in threads and scored in chunks."""
+    from .dataset import read_crops
+
+    scores: dict[Path, float] = {}
+    unreadable: list[dict[str, str]] = []
+    batch: list[tuple[Path, np.ndarray]] = []
+
+    def flush() -> None:
+        for (path, _), s in zip(batch, classifier.predict([crop for _, crop in batch])):
+            scores[path] = float(s)
+        batch.clear()
+        progress(EvalProgress("scoring crops", len(scores) + len(unreadable), len(paths)))
+
+    for path, crop in read_crops(paths, workers=config.read_workers):
+        if crop is None:
+            unreadable.append({"image": path.relative_to(images).as_posix(), "reason": "unreadable (cv2.imread failed)"})
+        else:
+            batch.append((path, crop))
+        if len(batch) >= max(256, config.scan.batch_size):
+            flush()
+    flush()
+    return scores, unreadable
+
+
+def _crop_video(row, frames: list[Path], scores: dict[Path, float], images: Path, threshold: float,
+                method: str) -> Outcome:
+    """A video of the crop dataset: its crop scores aggregated as a scan aggregates face scores."""
+    from .aggregate import aggregate
+
+    got = [scores[p] for p in frames if p in scores]
+    if not got:
+        why = "no folder of face crops" if not (images / row.name).is_dir() else "no readable face crop"
+        return Outcome(row.name, row.label, None, "ERROR", why, {"frames_scored": 0})
+    score = aggregate(got, method)
+    return Outcome(row.name, row.label, score, "FAKE" if score > threshold else "REAL", extra={"frames_scored": len(got)})
 
 
 def _evaluate_videos(config: EvalConfig, out_dir: Path, progress) -> tuple[dict, dict, Path]:
