@@ -247,7 +247,7 @@ def _csv_labels(path: Path, text: str) -> list[tuple[str, str, Any]]:
 
 def evaluate(config: EvalConfig, on_progress: Callable[[EvalProgress], None] | None = None) -> EvalResult:
     """Score the data, compute the metrics, write metrics.json, predictions and roc.png."""
-    from .runs import make_output_dir, write_json
+    from .runs import output_dir, write_json
 
     kind = _detect_kind(config)
     _require_sklearn_matplotlib()
@@ -257,15 +257,13 @@ def evaluate(config: EvalConfig, on_progress: Callable[[EvalProgress], None] | N
         from .dataset import images_dir
 
         images_dir(config.data)
-    out_dir = make_output_dir(config.output, "dfscan-eval")
     progress = on_progress or (lambda _event: None)
-    if kind == "crops":
-        report, curves, predictions = _evaluate_crops(config, out_dir, progress)
-    else:
-        report, curves, predictions = _evaluate_videos(config, out_dir, progress)
-    roc_path = plot_roc(curves, out_dir / "roc.png", report["threshold"])
-    report["outputs"] = {"metrics": "metrics.json", "roc_curve": roc_path.name, "predictions": predictions.name}
-    metrics_path = write_json(out_dir / "metrics.json", report)
+    with output_dir(config.output, "dfscan-eval") as out_dir:
+        run = _evaluate_crops if kind == "crops" else _evaluate_videos
+        report, curves, predictions = run(config, out_dir, progress)
+        roc_path = plot_roc(curves, out_dir / "roc.png", report["threshold"])
+        report["outputs"] = {"metrics": "metrics.json", "roc_curve": roc_path.name, "predictions": predictions.name}
+        metrics_path = write_json(out_dir / "metrics.json", report)
     return EvalResult(out_dir, metrics_path, roc_path, predictions, report)
 
 

@@ -5,8 +5,9 @@ import json
 import math
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from .errors import ConfigError
 
@@ -29,6 +30,19 @@ def make_output_dir(requested: str | os.PathLike | None, prefix: str) -> Path:
         except FileExistsError:
             continue
     raise ConfigError(f"cannot find a free folder name for {prefix}-{stamp} in {Path.cwd()}")
+
+
+@contextmanager
+def output_dir(requested: str | os.PathLike | None, prefix: str) -> Iterator[Path]:
+    """make_output_dir, and remove the folder again if the run fails before writing anything in it."""
+    existed = requested is not None and Path(requested).expanduser().exists()
+    path = make_output_dir(requested, prefix)
+    try:
+        yield path
+    except BaseException:
+        if not existed and not any(path.iterdir()):  # a failed start leaves no empty folder behind
+            path.rmdir()
+        raise
 
 
 def jsonable(value: Any) -> Any:

@@ -488,7 +488,7 @@ class TrainResult:
 
 def train(config: TrainConfig, on_progress: Progress | None = None, callbacks: Sequence = ()) -> TrainResult:
     """Pair, split, train both phases, checkpoint the best epoch and measure it on the test split."""
-    from .runs import make_output_dir, write_json
+    from .runs import output_dir, write_json
 
     _require_training_extras(config.dry_run)
     seed = config.seed if config.seed is not None else random.SystemRandom().randrange(2**31)
@@ -498,16 +498,14 @@ def train(config: TrainConfig, on_progress: Progress | None = None, callbacks: S
         _weights(config.weights)
         if config.mixed_precision:
             _check_mixed_precision(config)
-    out = make_output_dir(config.output, "dfscan-train")
-    data = prepare_data(config, seed, progress)
-    config_path = write_json(out / "config.json", resolved_config(config, out))
-    data_path = write_json(out / "data.json", data.summary())
-    _write_pairs(out / "pairs.csv", data)
-    _write_split(out / "split.csv", data)
-    result = TrainResult(out, seed, data, config_path, data_path)
-    if config.dry_run:
-        return result
-    return _fit(config, data, result, progress, callbacks)
+    with output_dir(config.output, "dfscan-train") as out:
+        data = prepare_data(config, seed, progress)
+        config_path = write_json(out / "config.json", resolved_config(config, out))
+        data_path = write_json(out / "data.json", data.summary())
+        _write_pairs(out / "pairs.csv", data)
+        _write_split(out / "split.csv", data)
+        result = TrainResult(out, seed, data, config_path, data_path)
+        return result if config.dry_run else _fit(config, data, result, progress, callbacks)
 
 
 def _check_mixed_precision(config: TrainConfig) -> None:

@@ -163,11 +163,17 @@ def test_folder_of_videos_through_the_scanner(clips, colour_model, tmp_path, cap
     assert (out / "roc.png").stat().st_size > 1000
 
 
-def test_evaluate_errors_exit_2(tmp_path, colour_model, capsys):
+def test_evaluate_errors_exit_2_and_leave_no_empty_folder(tmp_path, kaggle_data, colour_model, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     empty = tmp_path / "nolabels"
     empty.mkdir()
     assert main(["evaluate", str(empty), "--model", str(colour_model), "--output", str(tmp_path / "o")]) == 2
     assert "no labels" in capsys.readouterr().err and not (tmp_path / "o").exists()
+    bad = tmp_path / "bad.keras"
+    bad.write_bytes(b"not a model")
+    assert main(["evaluate", str(kaggle_data), "--model", str(bad)]) == 2
+    assert "cannot load the model" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.keras", "nolabels"]
 
 
 def test_a_subset_limits_crops_to_the_held_out_side(kaggle_data, colour_model, tmp_path):

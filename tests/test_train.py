@@ -335,7 +335,8 @@ def test_default_output_is_a_new_timestamped_folder_never_reused(kaggle_data, tm
     assert all(isinstance(s, int) for s in seeds)  # a drawn seed is recorded, so the run can be repeated
 
 
-def test_usage_errors_exit_2(kaggle_data, tmp_path, capsys):
+def test_usage_errors_exit_2_and_leave_no_empty_run_folder(kaggle_data, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     taken = tmp_path / "taken"
     taken.mkdir()
     (taken / "x").write_text("mine")
@@ -345,6 +346,7 @@ def test_usage_errors_exit_2(kaggle_data, tmp_path, capsys):
     assert "dfdc-part-34 layout" in capsys.readouterr().err
     assert main(["train", str(kaggle_data), "--weights", str(tmp_path / "none.h5"), "--output", str(tmp_path / "w")]) == 2
     assert "no such file" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
 
 
 def test_help_of_train_and_evaluate_does_not_import_tensorflow():
