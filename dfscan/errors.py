@@ -22,3 +22,7 @@ class ModelError(DfscanError):
 
 class VideoError(Exception):
     """One video cannot be decoded; becomes an ERROR row, never a crash."""
+
+
+class DataError(DfscanError):
+    """A training or evaluation dataset that cannot be read (layout, metadata, labels)."""

@@ -120,3 +120,58 @@ def clips(tmp_path_factory) -> dict[str, Path]:
     }
     (root / "notes.txt").write_text("not a video")
     return {"root": root, **made}
+
+
+def tinted_crops(label: str, rng: np.random.Generator, n: int) -> list[np.ndarray]:
+    """One video's face crops: the astronaut, red-tinted for FAKE and blue for REAL, jittered."""
+    base = tinted(face_photo(), "red" if label == "FAKE" else "blue").astype(np.int16) + int(rng.integers(-25, 25))
+    crops = []
+    for _ in range(n):
+        y, x = rng.integers(0, 40, 2)
+        side = int(rng.integers(40, 72))
+        crop = cv2.resize(base[y: y + 180, x: x + 180].astype(np.float32), (side, side))
+        crops.append(np.clip(crop + rng.normal(0, 8, crop.shape), 0, 255).astype(np.uint8))
+    return crops
+
+
+def make_kaggle_dataset(root: Path, fakes_per_original, frames=range(0, 271, 30), seed: int = 0,
+                        extra_rows=(), crops=tinted_crops) -> Path:
+    """A miniature dfdc-part-34 dataset: images/metadata34.csv and images/<video>/<frame>.jpg.
+
+    Real video i has fakes_per_original[i] fakes. `crops(label, rng, n)` draws one video's
+    RGB crops (default: small square JPEGs of the astronaut's face of varying size, blue for
+    REAL, red for FAKE, so the classes are separable by colour but no two images are alike).
+    `extra_rows` (filename, label, original) are added to the CSV without images.
+    """
+    rng = np.random.default_rng(seed)
+    images = root / "images"
+    images.mkdir(parents=True)
+    rows = []
+    for i, k in enumerate(fakes_per_original):
+        real = f"real{i:02d}"
+        rows.append((f"{real}.mp4", "REAL", ""))
+        rows += [(f"fake{i:02d}x{j:02d}.mp4", "FAKE", f"{real}.mp4") for j in range(k)]
+    rows = [rows[i] for i in rng.permutation(len(rows))]  # metadata order is arbitrary on Kaggle too
+    frames = list(frames)
+    for name, label, _ in rows:
+        folder = images / name[:-4]
+        folder.mkdir()
+        for frame, crop in zip(frames, crops(label, rng, len(frames))):
+            cv2.imwrite(str(folder / f"{frame}.jpg"), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
+    with open(images / "metadata34.csv", "w", newline="") as fh:
+        fh.write("filename,label,split,original\n")
+        for name, label, original in [*rows, *extra_rows]:
+            fh.write(f"{name},{label},train,{original}\n")
+    return root
+
+
+# Real video i has KAGGLE_FAKES[i] fakes (the last has none); one fake names an original that is not listed.
+KAGGLE_FAKES = (1, 2, 5, 10, 12, 0)
+ORPHAN_FAKE = ("orphan.mp4", "FAKE", "nobody.mp4")
+
+
+@pytest.fixture(scope="session")
+def kaggle_data(tmp_path_factory) -> Path:
+    """A miniature dfdc-part-34 dataset (read-only: copy it before changing anything)."""
+    return make_kaggle_dataset(tmp_path_factory.mktemp("kaggle") / "dfdc-part-34", KAGGLE_FAKES,
+                               extra_rows=[ORPHAN_FAKE])

@@ -1,0 +1,525 @@
+"""Measure a model on labelled data, honestly: `dfscan evaluate`.
+
+Two kinds of data:
+- a face-crop dataset in the Kaggle dfdc-part-34 layout: every crop is scored
+  (frame level), then each video's crop scores are combined with
+  `dfscan.aggregate` exactly as a scan combines face scores (video level);
+- a folder of videos with labels (a DFDC `metadata.json` or a CSV `path,label`),
+  run end to end through the scanner's own pipeline (`dfscan.pipeline.Scanner`).
+
+A video that gets no score (NO_FACE, ERROR) is never dropped silently: the
+metrics are computed over scored videos and every unscored one is counted and
+listed beside them, with a log loss that scores them 0.5 as a DFDC submission
+would have had to. Nothing here prints, parses argv or exits.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .errors import ConfigError, DataError
+from .pipeline import ScanConfig
+
+log = logging.getLogger(__name__)
+
+KINDS = ("auto", "crops", "videos")
+THRESHOLD_RULE = "FAKE when score > threshold (the model card's p > 0.5), else REAL"
+# Kaggle's LogLoss metric, which scored the DFDC leaderboard, bounds predictions away from 0 and 1
+# by 1e-15 so that one confident mistake costs about 34.5 rather than infinity.
+LOG_LOSS_EPS = 1e-15
+LOG_LOSS_NOTE = ("binary log loss (natural log), the DFDC challenge metric; probabilities clipped to "
+                 "[1e-15, 1 - 1e-15] as Kaggle's LogLoss metric does")
+UNSCORED_POLICY = ("videos with no score (NO_FACE: no face in any sampled frame; ERROR: unreadable, or no "
+                   "readable face crop) are left out of the metrics above, which cover scored videos only; "
+                   "they are counted and listed here. log_loss_with_unscored_at_0_5 scores them 0.5, as a "
+                   "DFDC submission had to give every video a probability")
+CONFUSION_LAYOUT = "rows: true REAL, true FAKE; columns: predicted REAL, predicted FAKE"
+FAKE_WORDS = {"FAKE": 1, "1": 1, "TRUE": 1, "REAL": 0, "0": 0, "FALSE": 0}
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """What to evaluate and how; model, threshold, aggregation and scanning settings live in `scan`."""
+
+    data: Path
+    scan: ScanConfig = ScanConfig()
+    labels: Path | None = None  # videos: metadata.json or CSV path,label; default DATA/metadata.json
+    output: Path | None = None  # default: a new dfscan-eval-<time> folder in the current folder
+    kind: str = "auto"  # crops (Kaggle layout), videos, or auto-detect
+    subset: Path | None = None  # crops: a CSV with an image column (e.g. a train run's split.csv): only those
+    read_workers: int = 4
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ConfigError(f"unknown data kind {self.kind!r} (expected one of {KINDS})")
+
+
+@dataclass(frozen=True)
+class EvalProgress:
+    """Where an evaluation is: `stage` ('scoring crops', 'scanning videos'), done of total."""
+
+    stage: str
+    done: int
+    total: int
+    item: str = ""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One video's evaluation: its true label and score, or why it has none."""
+
+    video: str
+    label: int
+    score: float | None
+    verdict: str  # REAL, FAKE, NO_FACE, ERROR
+    reason: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    output_dir: Path
+    metrics_path: Path
+    roc_path: Path
+    predictions_path: Path
+    report: dict[str, Any]
+
+
+# ---------------------------------------------------------------------------------------------
+# Metrics on fixed predictions
+
+
+def binary_metrics(labels: Sequence[int], scores: Sequence[float], threshold: float = 0.5) -> dict[str, Any]:
+    """Threshold metrics, ROC AUC, log loss and the best thresholds for FAKE-probability scores."""
+    y, p = _checked_arrays(labels, scores)
+    out: dict[str, Any] = {"n": int(len(y)), "real": int((y == 0).sum()), "fake": int((y == 1).sum()),
+                           "threshold": float(threshold), "threshold_rule": THRESHOLD_RULE}
+    if not len(y):
+        return out
+    from sklearn import metrics as skm
+
+    pred = (p > threshold).astype(int)
+    with warnings.catch_warnings():  # one-class data: sklearn warns, the value is still defined
+        warnings.simplefilter("ignore")
+        cm = skm.confusion_matrix(y, pred, labels=[0, 1])
+        out.update(
+            accuracy=float(skm.accuracy_score(y, pred)),
+            balanced_accuracy=float(skm.balanced_accuracy_score(y, pred)),
+            precision=float(skm.precision_score(y, pred, zero_division=0)),
+            recall=float(skm.recall_score(y, pred, zero_division=0)),
+            f1=float(skm.f1_score(y, pred, zero_division=0)),
+        )
+    both = len(np.unique(y)) == 2
+    out["roc_auc"] = float(skm.roc_auc_score(y, p)) if both else None
+    if not both:
+        out["roc_auc_note"] = "undefined: the data holds only one class"
+    out["log_loss"] = clipped_log_loss(y, p)
+    out["confusion_matrix"] = cm.tolist()
+    out["confusion_matrix_layout"] = CONFUSION_LAYOUT
+    out.update(best_thresholds(y, p, threshold))
+    return out
+
+
+def _checked_arrays(labels: Sequence[int], scores: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(labels, dtype=np.int64).reshape(-1)
+    p = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if y.shape != p.shape:
+        raise ValueError(f"{len(y)} labels but {len(p)} scores")
+    if not np.isin(y, (0, 1)).all():
+        raise ValueError("labels must be 0 (REAL) or 1 (FAKE)")
+    if not (np.isfinite(p).all() and ((p >= 0) & (p <= 1)).all()):
+        raise ValueError("scores must be probabilities in [0, 1]")
+    return y, p
+
+
+def clipped_log_loss(labels: Sequence[int], scores: Sequence[float], eps: float = LOG_LOSS_EPS) -> float:
+    """Mean binary cross-entropy with probabilities clipped to [eps, 1 - eps]."""
+    y = np.asarray(labels, dtype=np.float64)
+    p = np.clip(np.asarray(scores, dtype=np.float64), eps, 1 - eps)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
+
+
+def threshold_sweep(labels: Sequence[int], scores: Sequence[float]) -> dict[str, np.ndarray]:
+    """Confusion counts at every distinct cut of the scores, under the rule score > threshold.
+
+    Cut k calls the k highest scores FAKE; only cuts between different scores exist
+    (tied scores fall on one side together). Its threshold is the midpoint between
+    the last FAKE and the first REAL score, so `score > threshold` reproduces it.
+    """
+    y, p = _checked_arrays(labels, scores)
+    order = np.argsort(-p, kind="stable")
+    ps, ys = p[order], y[order]
+    n = len(ps)
+    # k = number called FAKE; valid where the k-th and (k+1)-th scores differ
+    k = np.concatenate([[0], np.flatnonzero(ps[:-1] > ps[1:]) + 1, [n]]).astype(np.int64)
+    tp = np.concatenate([[0], np.cumsum(ys)])[k]
+    fp = k - tp
+    pos, neg = int(ys.sum()), int(n - ys.sum())
+    upper = np.where(k > 0, ps[np.maximum(k - 1, 0)], np.inf)  # lowest score called FAKE
+    lower = np.where(k < n, ps[np.minimum(k, n - 1)], -np.inf)  # highest score called REAL
+    thr = np.where(k == 0, ps[0], np.where(k == n, np.nextafter(ps[-1], -np.inf), (upper + lower) / 2))
+    return {"threshold": thr, "tp": tp, "fp": fp, "fn": pos - tp, "tn": neg - fp}
+
+
+def best_thresholds(labels: Sequence[int], scores: Sequence[float], prefer: float = 0.5) -> dict[str, Any]:
+    """The thresholds maximising F1 and balanced accuracy (ties: the one nearest `prefer`)."""
+    s = threshold_sweep(labels, scores)
+    tp, fp, fn, tn = (s[k].astype(np.float64) for k in ("tp", "fp", "fn", "tn"))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f1 = np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0)
+        tpr = np.where(tp + fn > 0, tp / (tp + fn), np.nan)
+        tnr = np.where(tn + fp > 0, tn / (tn + fp), np.nan)
+    bacc = np.nanmean(np.stack([tpr, tnr]), axis=0)
+    out = {}
+    for name, values in (("best_f1", f1), ("best_balanced_accuracy", bacc)):
+        best = np.flatnonzero(np.isclose(values, np.nanmax(values), rtol=0, atol=1e-12))
+        i = best[np.argmin(np.abs(s["threshold"][best] - prefer))]
+        out[name] = {"threshold": float(s["threshold"][i]), "f1": float(f1[i]), "balanced_accuracy": float(bacc[i]),
+                     "confusion_matrix": [[int(tn[i]), int(fp[i])], [int(fn[i]), int(tp[i])]]}
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Labels of a folder of videos
+
+
+def read_labels(path: Path, base: Path) -> dict[Path, int]:
+    """{resolved video path: 0 REAL / 1 FAKE} from a DFDC metadata.json or a CSV `path,label`.
+
+    Relative paths are taken relative to `base`, the folder of videos.
+    """
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise DataError(f"cannot read labels {path}: {exc.strerror or exc}") from exc
+    pairs = _json_labels(path, text) if path.suffix.lower() == ".json" else _csv_labels(path, text)
+    out: dict[Path, int] = {}
+    for where, name, raw in pairs:
+        label = FAKE_WORDS.get(str(raw).strip().upper())
+        if label is None:
+            raise DataError(f"{path}, {where}: label {raw!r} is neither FAKE nor REAL")
+        video = Path(name).expanduser()
+        out[(video if video.is_absolute() else base / video).resolve()] = label
+    if not out:
+        raise DataError(f"{path} lists no labelled video")
+    return out
+
+
+def _json_labels(path: Path, text: str) -> list[tuple[str, str, Any]]:
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise DataError(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: expected a DFDC metadata.json object {{\"file.mp4\": {{\"label\": ...}}}}")
+    rows = []
+    for name, entry in data.items():
+        if not isinstance(entry, dict) or "label" not in entry:
+            raise DataError(f"{path}, entry {name!r}: no \"label\"")
+        rows.append((f"entry {name!r}", name, entry["label"]))
+    return rows
+
+
+def _csv_labels(path: Path, text: str) -> list[tuple[str, str, Any]]:
+    reader = csv.DictReader(text.splitlines())
+    fields = [f.strip().lower() for f in reader.fieldnames or ()]
+    if "path" not in fields or "label" not in fields:
+        raise DataError(f"{path}: a labels CSV needs the columns path,label (found {', '.join(fields) or 'none'})")
+    rows = []
+    for n, line in enumerate(reader, start=2):
+        line = {k.strip().lower(): v for k, v in line.items() if k}
+        if not (line.get("path") or "").strip():
+            raise DataError(f"{path}, line {n}: empty path")
+        rows.append((f"line {n}", line["path"].strip(), line.get("label") or ""))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# The evaluation
+
+
+def evaluate(config: EvalConfig, on_progress: Callable[[EvalProgress], None] | None = None) -> EvalResult:
+    """Score the data, compute the metrics, write metrics.json, predictions and roc.png."""
+    from .runs import output_dir, write_json
+
+    kind = _detect_kind(config)
+    _require_sklearn_matplotlib()
+    if kind == "videos":  # a missing input fails before any folder is made
+        _labels_path(config)
+    else:
+        from .dataset import images_dir
+
+        images_dir(config.data)
+    progress = on_progress or (lambda _event: None)
+    with output_dir(config.output, "dfscan-eval") as out_dir:
+        run = _evaluate_crops if kind == "crops" else _evaluate_videos
+        report, curves, predictions = run(config, out_dir, progress)
+        roc_path = plot_roc(curves, out_dir / "roc.png", report["threshold"])
+        report["outputs"] = {"metrics": "metrics.json", "roc_curve": roc_path.name, "predictions": predictions.name}
+        metrics_path = write_json(out_dir / "metrics.json", report)
+    return EvalResult(out_dir, metrics_path, roc_path, predictions, report)
+
+
+def _detect_kind(config: EvalConfig) -> str:
+    data = Path(config.data).expanduser()
+    if not data.exists():
+        raise DataError(f"data not found: {data}")
+    if config.kind != "auto":
+        return config.kind
+    from .dataset import METADATA_NAME
+
+    if (data / "images" / METADATA_NAME).is_file() or (data / METADATA_NAME).is_file():
+        return "crops"
+    if data.is_dir():
+        return "videos"
+    raise DataError(f"{data}: expected a face-crop dataset (images/{METADATA_NAME}) or a folder of videos")
+
+
+def _require_sklearn_matplotlib() -> None:
+    from importlib.util import find_spec
+
+    missing = [name for name in ("sklearn", "matplotlib") if find_spec(name) is None]
+    if missing:
+        raise ConfigError(f"evaluate needs {', '.join(missing)}: pip install 'dfscan[train]'")
+
+
+def _model_block(info) -> dict[str, Any]:
+    prep = info.preprocess
+    return {"name": info.name, "label": info.label, "source": info.source, "sha256": info.sha256,
+            "preprocessing": {"input_size": list(prep.input_size), "color_order": prep.color_order,
+                              "scale": prep.scale, "resize": prep.resize},
+            "warnings": list(info.warnings)}
+
+
+def _base_report(kind: str, config: EvalConfig, info, threshold: float) -> dict[str, Any]:
+    return {"kind": kind, "data": str(Path(config.data).expanduser().resolve()), "model": _model_block(info),
+            "threshold": threshold, "threshold_rule": THRESHOLD_RULE, "aggregate": config.scan.aggregate,
+            "log_loss": LOG_LOSS_NOTE}
+
+
+def _evaluate_crops(config: EvalConfig, out_dir: Path, progress) -> tuple[dict, dict, Path]:
+    """Face crops: frame-level metrics, then video-level by aggregating each video's crop scores."""
+    from .dataset import images_dir, read_metadata, video_frames
+    from .model import Classifier
+    from .registry import resolve_model
+
+    images = images_dir(config.data)
+    rows = read_metadata(images)
+    frames = {row.name: video_frames(images, row.name) for row in rows}
+    if config.subset is not None:
+        keep = read_subset(config.subset)
+        frames = {name: [p for p in paths if p.relative_to(images).as_posix() in keep] for name, paths in frames.items()}
+        rows = [row for row in rows if row.name in {image.split("/")[0] for image in keep}]
+    info = resolve_model(config.scan.model, config.scan.offline)
+    for warning in info.warnings:
+        log.warning(warning)
+    classifier = Classifier(info, device=config.scan.device, batch_size=config.scan.batch_size)
+    threshold = config.scan.threshold if config.scan.threshold is not None else info.threshold
+
+    todo = [(row, path) for row in rows for path in frames[row.name]]
+    scores, unreadable = _score_crops(classifier, [p for _, p in todo], images, config, progress)
+    scored = [(row, path, scores[path]) for row, path in todo if path in scores]
+    outcomes = [_crop_video(row, frames[row.name], scores, images, threshold, config.scan.aggregate) for row in rows]
+
+    report = _base_report("crops", config, info, threshold)
+    if config.subset is not None:
+        report["subset"] = {"file": str(config.subset), "images_scored_or_skipped": len(todo),
+                            "note": "only the images the subset lists (its test side when it has a side column)"}
+    y_frame, p_frame = [r.label for r, _, _ in scored], [s for _, _, s in scored]
+    report["frame_level"] = binary_metrics(y_frame, p_frame, threshold)
+    report["skipped_images"] = {"count": len(unreadable), "images": unreadable,
+                                "note": "unreadable crops are left out of both levels and listed here"}
+    report.update(_video_section(outcomes, threshold))
+    predictions = out_dir / "frame_predictions.csv"
+    with open(predictions, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["image", "video", "label", "score"])
+        for row, path, s in scored:
+            w.writerow([path.relative_to(images).as_posix(), row.name, _label(row.label), f"{s:.6f}"])
+    _write_video_predictions(out_dir / "video_predictions.csv", outcomes)
+    return report, {"frame level": (y_frame, p_frame), "video level": _scored_arrays(outcomes)}, predictions
+
+
+def _score_crops(classifier, paths: list[Path], images: Path, config: EvalConfig,
+                 progress) -> tuple[dict[Path, float], list[dict[str, str]]]:
+    """FAKE probability of every readable crop, decoded in threads and scored in chunks."""
+    from .dataset import read_crops
+
+    scores: dict[Path, float] = {}
+    unreadable: list[dict[str, str]] = []
+    batch: list[tuple[Path, np.ndarray]] = []
+
+    def flush() -> None:
+        for (path, _), s in zip(batch, classifier.predict([crop for _, crop in batch])):
+            scores[path] = float(s)
+        batch.clear()
+        progress(EvalProgress("scoring crops", len(scores) + len(unreadable), len(paths)))
+
+    for path, crop in read_crops(paths, workers=config.read_workers):
+        if crop is None:
+            unreadable.append({"image": path.relative_to(images).as_posix(), "reason": "unreadable (cv2.imread failed)"})
+        else:
+            batch.append((path, crop))
+        if len(batch) >= max(256, config.scan.batch_size):
+            flush()
+    flush()
+    return scores, unreadable
+
+
+def _crop_video(row, frames: list[Path], scores: dict[Path, float], images: Path, threshold: float,
+                method: str) -> Outcome:
+    """A video of the crop dataset: its crop scores aggregated as a scan aggregates face scores."""
+    from .aggregate import aggregate
+
+    got = [scores[p] for p in frames if p in scores]
+    if not got:
+        why = "no folder of face crops" if not (images / row.name).is_dir() else "no readable face crop"
+        return Outcome(row.name, row.label, None, "ERROR", why, {"frames_scored": 0})
+    score = aggregate(got, method)
+    return Outcome(row.name, row.label, score, "FAKE" if score > threshold else "REAL", extra={"frames_scored": len(got)})
+
+
+def _evaluate_videos(config: EvalConfig, out_dir: Path, progress) -> tuple[dict, dict, Path]:
+    """A folder of labelled videos, scanned end to end by the scanner's own pipeline."""
+    from .discover import discover
+    from .pipeline import Scanner
+
+    data = Path(config.data).expanduser().resolve()
+    if not data.is_dir():
+        raise DataError(f"{data} is not a folder of videos")
+    labels_path = _labels_path(config)
+    labels = read_labels(labels_path, data)
+    c = config.scan
+    in_folder = {f.path.resolve() for f in discover([data], recursive=c.recursive, extensions=c.extensions,
+                                                    include_hidden=c.include_hidden) if not f.error}
+    present = sorted(p for p in labels if p.exists())
+    not_found = sorted(p for p in labels if not p.exists())
+    unlabelled = sorted(in_folder - set(labels))
+
+    scanner = Scanner(config.scan)
+    found = scanner.discover(present)
+    outcomes = []
+    for n, r in enumerate(scanner.iter_scan(found), start=1):
+        label = labels[r.path.resolve()]
+        outcomes.append(Outcome(_rel(r.path, data), label, r.score, r.verdict.value, r.error or (
+            "no face in any sampled frame" if r.verdict.value == "NO_FACE" else None),
+            {"frames_with_face": r.frames_with_face, "faces_scored": r.faces_scored}))
+        progress(EvalProgress("scanning videos", n, len(found), r.path.name))
+
+    report = _base_report("videos", config, scanner.model_info, scanner.threshold)
+    report["labels"] = str(labels_path.resolve())
+    report.update(_video_section(outcomes, scanner.threshold))
+    report["labelled_not_found"] = {"count": len(not_found), "paths": [_rel(p, data) for p in not_found],
+                                    "note": "listed in the labels but absent from the folder: not evaluated"}
+    report["unlabelled_videos"] = {"count": len(unlabelled), "paths": [_rel(p, data) for p in unlabelled],
+                                   "note": "videos in the folder without a label: not scanned"}
+    predictions = _write_video_predictions(out_dir / "video_predictions.csv", outcomes)
+    return report, {"video level": _scored_arrays(outcomes)}, predictions
+
+
+def read_subset(path: Path) -> set[str]:
+    """Image paths (`<video>/<frame>.jpg`) from a CSV with an `image` column; only `test` rows if it has `side`."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            if "image" not in (reader.fieldnames or ()):
+                raise DataError(f"{path}: a subset CSV needs an image column (as a train run's split.csv has)")
+            return {r["image"].strip() for r in reader if r.get("side", "test").strip() == "test"}
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def _labels_path(config: EvalConfig) -> Path:
+    data = Path(config.data).expanduser()
+    path = Path(config.labels).expanduser() if config.labels else data / "metadata.json"
+    if not path.is_file():
+        raise DataError(f"no labels: {path} not found; pass --labels metadata.json or a CSV path,label")
+    return path
+
+
+def _video_section(outcomes: list[Outcome], threshold: float) -> dict[str, Any]:
+    y, p = _scored_arrays(outcomes)
+    unscored = [o for o in outcomes if o.score is None]
+    by_verdict = {v: {"REAL": sum(o.label == 0 for o in unscored if o.verdict == v),
+                      "FAKE": sum(o.label == 1 for o in unscored if o.verdict == v)} for v in ("NO_FACE", "ERROR")}
+    all_y = [o.label for o in outcomes]
+    all_p = [o.score if o.score is not None else 0.5 for o in outcomes]
+    return {
+        "videos": {"total": len(outcomes), "scored": len(y), "unscored": len(unscored)},
+        "video_level": binary_metrics(y, p, threshold),
+        "unscored": {
+            "policy": UNSCORED_POLICY,
+            "NO_FACE": sum(by_verdict["NO_FACE"].values()), "ERROR": sum(by_verdict["ERROR"].values()),
+            "by_true_label": by_verdict,
+            "log_loss_with_unscored_at_0_5": clipped_log_loss(all_y, all_p) if outcomes else None,
+            "list": [{"video": o.video, "label": _label(o.label), "verdict": o.verdict, "reason": o.reason}
+                     for o in unscored],
+        },
+    }
+
+
+def _scored_arrays(outcomes: list[Outcome]) -> tuple[list[int], list[float]]:
+    scored = [o for o in outcomes if o.score is not None]
+    return [o.label for o in scored], [float(o.score) for o in scored]
+
+
+def _write_video_predictions(path: Path, outcomes: list[Outcome]) -> Path:
+    extra_cols = sorted({k for o in outcomes for k in o.extra})
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["video", "label", "score", "verdict", "reason", *extra_cols])
+        for o in outcomes:
+            score = "" if o.score is None else f"{o.score:.6f}"
+            w.writerow([o.video, _label(o.label), score, o.verdict, o.reason or "", *(o.extra.get(k, "") for k in extra_cols)])
+    return path
+
+
+def _label(label: int) -> str:
+    return "FAKE" if label else "REAL"
+
+
+def _rel(path: Path, base: Path) -> str:
+    try:
+        return path.resolve().relative_to(base).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def plot_roc(curves: dict[str, tuple[Sequence[int], Sequence[float]]], path: Path, threshold: float) -> Path:
+    """ROC curves (one per level) with the operating point at `threshold`, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display; never open a window
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    fig, ax = plt.subplots(figsize=(5.5, 5.5), dpi=100)
+    try:
+        ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="chance")
+        drawn = 0
+        for name, (y, p) in curves.items():
+            if len(set(y)) < 2:
+                continue
+            fpr, tpr, _ = roc_curve(y, p)
+            line, = ax.plot(fpr, tpr, linewidth=2, label=f"{name} (AUC {roc_auc_score(y, p):.4f}, n={len(y)})")
+            y_arr, pred = np.asarray(y), np.asarray(p) > threshold
+            op = ((pred & (y_arr == 0)).sum() / max((y_arr == 0).sum(), 1), (pred & (y_arr == 1)).sum() / max(y_arr.sum(), 1))
+            ax.plot(*op, marker="o", color=line.get_color())
+            drawn += 1
+        if not drawn:
+            ax.text(0.5, 0.5, "ROC undefined:\nthe scored data holds one class", ha="center", va="center")
+        ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="false positive rate (REAL called FAKE)",
+               ylabel="true positive rate (FAKE caught)", title=f"ROC (dots: threshold {threshold:g})")
+        ax.legend(loc="lower right", fontsize=8)
+        fig.tight_layout()
+        fig.savefig(path)
+    finally:
+        plt.close(fig)
+    return path
