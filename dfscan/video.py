@@ -322,9 +322,12 @@ def _read_pyav(path: str, spec: FrameSpec) -> Clip:
                 raise VideoError("no video stream in the file (audio only?)")
             stream = container.streams.video[0]
             total, fps = int(stream.frames or 0), float(stream.average_rate or 0)
-            if total <= 0:
-                raise VideoError("no frame count in the header")
+            if total <= 0:  # no count in the header (WebM, MKV): count the packets, without decoding
+                total = len(_presentation_ranks(container, stream, None))
+                container.seek(0)
             indices = spec.resolve(total)
+            if not indices:
+                raise VideoError("the video has no frames")
             ranks = _presentation_ranks(container, stream, indices[-1])
         with av.open(path) as container:
             frames = _pyav_frames(container, container.streams.video[0], indices, ranks)
@@ -342,13 +345,13 @@ def _read_pyav(path: str, spec: FrameSpec) -> Clip:
 _REORDER_SLACK = 64  # packets read past the last wanted frame: more than any B-frame reordering depth
 
 
-def _presentation_ranks(container, stream, last: int) -> dict[int, int]:
+def _presentation_ranks(container, stream, last: int | None) -> dict[int, int]:
     """Timestamp -> frame index (its rank in presentation order), demuxing without decoding."""
     stamps = []
     for packet in container.demux(stream):
         if packet.pts is not None:
             stamps.append(packet.pts)
-            if len(stamps) > last + _REORDER_SLACK:
+            if last is not None and len(stamps) > last + _REORDER_SLACK:
                 break
     return {pts: i for i, pts in enumerate(sorted(set(stamps)))}
 

@@ -135,3 +135,13 @@ def test_stream_without_a_frame_count_is_counted_then_read_from_the_start(tmp_pa
     assert clip.total_frames == 50 and len(clip.indices) == 10
     for i, frame in zip(clip.indices, clip.frames):
         assert abs(float(frame.mean()) - level(i)) < 4
+
+
+def test_pyav_counts_frames_when_the_header_has_no_count(tmp_path):
+    from conftest import VP9
+
+    path = write_ffmpeg(tmp_path / "n.webm", numbered_frames(24), VP9)  # WebM headers carry no frame count
+    clip = read_frames(path, FrameSpec(), "pyav")
+    assert clip.total_frames == 24 and len(clip.indices) == 10 and clip.indices[-1] == 23
+    for i, frame in zip(clip.indices, clip.frames):
+        assert abs(float(frame.mean()) - level(i)) < 4
