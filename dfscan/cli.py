@@ -153,19 +153,30 @@ def _run_scan(paths, config, out: Outputs) -> int:
 
 def _scan_and_report(paths, config, out: Outputs) -> int:
     from rich.console import Console
+
+    from .pipeline import open_scanner
+
+    err = Console(stderr=True)
+    started = time.perf_counter()
+    with err.status("loading the model", spinner="dots") if not out.quiet else _nothing():
+        scanner = open_scanner(config)
+    with scanner:
+        return _report(scanner, paths, out, started)
+
+
+def _report(scanner, paths, out: Outputs, started: float) -> int:
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from .aggregate import Verdict
-    from .pipeline import ScanReport, Scanner
+    from .pipeline import ScanReport
     from .report import LiveCsv, partial_path, printable, results_table, summary, to_csv_text, write_atomic
 
     stdout, err = Console(), Console(stderr=True)
-    started = time.perf_counter()
-    with err.status("loading the model", spinner="dots") if not out.quiet else _nothing():
-        scanner = Scanner(config)
+    config = scanner.config
     found = scanner.discover(paths)
     if not found:
-        logging.getLogger("dfscan").warning("no video files found in %s", ", ".join(map(str, paths)))
+        logging.getLogger("dfscan").warning("no video files found in %s", ", ".join(map(str, paths)) or "an empty list")
     results = []
     progress = Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                         TextColumn("{task.description}"), console=err, transient=True, disable=out.quiet)
