@@ -40,7 +40,11 @@ def _frames_option(ctx, param, value):
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--from-file", "path_list", type=click.File("r", encoding="utf-8", errors="surrogateescape"),
+              metavar="LIST",
+              help="Also scan the paths listed in LIST, one per line ('-': stdin); blank lines and # comments "
+                   "are skipped.")
 @click.option("--model", "-m", metavar="MODEL",
               help="A registry name (see `dfscan models list`), hf://owner/repo[/file][@rev], or a .keras file.  "
                    "[default: the reference model]")
@@ -83,12 +87,14 @@ def _frames_option(ctx, param, value):
 @click.option("--quiet", "-q", is_flag=True, help="Print only errors (the CSV is still written).")
 @click.option("--strict", is_flag=True, help="Exit 2 when any file could not be scanned.")
 @click.option("--verbose", "-v", is_flag=True, help="More detail on stderr.")
-def scan(paths, csv_path, overwrite, quiet, strict, verbose, store, no_store, resume, **options) -> None:
+def scan(paths, path_list, csv_path, overwrite, quiet, strict, verbose, store, no_store, resume,
+         **options) -> None:
     """Scan video files and folders for deepfaked faces.
 
     Exit status: 0 no video FAKE, 1 at least one FAKE, 2 usage error, model
     error, or (with --strict) a file that could not be scanned.
     """
+    paths = _all_paths(paths, path_list)
     _setup_logging(quiet, verbose)
     options["store"] = None if no_store else str(store or _default_store())
     options["rescan"] = not resume
@@ -112,6 +118,18 @@ class Outputs:
 
     def files(self) -> list[Path]:
         return [self.csv]
+
+
+def _all_paths(paths: tuple[Path, ...], path_list) -> list[Path]:
+    """PATH arguments, then the paths listed in --from-file."""
+    if path_list is None:
+        if not paths:
+            raise click.UsageError("give at least one PATH, or --from-file LIST")
+        return list(paths)
+    from .discover import read_path_list
+
+    with path_list:
+        return [*paths, *map(Path, read_path_list(path_list))]
 
 
 def _default_csv() -> Path:
@@ -176,7 +194,8 @@ def _report(scanner, paths, out: Outputs, started: float) -> int:
     config = scanner.config
     found = scanner.discover(paths)
     if not found:
-        logging.getLogger("dfscan").warning("no video files found in %s", ", ".join(map(str, paths)) or "an empty list")
+        where = ", ".join(map(str, paths)) or "an empty list"
+        logging.getLogger("dfscan").warning("no video files found in %s", where)
     results = []
     progress = Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                         TextColumn("{task.description}"), console=err, transient=True, disable=out.quiet)

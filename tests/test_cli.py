@@ -1,4 +1,5 @@
 import csv
+import io
 import os
 import subprocess
 import sys
@@ -108,10 +109,36 @@ def test_usage_errors_exit_2(real_only, colour_model, capsys):
     assert "either --frames or --num-frames" in capsys.readouterr().err
     assert main(["scan", str(real_only), "--frames", "ten"]) == 2
     assert main(["scan"]) == 2
+    assert "give at least one PATH, or --from-file LIST" in capsys.readouterr().err
     assert main(["scan", str(real_only), "--threshold", "1.5"]) == 2
+    assert main(["scan", "--from-file", str(real_only / "no-such-list.txt")]) == 2
 
 
 def test_frames_option_reaches_the_scan(real_only, colour_model, tmp_path):
     out = tmp_path / "f.csv"
     main(["scan", str(real_only), "--model", str(colour_model), "--csv", str(out), "--frames", "0,5,10", "-q"])
     assert read_csv(out)[0]["frame_indices"] == "0 5 10"
+
+
+def test_from_file_takes_a_queue_on_stdin_or_in_a_file(clips, colour_model, tmp_path, monkeypatch):
+    listing = f"# today's queue\n\n{clips['real_avi']}\n   \n{clips['fake_mp4']}\r\n  # done\n"
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(listing.encode())))
+    out = tmp_path / "stdin.csv"
+    args = ["--model", str(colour_model), "--no-store", "-q"]
+    assert main(["scan", "--from-file", "-", "--csv", str(out), *args]) == 1
+    assert [Path(r["path"]).name for r in read_csv(out)] == ["real_blue.avi", "fake_red.mp4"]
+    queue = tmp_path / "queue.txt"
+    queue.write_text(listing)
+    out = tmp_path / "file.csv"
+    # PATH arguments first, then the list; a video named twice is scanned once
+    assert main(["scan", str(clips["short_webm"]), str(clips["fake_mp4"]), "--from-file", str(queue),
+                 "--csv", str(out), *args]) == 1
+    assert [Path(r["path"]).name for r in read_csv(out)] == ["short_blue.webm", "fake_red.mp4", "real_blue.avi"]
+
+
+def test_an_empty_queue_is_a_clean_scan(colour_model, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"# nothing today\n")))
+    out = tmp_path / "empty.csv"
+    assert main(["scan", "--from-file", "-", "--model", str(colour_model), "--no-store", "--csv", str(out)]) == 0
+    assert read_csv(out) == [] and "no video files found in an empty list" in capsys.readouterr().err
+
