@@ -73,9 +73,17 @@ def _frames_option(ctx, param, value):
               help="Video extensions to pick in folders (repeat or comma-separate); replaces the default list.")
 @click.option("--hidden", is_flag=True, help="Also scan hidden files and folders (names starting with '.').")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1),
-              help="Videos decoded at the same time.")
+              help="Videos decoded at the same time (per worker with --engine ray).")
 @click.option("--decoder", type=click.Choice(["auto", "decord", "opencv"]), default="auto", show_default=True,
               help="auto: decord, then OpenCV when decord cannot read a file.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: this process; ray: a Ray cluster (pip install 'dfscan[ray]').")
+@click.option("--address", metavar="ADDR",
+              help="ray engine: the cluster, ray://HOST:PORT, HOST:PORT or auto.  [default: start Ray on this "
+                   "machine]")
+@click.option("--actors", type=click.IntRange(min=1), metavar="N",
+              help="ray engine: scanning workers, each with its own model.  [default: one per GPU, else one "
+                   "per node]")
 @click.option("--store", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
               help="SQLite file keeping results between scans.  [default: per-user data folder, see README]")
 @click.option("--no-store", is_flag=True, help="Keep no results between scans.")
@@ -160,7 +168,8 @@ def _scan_config(o: dict):
         model=o["model"], offline=o["offline"], frames=frames, faces=faces, margin=o["margin"],
         batch_size=o["batch_size"], device=o["device"], aggregate=o["aggregate"], threshold=o["threshold"],
         recursive=o["recursive"], extensions=exts, include_hidden=o["hidden"], workers=o["workers"],
-        decoder=o["decoder"], store=o["store"], rescan=o["rescan"],
+        decoder=o["decoder"], store=o["store"], rescan=o["rescan"], engine=o["engine"], address=o["address"],
+        actors=o["actors"],
     )
 
 

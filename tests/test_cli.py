@@ -28,7 +28,7 @@ def run_cli(*args, cwd=None):
 def test_help_and_version_do_not_import_tensorflow():
     code = ("import sys\nfrom dfscan.cli import main\n"
             "assert main(['--version']) == 0 and main(['scan', '--help']) == 0\n"
-            "heavy = [m for m in ('tensorflow', 'keras', 'cv2', 'decord', 'numpy') if m in sys.modules]\n"
+            "heavy = [m for m in ('tensorflow', 'keras', 'cv2', 'decord', 'numpy', 'ray') if m in sys.modules]\n"
             "assert not heavy, heavy\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr
@@ -112,6 +112,8 @@ def test_usage_errors_exit_2(real_only, colour_model, capsys):
     assert "give at least one PATH, or --from-file LIST" in capsys.readouterr().err
     assert main(["scan", str(real_only), "--threshold", "1.5"]) == 2
     assert main(["scan", "--from-file", str(real_only / "no-such-list.txt")]) == 2
+    assert main(["scan", str(real_only), "--address", "auto", "--model", str(colour_model)]) == 2
+    assert "--address and --actors need --engine ray" in capsys.readouterr().err
 
 
 def test_frames_option_reaches_the_scan(real_only, colour_model, tmp_path):
@@ -142,3 +144,11 @@ def test_an_empty_queue_is_a_clean_scan(colour_model, tmp_path, monkeypatch, cap
     assert main(["scan", "--from-file", "-", "--model", str(colour_model), "--no-store", "--csv", str(out)]) == 0
     assert read_csv(out) == [] and "no video files found in an empty list" in capsys.readouterr().err
 
+
+def test_ray_engine_without_ray_says_how_to_install_it(real_only, colour_model, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now fails as it does without the extra
+    out = tmp_path / "x.csv"
+    assert main(["scan", str(real_only), "--engine", "ray", "--model", str(colour_model), "--csv", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--engine ray needs Ray, which is not installed: pip install 'dfscan[ray]'" in err
+    assert "Traceback" not in err and not out.exists()
