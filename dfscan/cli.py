@@ -40,7 +40,11 @@ def _frames_option(ctx, param, value):
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--from-file", "path_list", type=click.File("r", encoding="utf-8", errors="surrogateescape"),
+              metavar="LIST",
+              help="Also scan the paths listed in LIST, one per line ('-': stdin); blank lines and # comments "
+                   "are skipped.")
 @click.option("--model", "-m", metavar="MODEL",
               help="A registry name (see `dfscan models list`), hf://owner/repo[/file][@rev], or a .keras file.  "
                    "[default: the reference model]")
@@ -69,9 +73,17 @@ def _frames_option(ctx, param, value):
               help="Video extensions to pick in folders (repeat or comma-separate); replaces the default list.")
 @click.option("--hidden", is_flag=True, help="Also scan hidden files and folders (names starting with '.').")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1),
-              help="Videos decoded at the same time.")
+              help="Videos decoded at the same time (per worker with --engine ray).")
 @click.option("--decoder", type=click.Choice(["auto", "pyav", "decord", "opencv"]), default="auto", show_default=True,
               help="auto: PyAV, then decord, then OpenCV for files the earlier cannot read.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: this process; ray: a Ray cluster (pip install 'dfscan[ray]').")
+@click.option("--address", metavar="ADDR",
+              help="ray engine: the cluster, ray://HOST:PORT, HOST:PORT or auto.  [default: start Ray on this "
+                   "machine]")
+@click.option("--actors", type=click.IntRange(min=1), metavar="N",
+              help="ray engine: scanning workers, each with its own model.  [default: one per GPU, else one "
+                   "per node]")
 @click.option("--store", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
               help="SQLite file keeping results between scans.  [default: per-user data folder, see README]")
 @click.option("--no-store", is_flag=True, help="Keep no results between scans.")
@@ -93,13 +105,14 @@ def _frames_option(ctx, param, value):
 @click.option("--quiet", "-q", is_flag=True, help="Print only errors (the CSV is still written).")
 @click.option("--strict", is_flag=True, help="Exit 2 when any file could not be scanned.")
 @click.option("--verbose", "-v", is_flag=True, help="More detail on stderr.")
-def scan(paths, csv_path, json_path, jsonl_path, dfdc_path, html_path, overwrite, quiet, strict, verbose, store,
-         no_store, resume, **options) -> None:
+def scan(paths, path_list, csv_path, json_path, jsonl_path, dfdc_path, html_path, overwrite, quiet, strict, verbose,
+         store, no_store, resume, **options) -> None:
     """Scan video files and folders for deepfaked faces.
 
     Exit status: 0 no video FAKE, 1 at least one FAKE, 2 usage error, model
     error, or (with --strict) a file that could not be scanned.
     """
+    paths = _all_paths(paths, path_list)
     _setup_logging(quiet, verbose)
     options["store"] = None if no_store else str(store or _default_store())
     options["rescan"] = not resume
@@ -137,6 +150,18 @@ class Outputs:
         return [p.resolve() for p in [*self.reports.values(), self.jsonl] if p is not None]
 
 
+def _all_paths(paths: tuple[Path, ...], path_list) -> list[Path]:
+    """PATH arguments, then the paths listed in --from-file."""
+    if path_list is None:
+        if not paths:
+            raise click.UsageError("give at least one PATH, or --from-file LIST")
+        return list(paths)
+    from .discover import read_path_list
+
+    with path_list:
+        return [*paths, *map(Path, read_path_list(path_list))]
+
+
 def _default_csv() -> Path:
     from .report import default_csv_path
 
@@ -166,7 +191,7 @@ def _scan_config(o: dict):
         batch_size=o["batch_size"], device=o["device"], aggregate=o["aggregate"], threshold=o["threshold"],
         recursive=o["recursive"], extensions=exts, include_hidden=o["hidden"], workers=o["workers"],
         decoder=o["decoder"], store=o["store"], rescan=o["rescan"], thumbnails=o["thumbnails"],
-        explain=o["explain"],
+        explain=o["explain"], engine=o["engine"], address=o["address"], actors=o["actors"],
     )
 
 
@@ -177,19 +202,30 @@ def _run_scan(paths, config, out: Outputs) -> int:
 
 def _scan_and_report(paths, config, out: Outputs) -> int:
     from rich.console import Console
+
+    from .pipeline import open_scanner
+
+    err = Console(stderr=True)
+    started = time.perf_counter()
+    with err.status("loading the model", spinner="dots") if not out.quiet else _nothing():
+        scanner = open_scanner(config)
+    with scanner:
+        return _report(scanner, paths, out, started)
+
+
+def _report(scanner, paths, out: Outputs, started: float) -> int:
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from .aggregate import Verdict
-    from .pipeline import Scanner
     from .report import LiveCsv, LiveJsonl, partial_path, printable, results_table, summary, write_reports
 
     stdout, err = Console(), Console(stderr=True)
-    started = time.perf_counter()
-    with err.status("loading the model", spinner="dots") if not out.quiet else _nothing():
-        scanner = Scanner(config)
+    config = scanner.config
     found = scanner.discover(paths)
     if not found:
-        logging.getLogger("dfscan").warning("no video files found in %s", ", ".join(map(str, paths)))
+        where = ", ".join(map(str, paths)) or "an empty list"
+        logging.getLogger("dfscan").warning("no video files found in %s", where)
     results = []
     progress = Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                         TextColumn("{task.description}"), console=err, transient=True, disable=out.quiet)

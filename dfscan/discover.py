@@ -31,6 +31,20 @@ class Found:
     error: str | None = None
 
 
+def read_path_list(lines: Iterable[str]) -> list[str]:
+    """Paths from a queue's list: one per line; blank lines and lines whose first non-blank is `#` are skipped.
+
+    Only the line ending is removed, so names with leading or trailing spaces survive; a name
+    that starts with `#` is written `./#name`. A name cannot hold a newline in this format.
+    """
+    out = []
+    for line in lines:
+        path = line.rstrip("\r\n")
+        if path.strip() and not path.lstrip().startswith("#"):
+            out.append(path)
+    return out
+
+
 def normalise_extensions(extensions: Iterable[str]) -> frozenset[str]:
     """Accept 'mp4', '.MP4' or 'mp4,mov' and return lower-case names without dots."""
     out = set()

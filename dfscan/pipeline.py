@@ -3,6 +3,8 @@
 Videos are decoded and their faces detected in worker threads (OpenCV, decord
 and hashlib release the GIL) while the main thread pushes crops, batched
 across videos, through the network. Results come out in discovery order.
+`ScanConfig.engine` chooses where this runs: here (`Scanner`) or on a Ray
+cluster (`dfscan.distributed.RayScanner`, whose workers each run a `Scanner`).
 Nothing here prints, parses argv or exits.
 """
 from __future__ import annotations
@@ -33,6 +35,8 @@ from .video import DECODERS, FrameSpec, read_frames
 log = logging.getLogger(__name__)
 
 DEFAULT_MARGIN = 0.2
+ENGINES = ("local", "ray")
+UNREADABLE = "cannot read file"  # how a result's error starts when the file's bytes could not be read
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,9 @@ class ScanConfig:
     rescan: bool = False  # ignore stored results (new ones are still stored)
     thumbnails: bool = False  # keep small JPEGs of the face crops (for the HTML report)
     explain: bool = False  # Grad-CAM heatmap over the most suspicious crop of FAKE videos
+    engine: str = "local"  # "local": this process; "ray": a Ray cluster (see dfscan.distributed)
+    address: str | None = None  # ray: "auto", "host:port" or "ray://host:port"; None starts a private Ray
+    actors: int | None = None  # ray: scanning actors; None: one per GPU, else one per node
 
     def __post_init__(self):
         if self.aggregate not in AGGREGATES:
@@ -73,6 +80,12 @@ class ScanConfig:
             raise ConfigError("--max-faces must be at least 1")
         if self.decoder not in DECODERS:
             raise ConfigError(f"unknown decoder {self.decoder!r}")
+        if self.engine not in ENGINES:
+            raise ConfigError(f"unknown engine {self.engine!r} (expected one of {ENGINES})")
+        if self.engine != "ray" and (self.address is not None or self.actors is not None):
+            raise ConfigError("--address and --actors need --engine ray")
+        if self.actors is not None and self.actors < 1:
+            raise ConfigError("--actors must be at least 1")
 
 
 @dataclass(frozen=True)
@@ -210,8 +223,9 @@ class _Prepared:
         return len(self.scores) == len(self.crops)
 
 
-class Scanner:
-    """Holds the loaded model and face detector; scans any number of paths."""
+class ScanPlan:
+    """What a scan will do, with nothing heavy loaded: the model's identity, the settings
+    derived from it, the result store and discovery. The engines build on it."""
 
     def __init__(self, config: ScanConfig = ScanConfig(), model_info: ModelInfo | None = None):
         self.config = config
@@ -221,8 +235,6 @@ class Scanner:
         margin = config.margin if config.margin is not None else (self.model_info.margin or DEFAULT_MARGIN)
         self.face_config = replace(config.faces, margin=margin)
         self.threshold = config.threshold if config.threshold is not None else self.model_info.threshold
-        self.detector = FaceDetector(self.face_config)
-        self.classifier = Classifier(self.model_info, device=config.device, batch_size=config.batch_size)
         self.store = ResultStore(config.store) if config.store else None
         self.times = StageTimes()
         self.settings = settings_key(self.score_settings())
@@ -236,10 +248,6 @@ class Scanner:
             "preprocess": asdict(self.model_info.preprocess),
         }
 
-    @property
-    def device(self) -> str:
-        return self.classifier.device
-
     def report(self, results: list[VideoResult], paths: list[str], elapsed_s: float) -> ScanReport:
         """A ScanReport of these results with this scanner's model, device and settings."""
         return ScanReport(results, self.model_info.label, self.device, elapsed_s, self.config, paths,
@@ -248,6 +256,51 @@ class Scanner:
     def discover(self, paths: Iterable[str | Path]) -> list[Found]:
         c = self.config
         return discover(paths, recursive=c.recursive, extensions=c.extensions, include_hidden=c.include_hidden)
+
+    def iter_scan(self, found: Sequence[Found]) -> Iterator[VideoResult]:
+        """Yield one result per entry of `found`, in the same order, as each finishes."""
+        raise NotImplementedError
+
+    @property
+    def device(self) -> str:
+        raise NotImplementedError
+
+    def _stored(self, sha256: str) -> VideoResult | None:
+        """The stored result for these bytes, this model and these settings; None: scan the file."""
+        if self.store is None or self.config.rescan:
+            return None
+        stored = self.store.get(sha256, self.model_info.sha256, self.settings[0])
+        # Same bytes, same model bytes, same settings; the model's name may differ (a renamed copy).
+        return None if stored is None else replace(VideoResult.from_dict(stored), model=self.model_info.label)
+
+    def _keep(self, result: VideoResult) -> None:
+        # ERROR rows are not kept, so that the next scan tries those files again.
+        if self.store and not result.cached and result.verdict is not Verdict.ERROR and result.sha256:
+            self.store.put(result.sha256, self.model_info.sha256, self.settings, result.to_dict(images=True),
+                           str(result.path))
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+
+    def __enter__(self) -> "ScanPlan":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class Scanner(ScanPlan):
+    """Scans in this process: holds the loaded model and face detector; scans any number of paths."""
+
+    def __init__(self, config: ScanConfig = ScanConfig(), model_info: ModelInfo | None = None):
+        super().__init__(config, model_info)
+        self.detector = FaceDetector(self.face_config)
+        self.classifier = Classifier(self.model_info, device=config.device, batch_size=config.batch_size)
+
+    @property
+    def device(self) -> str:
+        return self.classifier.device
 
     def iter_scan(self, found: Sequence[Found]) -> Iterator[VideoResult]:
         """Yield one result per entry of `found`, in the same order, as each finishes."""
@@ -292,9 +345,7 @@ class Scanner:
     def _finished(self, pending: deque[_Prepared]) -> Iterator[VideoResult]:
         while pending and pending[0].done:
             result = self._conclude(pending.popleft())
-            if self.store and not result.cached and result.verdict is not Verdict.ERROR and result.sha256:
-                self.store.put(result.sha256, self.model_info.sha256, self.settings, result.to_dict(images=True),
-                               str(result.path))
+            self._keep(result)
             yield result
 
     def _prepare(self, found: Found) -> _Prepared:
@@ -310,13 +361,10 @@ class Scanner:
                 raise VideoError("empty file (0 bytes)")
             with self.times.timing("hash"):
                 result.sha256 = _sha256(found.path)
-            if self.store and not self.config.rescan:
-                stored = self.store.get(result.sha256, self.model_info.sha256, self.settings[0])
-                if stored is not None:
-                    # Same bytes, same model bytes, same settings; the path and the model's name may differ.
-                    prepared.cached = replace(VideoResult.from_dict(stored), path=found.path,
-                                              model=self.model_info.label, cached=True)
-                    return prepared
+            stored = self._stored(result.sha256)
+            if stored is not None:
+                prepared.cached = replace(stored, path=found.path, cached=True)
+                return prepared
             with self.times.timing("decode"):
                 clip = read_frames(found.path, self.config.frames, self.config.decoder)
         except (VideoError, OSError) as exc:
@@ -387,7 +435,7 @@ def _sha256(path: Path) -> str:
 
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError):
-        return f"cannot read file: {exc.strerror or exc}"
+        return f"{UNREADABLE}: {exc.strerror or exc}"
     return str(exc)
 
 
@@ -407,13 +455,25 @@ def scan(
     """
     started = time.perf_counter()
     paths = list(paths)
-    scanner = Scanner(config)
-    found = scanner.discover(paths)
-    if on_start:
-        on_start(len(found))
-    results = []
-    for result in scanner.iter_scan(found):
-        results.append(result)
-        if on_result:
-            on_result(result)
-    return scanner.report(results, [str(p) for p in paths], time.perf_counter() - started)
+    with open_scanner(config) as scanner:
+        found = scanner.discover(paths)
+        if on_start:
+            on_start(len(found))
+        results = []
+        for result in scanner.iter_scan(found):
+            results.append(result)
+            if on_result:
+                on_result(result)
+        return scanner.report(results, [str(p) for p in paths], time.perf_counter() - started)
+
+
+def open_scanner(config: ScanConfig = ScanConfig()) -> ScanPlan:
+    """The scanner for `config.engine`: this process (`Scanner`) or a Ray cluster (`RayScanner`).
+
+    Close it when done (or use it as a context manager): the ray engine then stops its workers.
+    """
+    if config.engine == "ray":
+        from .distributed import RayScanner  # Ray is optional and heavy: imported only when asked for
+
+        return RayScanner(config)
+    return Scanner(config)

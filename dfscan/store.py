@@ -91,6 +91,11 @@ class ResultStore:
                 (sha256, model, key, json.dumps(result), path, time.time()),
             )
 
+    def hashes(self, model: str, settings: str) -> frozenset[str]:
+        """The SHA-256 of every file with a stored result for this model and these settings."""
+        rows = self._connect().execute("SELECT sha256 FROM results WHERE model=? AND settings=?", (model, settings))
+        return frozenset(r[0] for r in rows)
+
     def count(self) -> int:
         return self._connect().execute("SELECT COUNT(*) FROM results").fetchone()[0]
 

@@ -1,4 +1,5 @@
 import csv
+import io
 import os
 import subprocess
 import sys
@@ -27,7 +28,7 @@ def run_cli(*args, cwd=None):
 def test_help_and_version_do_not_import_tensorflow():
     code = ("import sys\nfrom dfscan.cli import main\n"
             "assert main(['--version']) == 0 and main(['scan', '--help']) == 0\n"
-            "heavy = [m for m in ('tensorflow', 'keras', 'cv2', 'decord', 'numpy') if m in sys.modules]\n"
+            "heavy = [m for m in ('tensorflow', 'keras', 'cv2', 'decord', 'numpy', 'ray') if m in sys.modules]\n"
             "assert not heavy, heavy\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr
@@ -108,10 +109,46 @@ def test_usage_errors_exit_2(real_only, colour_model, capsys):
     assert "either --frames or --num-frames" in capsys.readouterr().err
     assert main(["scan", str(real_only), "--frames", "ten"]) == 2
     assert main(["scan"]) == 2
+    assert "give at least one PATH, or --from-file LIST" in capsys.readouterr().err
     assert main(["scan", str(real_only), "--threshold", "1.5"]) == 2
+    assert main(["scan", "--from-file", str(real_only / "no-such-list.txt")]) == 2
+    assert main(["scan", str(real_only), "--address", "auto", "--model", str(colour_model)]) == 2
+    assert "--address and --actors need --engine ray" in capsys.readouterr().err
 
 
 def test_frames_option_reaches_the_scan(real_only, colour_model, tmp_path):
     out = tmp_path / "f.csv"
     main(["scan", str(real_only), "--model", str(colour_model), "--csv", str(out), "--frames", "0,5,10", "-q"])
     assert read_csv(out)[0]["frame_indices"] == "0 5 10"
+
+
+def test_from_file_takes_a_queue_on_stdin_or_in_a_file(clips, colour_model, tmp_path, monkeypatch):
+    listing = f"# today's queue\n\n{clips['real_avi']}\n   \n{clips['fake_mp4']}\r\n  # done\n"
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(listing.encode())))
+    out = tmp_path / "stdin.csv"
+    args = ["--model", str(colour_model), "--no-store", "-q"]
+    assert main(["scan", "--from-file", "-", "--csv", str(out), *args]) == 1
+    assert [Path(r["path"]).name for r in read_csv(out)] == ["real_blue.avi", "fake_red.mp4"]
+    queue = tmp_path / "queue.txt"
+    queue.write_text(listing)
+    out = tmp_path / "file.csv"
+    # PATH arguments first, then the list; a video named twice is scanned once
+    assert main(["scan", str(clips["short_webm"]), str(clips["fake_mp4"]), "--from-file", str(queue),
+                 "--csv", str(out), *args]) == 1
+    assert [Path(r["path"]).name for r in read_csv(out)] == ["short_blue.webm", "fake_red.mp4", "real_blue.avi"]
+
+
+def test_an_empty_queue_is_a_clean_scan(colour_model, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"# nothing today\n")))
+    out = tmp_path / "empty.csv"
+    assert main(["scan", "--from-file", "-", "--model", str(colour_model), "--no-store", "--csv", str(out)]) == 0
+    assert read_csv(out) == [] and "no video files found in an empty list" in capsys.readouterr().err
+
+
+def test_ray_engine_without_ray_says_how_to_install_it(real_only, colour_model, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now fails as it does without the extra
+    out = tmp_path / "x.csv"
+    assert main(["scan", str(real_only), "--engine", "ray", "--model", str(colour_model), "--csv", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--engine ray needs Ray, which is not installed: pip install 'dfscan[ray]'" in err
+    assert "Traceback" not in err and not out.exists()

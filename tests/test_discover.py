@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from dfscan.discover import BROKEN_LINK, discover, normalise_extensions
+from dfscan.discover import BROKEN_LINK, discover, normalise_extensions, read_path_list
 
 
 def touch(path: Path, data: bytes = b"x") -> Path:
@@ -79,3 +79,9 @@ def test_unreadable_folder_is_reported_and_walk_continues(tree, monkeypatch):
     errors = {str(f.path.relative_to(tree)): f.error for f in found if f.error}
     assert errors == {"sub/deeper": "cannot read folder: Permission denied"}
     assert "z.ts" in names(found, tree)
+
+
+def test_path_lists_skip_blanks_and_comments_and_keep_names_whole():
+    lines = ["a.mp4\n", "\n", "   \n", "# a comment\n", "  # an indented one\r\n", " spaced name .mp4 \r\n",
+             "./#hash.mp4\n", "last.mp4"]
+    assert read_path_list(lines) == ["a.mp4", " spaced name .mp4 ", "./#hash.mp4", "last.mp4"]

@@ -1,0 +1,194 @@
+"""The ray engine on a real Ray cluster: a head and a second node on 127.0.0.1, started and stopped here.
+
+Scores may differ from the local engine's only by float rounding (crops are batched differently),
+so they are compared within TOLERANCE; verdicts and everything else must be equal.
+"""
+import csv
+import io
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import frames_for, write_opencv
+from dfscan import ScanConfig, Verdict, scan
+from dfscan.report import to_csv_text
+
+ray = pytest.importorskip("ray", reason="the ray engine is an optional extra: pip install 'dfscan[ray]'")
+
+from dfscan.distributed import RayScanner  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+TOLERANCE = 1e-6
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_without_an_address_a_private_ray_starts_and_stops_with_the_scan(clips, colour_model, tmp_path):
+    out = tmp_path / "private.csv"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dfscan", "scan", str(clips["fake_mp4"]), str(clips["real_avi"]), "--engine", "ray",
+         "--model", str(colour_model), "--no-store", "--csv", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        start_new_session=True)
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 1, stderr
+    assert [r["verdict"] for r in read_rows(out.read_text())] == ["FAKE", "REAL"]
+    assert "on Ray: 1 worker on 1 node (CPU)" in stdout.replace("\n", " ")
+    left = subprocess.run(["ps", "-o", "pid=,args=", "--sid", str(proc.pid)], capture_output=True, text=True).stdout
+    assert left.strip() == "", f"Ray processes outlived the scan:\n{left}"  # the scan stopped what it started
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """Ray's own test cluster (ray.cluster_utils): a head node and one more node, one CPU each."""
+    from ray.cluster_utils import Cluster
+
+    saved = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = str(ROOT)  # Ray's own processes (the client server) import this checkout
+    client_port = free_port()
+    head = dict(node_ip_address="127.0.0.1", num_cpus=1, include_dashboard=False, ray_client_server_port=client_port)
+    c = Cluster(initialize_head=True, head_node_args=head)
+    try:
+        c.add_node(node_ip_address="127.0.0.1", num_cpus=1)
+        c.wait_for_nodes()
+        c.client_address = f"ray://127.0.0.1:{client_port}"
+        yield c
+    finally:
+        c.shutdown()
+        if saved is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = saved
+
+
+@pytest.fixture(scope="class")
+def ray_scanner(cluster, colour_model, tmp_path_factory):
+    """Workers take every CPU of their node: they are stopped before the next tests start theirs."""
+    store = tmp_path_factory.mktemp("ray-store") / "results.sqlite"
+    config = ScanConfig(model=str(colour_model), engine="ray", address=cluster.address, store=str(store))
+    with RayScanner(config) as scanner:
+        yield scanner
+
+
+def assert_same(local, remote):
+    assert (remote.path, remote.verdict, remote.frames, remote.frames_with_face, remote.sha256, remote.error,
+            remote.model, remote.width, remote.height, remote.decoder, remote.notes) == \
+        (local.path, local.verdict, local.frames, local.frames_with_face, local.sha256, local.error,
+         local.model, local.width, local.height, local.decoder, local.notes)
+    assert (remote.score is None) == (local.score is None)
+    if local.score is not None:
+        assert remote.score == pytest.approx(local.score, abs=TOLERANCE)
+    assert [(f.frame, f.box) for f in remote.faces] == [(f.frame, f.box) for f in local.faces]
+    assert [f.score for f in remote.faces] == pytest.approx([f.score for f in local.faces], abs=TOLERANCE)
+
+
+def stored_verdicts(store: Path) -> dict[str, str]:
+    with sqlite3.connect(store) as db:
+        rows = db.execute("SELECT sha256, json_extract(result, '$.verdict') FROM results").fetchall()
+    return dict(rows)
+
+
+class TestOneScanOfTheCluster:
+    """Two tests sharing one set of workers (loading models is the slow part)."""
+
+    def test_a_two_node_cluster_gives_the_local_engines_results(self, ray_scanner, clips, colour_model, tmp_path):
+        local = scan([clips["root"]], ScanConfig(model=str(colour_model), store=str(tmp_path / "local.sqlite")))
+        found = ray_scanner.discover([clips["root"]])
+        remote = list(ray_scanner.iter_scan(found))
+        assert len(remote) == len(local.results) == 5
+        for a, b in zip(local.results, remote):
+            assert_same(a, b)
+        assert ray_scanner.device == "Ray: 2 workers on 2 nodes (CPU)"
+        # The driver's store holds what a local scan stores, and a second scan takes it from there.
+        assert stored_verdicts(ray_scanner.store.path) == stored_verdicts(tmp_path / "local.sqlite")
+        again = list(ray_scanner.iter_scan(found))
+        assert [r.cached for r in again] == [True] * 5
+        for a, b in zip(local.results, again):
+            assert_same(a, b)
+
+    def test_relative_paths_mean_the_drivers_folder_and_stay_relative(self, ray_scanner, clips, monkeypatch):
+        monkeypatch.chdir(clips["root"])  # the workers' processes have working folders of their own
+        results = list(ray_scanner.iter_scan(ray_scanner.discover(["sub"])))
+        assert [(str(r.path), r.verdict) for r in results] == [("sub/fake_h264.MP4", Verdict.FAKE),
+                                                              ("sub/no_face.mp4", Verdict.NO_FACE)]
+
+    def test_a_file_a_worker_cannot_read_is_an_error_naming_its_node(self, ray_scanner, clips, tmp_path):
+        gone = tmp_path / "gone.mp4"
+        gone.write_bytes(clips["real_avi"].read_bytes())
+        found = ray_scanner.discover([gone, clips["fake_mp4"]])
+        gone.unlink()  # the driver saw it, the worker's node does not: as with storage that is not shared
+        bad, good = ray_scanner.iter_scan(found)
+        assert bad.verdict is Verdict.ERROR
+        assert bad.error.startswith("cannot read file: No such file or directory on node")
+        assert any(f"Ray node {w.info.node_id[:12]}" in bad.error for w in ray_scanner.workers)
+        assert "shared storage" in bad.error
+        assert good.verdict is Verdict.FAKE
+
+
+def test_cli_through_ray_client_with_paths_from_stdin(cluster, clips, colour_model, tmp_path):
+    listing = f"# queue\n{clips['fake_h264']}\n\n{clips['real_avi']}\n{clips['noface_mp4']}\n"
+    out = tmp_path / "ray.csv"
+    done = subprocess.run(
+        [sys.executable, "-m", "dfscan", "scan", "--engine", "ray", "--address", cluster.client_address,
+         "--from-file", "-", "--model", str(colour_model), "--no-store", "--csv", str(out), "-q"],
+        input=listing, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+    assert done.returncode == 1, done.stderr
+    local = scan([clips["fake_h264"], clips["real_avi"], clips["noface_mp4"]], ScanConfig(model=str(colour_model)))
+    got, want = read_rows(out.read_text()), read_rows(to_csv_text(local.results))
+    assert [r["path"] for r in got] == [r["path"] for r in want]
+    for g, w in zip(got, want):
+        assert g.pop("score") == pytest.approx(w.pop("score"), abs=TOLERANCE)
+        assert g.pop("max_face_score") == pytest.approx(w.pop("max_face_score"), abs=TOLERANCE)
+        g.pop("face_scores"), w.pop("face_scores")  # 4 decimals: compared through the scores above
+        assert g == w
+
+
+def read_rows(text: str) -> list[dict]:
+    rows = list(csv.DictReader(io.StringIO(text)))
+    for r in rows:
+        for key in ("score", "max_face_score"):
+            r[key] = float(r[key]) if r[key] else None
+    return rows
+
+
+@pytest.fixture(scope="module")
+def twelve(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("twelve")
+    for i in range(12):
+        write_opencv(folder / f"clip{i:02d}.mp4", frames_for(300, tint=("red", "blue")[i % 2], seed=40 + i))
+    return folder
+
+
+def test_a_worker_killed_mid_scan_loses_nothing_and_reports_nothing_twice(cluster, twelve, colour_model, tmp_path):
+    store = tmp_path / "results.sqlite"
+    config = ScanConfig(model=str(colour_model), engine="ray", address=cluster.address, store=str(store), workers=1)
+    results, lost = [], {}
+    with RayScanner(config) as scanner:
+        found = scanner.discover([twelve])
+        for result in scanner.iter_scan(found):
+            results.append(result)
+            if not lost:  # the first answer is in: both workers hold more videos; kill one of them
+                busy = scanner.in_flight()
+                victim = next(iter(busy.values()))
+                lost = {i for i, w in busy.items() if w == victim}
+                os.kill(victim.pid, signal.SIGKILL)
+        assert scanner.resubmitted >= len(lost) > 0
+        assert scanner.wait_for_workers(180)  # Ray restarted the killed worker, which loaded the model again
+        back = [w.info for w in scanner.workers if w.info.node_id == victim.node_id]
+        assert back and all(info.pid != victim.pid for info in back)
+    assert [r.path for r in results] == [f.path for f in found]  # every video once, in discovery order
+    assert [r.verdict for r in results] == [(Verdict.FAKE, Verdict.REAL)[i % 2] for i in range(12)]
+    rows = read_rows(to_csv_text(results))
+    assert sorted(r["path"] for r in rows) == sorted(str(twelve / f"clip{i:02d}.mp4") for i in range(12))
+    with sqlite3.connect(store) as db:
+        assert db.execute("SELECT COUNT(*), COUNT(DISTINCT path) FROM results").fetchone() == (12, 12)
