@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import socket
 import sys
 import tempfile
@@ -404,11 +405,24 @@ def _connect(ray, address: str | None) -> bool:
         if address is None:
             ray.init(address="local", include_dashboard=False, **quiet)
         else:
+            _check_reachable(address)
             ray.init(address=address, **quiet)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = address or "a private instance on this machine"
         raise DfscanError(f"cannot start or reach Ray at {where}: {_first_line(exc)}") from exc
     return True
+
+
+def _check_reachable(address: str, timeout_s: float = 15.0) -> None:
+    """Fail in seconds when nothing listens at HOST:PORT: Ray itself keeps retrying for many minutes."""
+    m = re.fullmatch(r"(?:ray://)?\[?([^\]/]+?)\]?:(\d+)/?", address)
+    if not m:
+        return  # "auto" and other forms: Ray says at once when it finds nothing
+    try:
+        socket.create_connection((m.group(1), int(m.group(2))), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ConnectionError(f"nothing answers at {m.group(1)}:{m.group(2)} ({exc.strerror or exc}); is the "
+                              "cluster started (`ray start --head`) and the port right?") from exc
 
 
 def _placements(ray, config: ScanConfig) -> list[dict[str, Any]]:
@@ -436,7 +450,6 @@ def _count(n: int, noun: str) -> str:
 def _first_line(exc: BaseException) -> str:
     """The one line of a Ray error that says what went wrong (its messages carry whole tracebacks)."""
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    for ln in reversed(lines):
-        if "Error:" in ln or "Exception:" in ln:
-            return ln[:300]
-    return (lines[0] if lines else type(exc).__name__)[:300]
+    line = next((ln for ln in reversed(lines) if "Error:" in ln or "Exception:" in ln), None)
+    line = line or (lines[0] if lines else type(exc).__name__)
+    return re.sub(r"^(?:\w+\.)+(?=\w+(?:Error|Exception):)", "", line)[:300]  # dfscan.errors.ModelError: ...
