@@ -106,12 +106,17 @@ class ScanWorker:
         self.scanner = _WorkerScanner(config, local)
         node_id = ray.get_runtime_context().get_node_id()
         self.info = WorkerInfo(node_id, socket.gethostname(), os.getpid(), self.scanner.device)
+        self._known = None
 
     def ready(self) -> WorkerInfo:
         return self.info
 
-    def scan(self, found: list[Found], known: frozenset[str]) -> list[VideoResult]:
-        self.scanner.known = known
+    def scan(self, found: list[Found], known: list) -> list[VideoResult]:
+        """Scan a chunk; `known` holds (unresolved) the ObjectRef of the hashes the driver's store has."""
+        import ray
+
+        if known[0] != self._known:  # a new scan: fetch its set once, not with every chunk
+            self._known, self.scanner.known = known[0], ray.get(known[0])
         return [self._name_node(r) for r in self.scanner.iter_scan(found)]
 
     def _name_node(self, r: VideoResult) -> VideoResult:
@@ -162,7 +167,7 @@ class _Progress:
     """One scan's bookkeeping on the driver."""
 
     found: Sequence[Found]
-    known: Any  # ObjectRef of the stored hashes, shipped once to each node
+    known: Any  # ObjectRef of the stored hashes; each worker fetches it once per scan
     todo: deque[int] = field(default_factory=deque)  # positions waiting for a worker
     results: dict[int, VideoResult] = field(default_factory=dict)  # finished, not yet yielded
     attempts: Counter[int] = field(default_factory=Counter)
@@ -308,7 +313,7 @@ class RayScanner(ScanPlan):
             # time ends as an ERROR row without taking the videos around it down too.
             while p.todo and len(chunk) < size and chunk[0] not in p.attempts and p.todo[0] not in p.attempts:
                 chunk.append(p.todo.popleft())
-            ref = worker.handle.scan.remote([_absolute(p.found[i]) for i in chunk], p.known)
+            ref = worker.handle.scan.remote([_absolute(p.found[i]) for i in chunk], [p.known])
             p.calls[ref] = (worker, chunk)
             worker.calls += 1
 
