@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import socket
 import sys
 import tempfile
@@ -105,12 +106,17 @@ class ScanWorker:
         self.scanner = _WorkerScanner(config, local)
         node_id = ray.get_runtime_context().get_node_id()
         self.info = WorkerInfo(node_id, socket.gethostname(), os.getpid(), self.scanner.device)
+        self._known = None
 
     def ready(self) -> WorkerInfo:
         return self.info
 
-    def scan(self, found: list[Found], known: frozenset[str]) -> list[VideoResult]:
-        self.scanner.known = known
+    def scan(self, found: list[Found], known: list) -> list[VideoResult]:
+        """Scan a chunk; `known` holds (unresolved) the ObjectRef of the hashes the driver's store has."""
+        import ray
+
+        if known[0] != self._known:  # a new scan: fetch its set once, not with every chunk
+            self._known, self.scanner.known = known[0], ray.get(known[0])
         return [self._name_node(r) for r in self.scanner.iter_scan(found)]
 
     def _name_node(self, r: VideoResult) -> VideoResult:
@@ -161,7 +167,7 @@ class _Progress:
     """One scan's bookkeeping on the driver."""
 
     found: Sequence[Found]
-    known: Any  # ObjectRef of the stored hashes, shipped once to each node
+    known: Any  # ObjectRef of the stored hashes; each worker fetches it once per scan
     todo: deque[int] = field(default_factory=deque)  # positions waiting for a worker
     results: dict[int, VideoResult] = field(default_factory=dict)  # finished, not yet yielded
     attempts: Counter[int] = field(default_factory=Counter)
@@ -307,7 +313,7 @@ class RayScanner(ScanPlan):
             # time ends as an ERROR row without taking the videos around it down too.
             while p.todo and len(chunk) < size and chunk[0] not in p.attempts and p.todo[0] not in p.attempts:
                 chunk.append(p.todo.popleft())
-            ref = worker.handle.scan.remote([_absolute(p.found[i]) for i in chunk], p.known)
+            ref = worker.handle.scan.remote([_absolute(p.found[i]) for i in chunk], [p.known])
             p.calls[ref] = (worker, chunk)
             worker.calls += 1
 
@@ -404,11 +410,24 @@ def _connect(ray, address: str | None) -> bool:
         if address is None:
             ray.init(address="local", include_dashboard=False, **quiet)
         else:
+            _check_reachable(address)
             ray.init(address=address, **quiet)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = address or "a private instance on this machine"
         raise DfscanError(f"cannot start or reach Ray at {where}: {_first_line(exc)}") from exc
     return True
+
+
+def _check_reachable(address: str, timeout_s: float = 15.0) -> None:
+    """Fail in seconds when nothing listens at HOST:PORT: Ray itself keeps retrying for many minutes."""
+    m = re.fullmatch(r"(?:ray://)?\[?([^\]/]+?)\]?:(\d+)/?", address)
+    if not m:
+        return  # "auto" and other forms: Ray says at once when it finds nothing
+    try:
+        socket.create_connection((m.group(1), int(m.group(2))), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ConnectionError(f"nothing answers at {m.group(1)}:{m.group(2)} ({exc.strerror or exc}); is the "
+                              "cluster started (`ray start --head`) and the port right?") from exc
 
 
 def _placements(ray, config: ScanConfig) -> list[dict[str, Any]]:
@@ -436,7 +455,6 @@ def _count(n: int, noun: str) -> str:
 def _first_line(exc: BaseException) -> str:
     """The one line of a Ray error that says what went wrong (its messages carry whole tracebacks)."""
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    for ln in reversed(lines):
-        if "Error:" in ln or "Exception:" in ln:
-            return ln[:300]
-    return (lines[0] if lines else type(exc).__name__)[:300]
+    line = next((ln for ln in reversed(lines) if "Error:" in ln or "Exception:" in ln), None)
+    line = line or (lines[0] if lines else type(exc).__name__)
+    return re.sub(r"^(?:\w+\.)+(?=\w+(?:Error|Exception):)", "", line)[:300]  # dfscan.errors.ModelError: ...

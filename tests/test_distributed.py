@@ -48,6 +48,16 @@ def test_without_an_address_a_private_ray_starts_and_stops_with_the_scan(clips, 
     assert left.strip() == "", f"Ray processes outlived the scan:\n{left}"  # the scan stopped what it started
 
 
+def test_an_address_where_nothing_listens_fails_in_seconds(clips, colour_model, tmp_path, capsys):
+    from dfscan.cli import main
+
+    port = free_port()  # closed again: nothing listens there
+    args = ["scan", str(clips["fake_mp4"]), "--engine", "ray", "--address", f"ray://127.0.0.1:{port}",
+            "--model", str(colour_model), "--no-store", "--csv", str(tmp_path / "x.csv")]
+    assert main(args) == 2
+    assert f"nothing answers at 127.0.0.1:{port}" in capsys.readouterr().err
+
+
 @pytest.fixture(scope="module")
 def cluster():
     """Ray's own test cluster (ray.cluster_utils): a head node and one more node, one CPU each."""
