@@ -100,10 +100,11 @@ def run_naive(clips: list[Path], model: Path) -> dict:
 
 def child_peak_rss(clips: list[Path], model: Path) -> float:
     """Peak RSS (MB) of a fresh process scanning these clips."""
-    code = ("import sys, resource; sys.path.insert(0, %r); from dfscan.pipeline import ScanConfig, Scanner; "
+    # VmHWM, not getrusage: Linux carries the parent's peak across fork+exec into ru_maxrss.
+    code = ("import sys, re; sys.path.insert(0, %r); from dfscan.pipeline import ScanConfig, Scanner; "
             "from dfscan.discover import Found; from pathlib import Path; "
             "s = Scanner(ScanConfig(model=%r)); n = sum(1 for _ in s.iter_scan([Found(Path(p)) for p in %r])); "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)") % (
+            "print(int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)) / 1024)") % (
         str(ROOT), str(model), [str(c) for c in clips])
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
@@ -135,6 +136,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=HERE / "results.json")
     ap.add_argument("--quick", action="store_true", help="2 clips, no naive baseline on dev clips, no memory sweep")
     ap.add_argument("--memory", default="20,200", help="video counts for the memory sweep ('' to skip)")
+    ap.add_argument("--memory-only", action="store_true", help="only the memory sweep")
     args = ap.parse_args()
     n = 2 if args.quick else args.clips
     args.cache.mkdir(parents=True, exist_ok=True)
@@ -147,7 +149,7 @@ def main() -> None:
         print(f"note: {DEV} not found: only generated clips are measured", file=sys.stderr)
     report = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
               "sets": {}, "help_seconds": help_seconds()}
-    for name, clips in sets.items():
+    for name, clips in sets.items() if not args.memory_only else ():
         row = {"videos": len(clips)}
         row["dfscan"] = run_dfscan(clips, model)
         row["floor"] = run_floor(clips, workers=2)
