@@ -10,7 +10,7 @@ import logging
 import os
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -207,7 +207,7 @@ def _scan_and_report(paths, config, out: Outputs) -> int:
 
     err = Console(stderr=True)
     started = time.perf_counter()
-    with err.status("loading the model", spinner="dots") if not out.quiet else _nothing():
+    with err.status("loading the model", spinner="dots") if not out.quiet else nullcontext():
         scanner = open_scanner(config)
     with scanner:
         return _report(scanner, paths, out, started)
@@ -221,7 +221,6 @@ def _report(scanner, paths, out: Outputs, started: float) -> int:
     from .report import LiveCsv, LiveJsonl, partial_path, printable, results_table, summary, write_reports
 
     stdout, err = Console(), Console(stderr=True)
-    config = scanner.config
     found = scanner.discover(paths)
     if not found:
         where = ", ".join(map(str, paths)) or "an empty list"
@@ -603,14 +602,6 @@ def _native_stderr_silenced(enabled: bool):
         os.close(saved)
         sys.stderr.close()
         sys.stderr = python_stderr
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _setup_logging(quiet: bool, verbose: bool) -> None:

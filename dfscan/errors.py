@@ -6,6 +6,13 @@ rows with verdict ERROR and a reason (see `pipeline`).
 from __future__ import annotations
 
 
+def first_line(exc: BaseException, limit: int | None = None) -> str:
+    """The first line of an exception's message (or its type's name), for one-line reports."""
+    lines = str(exc).strip().splitlines()
+    text = lines[0] if lines else type(exc).__name__
+    return text if limit is None else text[:limit]
+
+
 class DfscanError(Exception):
     """An error that ends the command with a clear one-line message."""
 

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .errors import ConfigError, ModelError
+from .errors import ConfigError, ModelError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -253,8 +253,7 @@ def _load_keras(path: Path):
         # safe_mode stays on: a model file must not run arbitrary code (Lambda layers).
         return keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises ValueError, OSError, zipfile errors...
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"cannot load the model {path}: {reason[:300]}") from exc
+        raise ModelError(f"cannot load the model {path}: {first_line(exc, 300)}") from exc
 
 
 def _check_interface(model, info: ModelInfo) -> None:

@@ -27,7 +27,7 @@ from .aggregate import AGGREGATES, Verdict, aggregate, verdict
 from .discover import VIDEO_EXTENSIONS, Found, discover
 from .errors import ConfigError, VideoError
 from .faces import FaceConfig, FaceDetector, thumbnail
-from .model import Classifier, ModelInfo
+from .model import Classifier, ModelInfo, file_sha256
 from .registry import resolve_model
 from .store import ResultStore, settings_key
 from .video import DECODERS, FrameSpec, read_frames
@@ -428,8 +428,6 @@ class Scanner(ScanPlan):
 
 
 def _sha256(path: Path) -> str:
-    from .model import file_sha256
-
     return file_sha256(path)
 
 

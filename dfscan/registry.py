@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .errors import ModelError
+from .errors import ModelError, first_line
 from .model import ModelInfo, describe_local_model, file_sha256, model_info
 
 REGISTRY_ENV = "DFSCAN_REGISTRY"  # another registry file (a site's own list, or tests)
@@ -223,9 +223,9 @@ def download(ref: HubRef, offline: bool = False, hint: str = "", refresh: bool =
     except hf_errors.LocalEntryNotFoundError as exc:  # what huggingface_hub raises when the network fails
         raise ModelError(f"cannot download {ref}. " + _not_cached(ref, hint, False)) from exc
     except (hf_errors.RepositoryNotFoundError, hf_errors.RevisionNotFoundError, hf_errors.EntryNotFoundError) as exc:
-        raise ModelError(f"{ref} does not exist on the hub (or needs a token): {_first_line(exc)}") from exc
+        raise ModelError(f"{ref} does not exist on the hub (or needs a token): {first_line(exc)}") from exc
     except (OSError, hf_errors.HfHubHTTPError) as exc:  # connection refused, DNS, proxy...
-        raise ModelError(f"cannot download {ref}: {_first_line(exc)}. " + _not_cached(ref, hint, True)) from exc
+        raise ModelError(f"cannot download {ref}: {first_line(exc)}. " + _not_cached(ref, hint, True)) from exc
     path = Path(local)
     commit = path.parent.name if path.parent.parent.name == "snapshots" else ref.revision
     return path, commit
@@ -236,11 +236,6 @@ def _not_cached(ref: HubRef, hint: str, offline: bool) -> str:
     why = "dfscan is offline and " if offline else ""
     return (f"{why}{ref} is not in {where}. On a connected machine run `dfscan models fetch {hint or ref}` "
             "and copy that cache folder here (or point HF_HUB_CACHE at it), or pass the .keras file with --model.")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def verify(entry: Entry, offline: bool = True) -> tuple[str, Path | None, str | None]:

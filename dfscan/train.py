@@ -30,7 +30,7 @@ import numpy as np
 
 from . import __version__
 from .dataset import LABELS, REFERENCE_FRAMES, VideoRow, check_images, frame_path, images_dir, read_face_crop, read_metadata
-from .errors import ConfigError, DataError, ModelError
+from .errors import ConfigError, DataError, ModelError, first_line
 from .model import Preprocess
 
 SPLITS = ("frame", "by-original")
@@ -353,10 +353,10 @@ def _backbone(keras, config: TrainConfig, shape: tuple[int, int, int]):
     except Exception as exc:  # download failures surface as many exception types
         if weights == "imagenet":
             raise ModelError(
-                f"cannot get EfficientNetB0's ImageNet weights ({_first_line(exc)}). Without internet, download "
+                f"cannot get EfficientNetB0's ImageNet weights ({first_line(exc, 300)}). Without internet, download "
                 f"{IMAGENET_NOTOP_URL} on a connected machine and pass --weights PATH (or put it in ~/.keras/models/)"
             ) from exc
-        raise ModelError(f"cannot load EfficientNetB0 weights from {weights}: {_first_line(exc)}") from exc
+        raise ModelError(f"cannot load EfficientNetB0 weights from {weights}: {first_line(exc, 300)}") from exc
 
 
 def _weights(spec: str) -> str | None:
@@ -368,11 +368,6 @@ def _weights(spec: str) -> str | None:
     if not path.is_file():
         raise ConfigError(f"--weights {spec}: no such file (use imagenet, none, or a weights file)")
     return str(path)
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0][:300] if lines else type(exc).__name__
 
 
 def make_dataset(data: PreparedData, indices: Sequence[int], prep: Preprocess, batch_size: int,
@@ -653,7 +648,7 @@ def _run_phase(config: TrainConfig, run: _Run, phase: int, epochs: int) -> Phase
                                 verbose=0, shuffle=False)  # tf.data already reshuffles every epoch, with the seed
     except tf.errors.UnimplementedError as exc:
         hint = " (drop --deterministic)" if config.deterministic else ""
-        raise ModelError(f"TensorFlow cannot run this training here{hint}: {_first_line(exc)}") from exc
+        raise ModelError(f"TensorFlow cannot run this training here{hint}: {first_line(exc, 300)}") from exc
     return _phase_summary(phase, epochs, lr, history.history)
 
 
