@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -22,6 +23,16 @@ import pytest
 
 FPS = 30
 FRAME_SIZE = (480, 360)  # width, height
+
+
+def cli_in_fresh_process(calls: list[list[str]], light: tuple[str, ...]) -> subprocess.CompletedProcess:
+    """Run `dfscan.cli.main(args)` for each call in a new interpreter; fail if any of `light` got imported."""
+    code = ("import sys\nfrom dfscan.cli import main\n"
+            f"assert all(main(args) == 0 for args in {calls!r})\n"
+            f"heavy = [m for m in {light!r} if m in sys.modules]\n"
+            "assert not heavy, heavy\n")
+    root = Path(__file__).resolve().parents[1]
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
 
 
 def face_photo() -> np.ndarray:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import cli_in_fresh_process
 from dfscan.cli import main
 from dfscan.report import CSV_COLUMNS
 
@@ -26,11 +27,8 @@ def run_cli(*args, cwd=None):
 
 
 def test_help_and_version_do_not_import_tensorflow():
-    code = ("import sys\nfrom dfscan.cli import main\n"
-            "assert main(['--version']) == 0 and main(['scan', '--help']) == 0\n"
-            "heavy = [m for m in ('tensorflow', 'keras', 'cv2', 'decord', 'numpy', 'ray') if m in sys.modules]\n"
-            "assert not heavy, heavy\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    done = cli_in_fresh_process([["--version"], ["scan", "--help"]],
+                                ("tensorflow", "keras", "cv2", "decord", "numpy", "ray"))
     assert done.returncode == 0, done.stderr
     assert "Usage: dfscan scan" in done.stdout and "--num-frames" in done.stdout
 

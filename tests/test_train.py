@@ -4,8 +4,6 @@ import io
 import json
 import random
 import shutil
-import subprocess
-import sys
 from collections import defaultdict
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import replace
@@ -16,13 +14,12 @@ import pytest
 
 import cv2
 
-from conftest import KAGGLE_FAKES, face_photo, make_kaggle_dataset
+from conftest import KAGGLE_FAKES, cli_in_fresh_process, face_photo, make_kaggle_dataset
 from dfscan.cli import main
 from dfscan.dataset import VideoRow
 from dfscan.errors import ConfigError
 from dfscan.train import TrainConfig, build_model, pair_frames, pairs_for, prepare_data, train
 
-ROOT = Path(__file__).resolve().parents[1]
 FRAMES = tuple(range(0, 271, 30))
 # The pool rule of the reference notebook: pairs per real video for k fakes.
 PINNED = {1: 5, 2: 7, 5: 9, 7: 9, 9: 9, 10: 10, 12: 10}
@@ -350,10 +347,7 @@ def test_usage_errors_exit_2_and_leave_no_empty_run_folder(kaggle_data, tmp_path
 
 
 def test_help_of_train_and_evaluate_does_not_import_tensorflow():
-    code = ("import sys\nfrom dfscan.cli import main\n"
-            "assert main(['train', '--help']) == 0 and main(['evaluate', '--help']) == 0\n"
-            "heavy = [m for m in ('tensorflow', 'keras', 'sklearn', 'matplotlib') if m in sys.modules]\n"
-            "assert not heavy, heavy\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    done = cli_in_fresh_process([["train", "--help"], ["evaluate", "--help"]],
+                                ("tensorflow", "keras", "sklearn", "matplotlib"))
     assert done.returncode == 0, done.stderr
     assert "--split [frame|by-original]" in done.stdout and "--labels FILE" in done.stdout

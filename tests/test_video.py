@@ -81,8 +81,6 @@ def test_falls_back_to_the_next_decoder(numbered_h264, monkeypatch):
 
 
 def test_the_three_decoders_agree_pixel_for_pixel(numbered_h264, tmp_path):
-    import imageio_ffmpeg  # noqa: F401  (the clips below need its ffmpeg)
-
     from conftest import frames_for
 
     textured = write_ffmpeg(tmp_path / "t.mp4", frames_for(300, tint="red"), H264)
