@@ -51,11 +51,11 @@ def make_model(path: Path) -> Path:
     if not path.exists():
         import keras
 
+        keras.utils.set_random_seed(0)  # before any layer is built, so that every run makes the same model
         base = keras.applications.EfficientNetB0(include_top=False, weights=None, input_shape=(224, 224, 3))
         inputs = keras.Input((224, 224, 3))
         x = keras.layers.GlobalAveragePooling2D()(base(inputs, training=False))
         out = keras.layers.Dense(1, activation="sigmoid")(keras.layers.Dropout(0.4)(x))
-        keras.utils.set_random_seed(0)
         keras.Model(inputs, out).save(path)
     return path
 
