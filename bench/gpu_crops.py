@@ -8,8 +8,8 @@ uses TensorFlow; the lent GPU machines have no TensorFlow, so the README's GPU n
 were taken with the JAX and PyTorch backends on the same .keras file). Crops come from
 `--crops` (uint8 BGR 224x224 crops and, optionally, reference scores computed by dfscan
 on the CPU), else random. `--prepare` writes both: face crops from the videos and
-a full-size EfficientNetB0 (random weights, its head set so that scores spread over 0..1, so
-that a difference in scores means something) with its TensorFlow scores. Each timing is `predict_on_batch`, host to device and back
+bench_scan.py's full-size EfficientNetB0 (random weights, scores spread over 0..1, so that a
+difference in scores means something) with its TensorFlow scores. Each timing is `predict_on_batch`, host to device and back
 included, as a scan would pay it.
 """
 from __future__ import annotations
@@ -65,7 +65,6 @@ def prepare(out: str, videos: str, limit: int = 64) -> None:
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     import cv2
-    import keras
     from bench_scan import make_model
     from dfscan import faces, model as dm, video
 
@@ -74,18 +73,9 @@ def prepare(out: str, videos: str, limit: int = 64) -> None:
         for frame in video.read_frames(path, video.FrameSpec()).frames:
             crops += [cv2.resize(cv2.cvtColor(f.crop, cv2.COLOR_RGB2BGR), (224, 224)) for f in detector.faces(frame)]
     crops = np.stack(crops[:limit])
-    x = (crops / 255.0).astype(np.float32)
     Path(out).mkdir(parents=True, exist_ok=True)
-    model = keras.saving.load_model(make_model(Path(out) / "effnetb0-random.keras"))
-    features = keras.Model(model.inputs, model.layers[-3].output).predict(x, verbose=0).astype(np.float64)
-    centred = features - features.mean(0)
-    w = centred.T @ np.random.default_rng(1).standard_normal(len(features))
-    w *= 2.0 / (centred @ w).std()  # logits with std 2: scores spread over 0..1
-    model.layers[-1].set_weights([w.reshape(-1, 1).astype(np.float32),
-                                  np.array([-(features.mean(0) @ w)], np.float32)])
-    path = Path(out) / "effnetb0-spread.keras"
-    model.save(path)
-    scores = dm.Classifier(dm.describe_local_model(path), device="cpu").predict(
+    path = make_model(Path(out) / "effnetb0-spread.keras")
+    scores = dm.Classifier(dm.describe_local_model(path), device="cpu", runtime="tensorflow").predict(
         [cv2.cvtColor(c, cv2.COLOR_BGR2RGB) for c in crops])
     np.savez_compressed(Path(out) / "crops.npz", crops=crops, scores=scores)
 

@@ -64,6 +64,9 @@ def _frames_option(ctx, param, value):
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1),
               help="Face crops per network call (batched across videos).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto", show_default=True)
+@click.option("--runtime", type=click.Choice(["auto", "openvino", "tensorflow"]), default="auto", show_default=True,
+              help="openvino: both networks on the CPU through OpenVINO; tensorflow: TensorFlow (CPU or GPU) and "
+                   "OpenCV; auto: OpenVINO unless a GPU is used. Same scores either way.")
 @click.option("--aggregate", type=click.Choice(["confident", "mean", "max"]), default="confident",
               show_default=True, help="How face scores become one video score.")
 @click.option("--threshold", type=click.FloatRange(0, 1), metavar="P",
@@ -188,7 +191,7 @@ def _scan_config(o: dict):
     faces = FaceConfig(max_faces=o["max_faces"], detect_size=o["detect_size"], min_confidence=o["face_confidence"])
     return ScanConfig(
         model=o["model"], offline=o["offline"], frames=frames, faces=faces, margin=o["margin"],
-        batch_size=o["batch_size"], device=o["device"], aggregate=o["aggregate"], threshold=o["threshold"],
+        batch_size=o["batch_size"], device=o["device"], runtime=o["runtime"], aggregate=o["aggregate"], threshold=o["threshold"],
         recursive=o["recursive"], extensions=exts, include_hidden=o["hidden"], workers=o["workers"],
         decoder=o["decoder"], store=o["store"], rescan=o["rescan"], thumbnails=o["thumbnails"],
         explain=o["explain"], engine=o["engine"], address=o["address"], actors=o["actors"],
@@ -502,12 +505,14 @@ def _fmt(value) -> str:
 @click.option("--max-faces", default=2, show_default=True, type=click.IntRange(min=1), help="Videos: faces per frame.")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
 @click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto", show_default=True)
+@click.option("--runtime", type=click.Choice(["auto", "openvino", "tensorflow"]), default="auto", show_default=True,
+              help="As for scan.")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1), help="Videos decoded at once.")
 @click.option("--offline", is_flag=True, help="Never touch the network (as HF_HUB_OFFLINE=1).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress; print only the result.")
 @click.option("--verbose", "-v", is_flag=True)
 def evaluate(data, model, labels, output, kind, subset, threshold, aggregate, frames, num_frames, max_faces, batch_size,
-             device, workers, offline, quiet, verbose) -> None:
+             device, runtime, workers, offline, quiet, verbose) -> None:
     """Measure a model on labelled data: face crops (frame and video level) or videos (end to end).
 
     Reports accuracy, precision, recall, F1, ROC AUC, log loss, the confusion matrix,
@@ -523,8 +528,8 @@ def evaluate(data, model, labels, output, kind, subset, threshold, aggregate, fr
         raise click.UsageError("use either --frames or --num-frames, not both")
     spec = FrameSpec.spread(num_frames) if num_frames else (frames or FrameSpec())
     scan_config = ScanConfig(model=model, offline=offline, frames=spec, faces=FaceConfig(max_faces=max_faces),
-                             batch_size=batch_size, device=device, aggregate=aggregate, threshold=threshold,
-                             workers=workers)
+                             batch_size=batch_size, device=device, runtime=runtime, aggregate=aggregate,
+                             threshold=threshold, workers=workers)
     config = EvalConfig(data=data, scan=scan_config, labels=labels, output=output, kind=kind, subset=subset)
     with _native_stderr_silenced(enabled=not verbose):
         result = _evaluate_with_progress(config, quiet)

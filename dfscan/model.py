@@ -14,12 +14,14 @@ import os
 import re
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from . import runtime as runtime_mod
 from .errors import ConfigError, ModelError, first_line
 
 log = logging.getLogger(__name__)
@@ -203,17 +205,62 @@ def configure_device(device: str) -> str:
 
 
 class Classifier:
-    """A loaded Keras model with a compiled, batched predict."""
+    """A loaded model with a batched predict, run by OpenVINO (CPU) or TensorFlow (CPU or GPU)."""
 
-    def __init__(self, info: ModelInfo, device: str = "auto", batch_size: int = 32):
+    def __init__(self, info: ModelInfo, device: str = "auto", batch_size: int = 32, runtime: str = "auto"):
         if batch_size < 1:
             raise ConfigError("--batch-size must be at least 1")
+        if device not in DEVICES:
+            raise ConfigError(f"unknown device {device!r} (expected one of {DEVICES})")
         self.info = info
         self.batch_size = batch_size
-        self.device = configure_device(device)
-        self.model = _load_keras(info.path)
-        _check_interface(self.model, info)
-        self._predict = self._compile()
+        self._keras = None
+        self.runtime = runtime_mod.choose(runtime, device)
+        if self.runtime == "tensorflow":
+            self.device = configure_device(device)
+            if self.device == "CPU" and runtime == "auto" and runtime_mod.openvino_installed():
+                self.runtime = "openvino"  # TensorFlow found no GPU after all
+        if self.runtime == "openvino":
+            self._predict = self._openvino(strict=runtime == "openvino")
+        if self.runtime == "tensorflow":
+            _check_interface(self.model, info)
+            self._predict = self._compile()
+
+    @property
+    def model(self):
+        """The Keras model (loaded on first use when OpenVINO runs the scan: Grad-CAM needs it)."""
+        if self._keras is None:
+            if self.runtime == "openvino":
+                configure_device("cpu")
+            self._keras = _load_keras(self.info.path)
+        return self._keras
+
+    def _load_checked(self):
+        _check_interface(self.model, self.info)
+        return self.model
+
+    def _openvino(self, strict: bool):
+        """OpenVINO's predict; in auto mode a model it cannot take is run by TensorFlow instead."""
+        try:
+            ir = runtime_mod.keras_model_ir(self.info.sha256, self._load_checked, self.info.preprocess.input_size)
+            _check_ir_interface(ir, self.info)
+            compiled = runtime_mod.compile_model(ir)
+        except runtime_mod.ConversionError as exc:
+            if strict:
+                raise
+            log.warning("%s; running it with TensorFlow", exc)
+            self.runtime = "tensorflow"
+            self.device = configure_device("cpu")
+            _check_interface(self.model, self.info)
+            return self._compile()
+        self.device = f"CPU (OpenVINO {runtime_mod.version()})"
+        lock = threading.Lock()  # one infer request; predict is called from one thread at a time anyway
+
+        def predict(x: np.ndarray) -> np.ndarray:
+            with lock:
+                return np.asarray(compiled(x)[0])
+
+        return predict
 
     def _compile(self):
         tf = import_tensorflow()
@@ -228,7 +275,7 @@ class Classifier:
         def predict(x):
             return model(x, training=False)
 
-        return predict
+        return lambda x: predict(x).numpy()
 
     def predict(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         """FAKE probabilities for RGB face crops, one float per crop."""
@@ -238,7 +285,7 @@ class Classifier:
         prep = self.info.preprocess
         for start in range(0, len(crops), self.batch_size):
             batch = np.stack([prep.apply(c) for c in crops[start: start + self.batch_size]])
-            out.append(self._predict(batch).numpy().reshape(-1))
+            out.append(np.asarray(self._predict(batch)).reshape(-1))
         scores = np.concatenate(out).astype(np.float64)
         if not np.all(np.isfinite(scores)):
             raise ModelError(f"the model {self.info.name} returned non-finite scores")
@@ -273,3 +320,18 @@ def _check_interface(model, info: ModelInfo) -> None:
         raise ModelError(
             f"{info.path}: the model takes {got[0]}x{got[1]} images but its metadata says {want[0]}x{want[1]}"
         )
+
+
+def _check_ir_interface(ir, info: ModelInfo) -> None:
+    """The same interface check on a converted (OpenVINO) model, which needs no TensorFlow."""
+    in_shape = ir.inputs[0].partial_shape
+    out_shape = ir.outputs[0].partial_shape
+    want = info.preprocess.input_size
+    if (len(ir.inputs) != 1 or in_shape.rank.get_length() != 4 or str(in_shape[3]) != "3"
+            or len(ir.outputs) != 1 or out_shape.rank.get_length() != 2 or str(out_shape[1]) != "1"):
+        raise ModelError(f"{info.path}: the model's input is {in_shape} and output {out_shape}, "
+                         "expected (None, H, W, 3) -> (None, 1)")
+    got = (in_shape[1], in_shape[2])
+    if all(d.is_static for d in got) and (got[0].get_length(), got[1].get_length()) != tuple(want):
+        raise ModelError(f"{info.path}: the model takes {got[0]}x{got[1]} images but its metadata says "
+                         f"{want[0]}x{want[1]}")

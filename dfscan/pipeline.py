@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -29,6 +30,7 @@ from .errors import ConfigError, VideoError
 from .faces import FaceConfig, FaceDetector, thumbnail
 from .model import Classifier, ModelInfo, file_sha256
 from .registry import resolve_model
+from .runtime import RUNTIMES
 from .store import ResultStore, settings_key
 from .video import DECODERS, FrameSpec, read_frames
 
@@ -50,6 +52,7 @@ class ScanConfig:
     margin: float | None = None  # None: the model's own, else DEFAULT_MARGIN
     batch_size: int = 32
     device: str = "auto"
+    runtime: str = "auto"  # "openvino" (CPU), "tensorflow" (+ OpenCV's dnn for faces) or "auto" (see runtime.py)
     aggregate: str = "confident"
     threshold: float | None = None  # None: the model's own default (0.5 for the reference)
     recursive: bool = True
@@ -80,6 +83,8 @@ class ScanConfig:
             raise ConfigError("--max-faces must be at least 1")
         if self.decoder not in DECODERS:
             raise ConfigError(f"unknown decoder {self.decoder!r}")
+        if self.runtime not in RUNTIMES:
+            raise ConfigError(f"unknown runtime {self.runtime!r} (expected one of {RUNTIMES})")
         if self.engine not in ENGINES:
             raise ConfigError(f"unknown engine {self.engine!r} (expected one of {ENGINES})")
         if self.engine != "ray" and (self.address is not None or self.actors is not None):
@@ -295,8 +300,11 @@ class Scanner(ScanPlan):
 
     def __init__(self, config: ScanConfig = ScanConfig(), model_info: ModelInfo | None = None):
         super().__init__(config, model_info)
-        self.detector = FaceDetector(self.face_config)
-        self.classifier = Classifier(self.model_info, device=config.device, batch_size=config.batch_size)
+        # Each decode worker detects in its own thread: one detector thread each shares the cores fairly.
+        self.detector = FaceDetector(self.face_config, runtime=config.runtime,
+                                     threads=max(1, (os.cpu_count() or 1) // config.workers))
+        self.classifier = Classifier(self.model_info, device=config.device, batch_size=config.batch_size,
+                                     runtime=config.runtime)
 
     @property
     def device(self) -> str:

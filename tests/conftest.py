@@ -13,6 +13,7 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # tests check the CPU path; t
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_HUB_CACHE"] = tempfile.mkdtemp(prefix="dfscan-test-hub-")
 os.environ["DFSCAN_STORE"] = os.path.join(tempfile.mkdtemp(prefix="dfscan-test-store-"), "results.sqlite")
+os.environ["DFSCAN_CACHE_DIR"] = tempfile.mkdtemp(prefix="dfscan-test-cache-")  # converted models
 # Ray clusters started by tests put every node on 127.0.0.1 and listen there only. Ray reads this
 # switch (meant for single-host platforms) when it is imported, and its processes inherit it.
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"

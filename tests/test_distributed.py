@@ -43,7 +43,7 @@ def test_without_an_address_a_private_ray_starts_and_stops_with_the_scan(clips, 
     stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 1, stderr
     assert [r["verdict"] for r in read_rows(out.read_text())] == ["FAKE", "REAL"]
-    assert "on Ray: 1 worker on 1 node (CPU)" in stdout.replace("\n", " ")
+    assert "on Ray: 1 worker on 1 node (CPU (OpenVINO" in stdout.replace("\n", " ")
     left = subprocess.run(["ps", "-o", "pid=,args=", "--sid", str(proc.pid)], capture_output=True, text=True).stdout
     assert left.strip() == "", f"Ray processes outlived the scan:\n{left}"  # the scan stopped what it started
 
@@ -118,7 +118,7 @@ class TestOneScanOfTheCluster:
         assert len(remote) == len(local.results) == 5
         for a, b in zip(local.results, remote):
             assert_same(a, b)
-        assert ray_scanner.device == "Ray: 2 workers on 2 nodes (CPU)"
+        assert ray_scanner.device.startswith("Ray: 2 workers on 2 nodes (CPU (OpenVINO ")
         # The driver's store holds what a local scan stores, and a second scan takes it from there.
         assert stored_verdicts(ray_scanner.store.path) == stored_verdicts(tmp_path / "local.sqlite")
         again = list(ray_scanner.iter_scan(found))

@@ -153,6 +153,8 @@ def test_frozen_scan_with_a_local_model(built, clips, colour_model):
     fake = next(r for r in rows if r["path"].endswith("fake_red.mp4"))
     assert float(fake["score"]) > 0.9 and fake["frame_indices"] == "0 30 60 90 120 150 180 210 240 270"
     assert fake["decoder"] == "pyav"  # PyAV and its FFmpeg libraries made it into the build
+    # OpenVINO's CPU plugin and frontends made it too (converted the model, read the detector)
+    assert "OpenVINO" in " ".join(done.stdout.split()), done.stdout[-2000:]
     assert "FAKE: 2" in done.stdout and "NO_FACE: 1" in done.stdout  # the rich table printed without a locale
     assert "Traceback" not in done.stderr and "AutoGraph" not in done.stderr
 

@@ -1,0 +1,188 @@
+"""OpenVINO as the CPU runtime: same scores and boxes as TensorFlow and OpenCV, a conversion
+cache that spares later scans TensorFlow, and a fallback when a model will not convert."""
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import face_photo
+from dfscan import runtime
+from dfscan.errors import ConfigError, ModelError
+from dfscan.faces import FaceDetector
+from dfscan.model import Classifier, describe_local_model
+from dfscan.pipeline import ScanConfig, scan
+
+pytest.importorskip("openvino")
+
+
+@pytest.fixture
+def caplog(caplog, monkeypatch):
+    """caplog that sees dfscan's warnings even after a CLI test made its logger stop propagating."""
+    monkeypatch.setattr(logging.getLogger("dfscan"), "propagate", True)
+    caplog.set_level(logging.WARNING, logger="dfscan")
+    return caplog
+
+
+@pytest.fixture(scope="module")
+def effnet(tmp_path_factory):
+    """A full-size EfficientNetB0 with the reference interface (random weights, head spread out)."""
+    import keras
+
+    keras.utils.set_random_seed(3)
+    base = keras.applications.EfficientNetB0(include_top=False, weights=None, input_shape=(224, 224, 3))
+    inputs = keras.Input((224, 224, 3))
+    x = keras.layers.GlobalAveragePooling2D()(base(inputs, training=False))
+    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(keras.layers.Dropout(0.4)(x)))
+    # A random backbone's features barely differ between crops: aim the head at their differences
+    # so that the scores spread over 0..1 and a runtime that computed them otherwise would show.
+    x = np.stack([cv2.resize(cv2.cvtColor(c, cv2.COLOR_RGB2BGR), (224, 224)) / 255.0 for c in crops()])
+    features = keras.Model(inputs, model.layers[-3].output).predict(x.astype(np.float32), verbose=0)
+    centred = features.astype(np.float64) - features.mean(0)
+    w = centred.T @ np.random.default_rng(1).standard_normal(len(centred))
+    w *= 2.0 / (centred @ w).std()
+    model.layers[-1].set_weights([w.reshape(-1, 1).astype(np.float32),
+                                  np.array([-(features.mean(0) @ w)], np.float32)])
+    path = tmp_path_factory.mktemp("effnet") / "effnet.keras"
+    model.save(path)
+    return path
+
+
+def crops(n=12, seed=0):
+    """Real face crops at several sizes and shifts, as the detector would cut them."""
+    photo = face_photo()
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        x, y, s = rng.integers(0, 40), rng.integers(0, 40), rng.integers(120, 180)
+        crop = np.ascontiguousarray(photo[y: y + s, x: x + s])
+        out.append(cv2.convertScaleAbs(crop, alpha=rng.uniform(0.7, 1.3), beta=rng.uniform(-30, 30)))
+    return out
+
+
+def test_openvino_scores_equal_tensorflow_on_the_reference_architecture(effnet):
+    info = describe_local_model(effnet)
+    ov = Classifier(info, "cpu", runtime="openvino")
+    tf = Classifier(info, "cpu", runtime="tensorflow")
+    assert (ov.runtime, tf.runtime) == ("openvino", "tensorflow")
+    assert ov.device.startswith("CPU (OpenVINO")
+    a, b = ov.predict(crops()), tf.predict(crops())
+    assert np.ptp(b) > 0.05  # the crops really get different scores
+    assert np.abs(a - b).max() < 1e-5
+
+
+def test_auto_uses_openvino_on_the_cpu(colour_model):
+    assert Classifier(describe_local_model(colour_model), "cpu").runtime == "openvino"
+    assert Classifier(describe_local_model(colour_model), "cpu", runtime="tensorflow").runtime == "tensorflow"
+
+
+def test_a_converted_model_is_cached_and_then_needs_no_tensorflow(colour_model, tmp_path, monkeypatch):
+    monkeypatch.setenv(runtime.CACHE_ENV, str(tmp_path / "cache"))
+    info = describe_local_model(colour_model)
+    first = Classifier(info, "cpu").predict([cv2.resize(c, (160, 160)) for c in crops(4)])
+    cached = runtime.converted_path(info.sha256)
+    assert cached.is_file() and cached.with_suffix(".bin").is_file()
+    np.save(tmp_path / "crops.npy", np.stack([cv2.resize(c, (160, 160)) for c in crops(4)]))
+    code = ("import sys, json, numpy as np; from dfscan.model import Classifier, describe_local_model; "
+            f"c = Classifier(describe_local_model({str(colour_model)!r}), 'cpu'); "
+            f"s = c.predict(list(np.load({str(tmp_path / 'crops.npy')!r}))); "
+            "print(json.dumps([c.runtime, 'tensorflow' in sys.modules, s.tolist()]))")
+    env = {**os.environ, runtime.CACHE_ENV: str(tmp_path / "cache"), "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    used, imported_tf, scores = json.loads(out.stdout.strip().splitlines()[-1])
+    assert used == "openvino" and not imported_tf
+    assert np.abs(np.array(scores) - first).max() < 1e-6
+
+
+def test_a_damaged_cache_entry_is_converted_again(colour_model, tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv(runtime.CACHE_ENV, str(tmp_path / "cache"))
+    info = describe_local_model(colour_model)
+    want = Classifier(info, "cpu", runtime="tensorflow").predict(crops(4))
+    path = runtime.converted_path(info.sha256)
+    path.parent.mkdir(parents=True)
+    path.write_text("<not a model")
+    got = Classifier(info, "cpu", runtime="openvino").predict(crops(4))
+    assert "unreadable" in caplog.text
+    assert np.abs(got - want).max() < 1e-6
+
+
+def test_an_unwritable_cache_only_costs_speed(colour_model, tmp_path, monkeypatch, caplog):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv(runtime.CACHE_ENV, str(blocker / "cache"))
+    clf = Classifier(describe_local_model(colour_model), "cpu", runtime="openvino")
+    assert clf.runtime == "openvino" and "cannot cache the converted model" in caplog.text
+    assert clf.predict(crops(2)).shape == (2,)
+
+
+def test_a_model_openvino_cannot_take_runs_with_tensorflow(colour_model, monkeypatch, caplog):
+    def refuse(*args, **kwargs):
+        raise runtime.ConversionError("OpenVINO cannot convert this model: unsupported op")
+
+    monkeypatch.setattr(runtime, "keras_model_ir", refuse)
+    info = describe_local_model(colour_model)
+    clf = Classifier(info, "cpu")
+    assert clf.runtime == "tensorflow" and "running it with TensorFlow" in caplog.text
+    assert clf.predict(crops(2)).shape == (2,)
+    with pytest.raises(ModelError, match="unsupported op"):
+        Classifier(info, "cpu", runtime="openvino")
+
+
+def test_a_conversion_that_changes_scores_is_refused(colour_model, monkeypatch):
+    import keras
+
+    monkeypatch.setattr(runtime, "compile_model", lambda model, threads=None: lambda x: [np.zeros((len(x), 1))])
+    with pytest.raises(runtime.ConversionError, match="other scores"):
+        runtime._convert(keras.saving.load_model(colour_model), (224, 224))
+
+
+def test_runtime_choice(monkeypatch):
+    monkeypatch.setattr(runtime, "nvidia_gpu_present", lambda: False)
+    assert runtime.choose("auto", "cpu") == "openvino"
+    assert runtime.choose("auto", "auto") == "openvino"
+    assert runtime.choose("auto", "gpu") == "tensorflow"
+    assert runtime.choose("tensorflow", "cpu") == "tensorflow"
+    monkeypatch.setattr(runtime, "nvidia_gpu_present", lambda: True)
+    assert runtime.choose("auto", "auto") == "tensorflow"  # TensorFlow decides, then may hand back
+    assert runtime.choose("auto", "cpu") == "openvino"
+    with pytest.raises(ConfigError, match="runs on the CPU"):
+        runtime.choose("openvino", "gpu")
+    with pytest.raises(ConfigError, match="unknown runtime"):
+        runtime.choose("onnx", "cpu")
+    monkeypatch.setattr(runtime, "openvino_installed", lambda: False)
+    assert runtime.choose("auto", "cpu") == "tensorflow"
+
+
+def test_missing_openvino_is_a_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino now raises ImportError
+    with pytest.raises(ModelError, match="pip install openvino"):
+        runtime.choose("openvino", "cpu")
+
+
+def test_both_detector_runtimes_find_the_same_face():
+    photo = face_photo()
+    rng = np.random.default_rng(0)
+    frame = cv2.GaussianBlur(rng.integers(40, 220, (720, 1280, 3), dtype=np.uint8), (0, 0), 7)
+    frame[300:300 + photo.shape[0], 700:700 + photo.shape[1]] = photo
+    ov, cv = FaceDetector(runtime="openvino"), FaceDetector(runtime="tensorflow")
+    assert (ov.runtime, cv.runtime) == ("openvino", "opencv")
+    a, b = ov.faces(frame), cv.faces(frame)
+    assert len(a) == len(b) == 1
+    assert np.abs(np.array(a[0].box) - np.array(b[0].box)).max() < 0.01
+    assert a[0].confidence == pytest.approx(b[0].confidence, abs=1e-5)
+    assert np.array_equal(a[0].crop, b[0].crop)
+
+
+def test_a_scan_gives_the_same_results_with_either_runtime(clips, colour_model):
+    paths = [clips["fake_mp4"], clips["real_avi"], clips["noface_mp4"]]
+    ov = scan(paths, ScanConfig(model=str(colour_model), runtime="openvino"))
+    tf = scan(paths, ScanConfig(model=str(colour_model), runtime="tensorflow"))
+    assert "OpenVINO" in ov.device and "OpenVINO" not in tf.device
+    for a, b in zip(ov.results, tf.results):
+        assert a.verdict == b.verdict and a.frames_with_face == b.frames_with_face
+        assert (a.score is None and b.score is None) or abs(a.score - b.score) < 1e-6
