@@ -60,7 +60,8 @@ def _frames_option(ctx, param, value):
 @click.option("--face-confidence", default=0.5, show_default=True, type=click.FloatRange(0.05, 0.99),
               help="Minimum face-detector confidence.")
 @click.option("--detect-size", default=640, show_default=True, type=click.IntRange(min=64),
-              help="Longest side of the frame copy the face detector sees.")
+              help="Longest side of the frame copy the face detector sees. Smaller is faster but misses "
+                   "small faces (in 1080p: 640 finds faces from ~60 px tall, 480 from ~80).")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1),
               help="Face crops per network call (batched across videos).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto", show_default=True)

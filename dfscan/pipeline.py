@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
 import threading
 import time
 from collections import deque
@@ -300,9 +299,7 @@ class Scanner(ScanPlan):
 
     def __init__(self, config: ScanConfig = ScanConfig(), model_info: ModelInfo | None = None):
         super().__init__(config, model_info)
-        # Each decode worker detects in its own thread: one detector thread each shares the cores fairly.
-        self.detector = FaceDetector(self.face_config, runtime=config.runtime,
-                                     threads=max(1, (os.cpu_count() or 1) // config.workers))
+        self.detector = FaceDetector(self.face_config, runtime=config.runtime)
         self.classifier = Classifier(self.model_info, device=config.device, batch_size=config.batch_size,
                                      runtime=config.runtime)
 

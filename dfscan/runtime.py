@@ -91,13 +91,10 @@ def core():
         return _core
 
 
-def compile_model(model, threads: int | None = None):
+def compile_model(model):
     """Compile for the CPU in float32: OpenVINO would pick bfloat16 on CPUs that have it, moving scores."""
-    config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "f32"}
-    if threads:
-        config["INFERENCE_NUM_THREADS"] = int(threads)
     try:
-        return core().compile_model(model, "CPU", config)
+        return core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     except RuntimeError as exc:
         raise ConversionError(f"OpenVINO cannot compile the network: {first_line(exc, 300)}") from exc
 

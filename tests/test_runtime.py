@@ -136,7 +136,7 @@ def test_a_model_openvino_cannot_take_runs_with_tensorflow(colour_model, monkeyp
 def test_a_conversion_that_changes_scores_is_refused(colour_model, monkeypatch):
     import keras
 
-    monkeypatch.setattr(runtime, "compile_model", lambda model, threads=None: lambda x: [np.zeros((len(x), 1))])
+    monkeypatch.setattr(runtime, "compile_model", lambda model: lambda x: [np.zeros((len(x), 1))])
     with pytest.raises(runtime.ConversionError, match="other scores"):
         runtime._convert(keras.saving.load_model(colour_model), (224, 224))
 
@@ -186,3 +186,13 @@ def test_a_scan_gives_the_same_results_with_either_runtime(clips, colour_model):
     for a, b in zip(ov.results, tf.results):
         assert a.verdict == b.verdict and a.frames_with_face == b.frames_with_face
         assert (a.score is None and b.score is None) or abs(a.score - b.score) < 1e-6
+
+
+def test_a_detector_openvino_cannot_compile_falls_back_to_opencv(monkeypatch, caplog):
+    def refuse(model):
+        raise runtime.ConversionError("OpenVINO cannot compile the network: no CPU plugin")
+
+    monkeypatch.setattr(runtime, "compile_model", refuse)
+    assert FaceDetector(runtime="auto").runtime == "opencv" and "with OpenCV instead" in caplog.text
+    with pytest.raises(ModelError, match="no CPU plugin"):
+        FaceDetector(runtime="openvino")
