@@ -136,6 +136,7 @@ def keras_model_ir(sha256: str, load_keras: Callable[[], Any], input_size: tuple
         except RuntimeError as exc:  # a damaged cache entry is rebuilt, not trusted
             log.warning("the converted model in %s is unreadable (%s); converting again", path.parent,
                         first_line(exc))
+            shutil.rmtree(path.parent, ignore_errors=True)  # so that the new conversion can take its place
     keras_model = load_keras()
     model = _convert(keras_model, input_size)
     _save(model, path)

@@ -109,6 +109,9 @@ def test_a_damaged_cache_entry_is_converted_again(colour_model, tmp_path, monkey
     got = Classifier(info, "cpu", runtime="openvino").predict(crops(4))
     assert "unreadable" in caplog.text
     assert np.abs(got - want).max() < 1e-6
+    caplog.clear()
+    Classifier(info, "cpu", runtime="openvino")  # the rebuilt entry replaced the damaged one
+    assert "unreadable" not in caplog.text and path.with_suffix(".bin").is_file()
 
 
 def test_an_unwritable_cache_only_costs_speed(colour_model, tmp_path, monkeypatch, caplog):
