@@ -3,7 +3,7 @@
 On the CPU, OpenVINO runs the classifier 2-3x faster than TensorFlow and the face detector ~1.5x
 faster than OpenCV's dnn module, with the same scores within 1e-6 (bench/, tests/test_runtime.py).
 A Keras model is converted once, checked against Keras on a probe batch, and cached by its
-SHA-256, so that later scans never import TensorFlow (0.8 s and ~170 MB instead of ~10 s and
+SHA-256, so that later scans never import TensorFlow (0.8 s and ~170 MB instead of ~12 s and
 ~900 MB before the first crop). TensorFlow stays the runtime for GPUs, Grad-CAM and training.
 """
 from __future__ import annotations
@@ -28,7 +28,6 @@ log = logging.getLogger(__name__)
 RUNTIMES = ("auto", "openvino", "tensorflow")
 CACHE_ENV = "DFSCAN_CACHE_DIR"
 PROBE_TOLERANCE = 1e-4  # converted and original model must agree this closely on the probe batch
-
 
 
 class ConversionError(ModelError):
