@@ -9,8 +9,8 @@ were taken with the JAX and PyTorch backends on the same .keras file). Crops com
 `--crops` (uint8 BGR 224x224 crops and, optionally, reference scores computed by dfscan
 on the CPU), else random. `--prepare` writes both: face crops from the videos and
 bench_scan.py's full-size EfficientNetB0 (random weights, scores spread over 0..1, so that a
-difference in scores means something) with its TensorFlow scores. Each timing is `predict_on_batch`, host to device and back
-included, as a scan would pay it.
+difference in scores means something) with its TensorFlow scores. Each timing is
+`predict_on_batch`, host to device and back included, as a scan would pay it.
 """
 from __future__ import annotations
 
