@@ -82,27 +82,27 @@ class FaceDetector:
             raise ConfigError(f"unknown runtime {runtime!r} (expected one of {runtime_mod.RUNTIMES})")
         # --runtime tensorflow keeps dfscan's pre-OpenVINO path: OpenCV runs the detector.
         use_ov = runtime == "openvino" or (runtime == "auto" and runtime_mod.openvino_installed())
-        self.runtime = "openvino" if use_ov else "opencv"
-        self._compiled = None
-        if use_ov:
-            try:
-                # OpenVINO's own thread count (all cores) for each worker's requests: measured faster
-                # on 2 cores than one thread per worker (bench: scan/floor 2.1x against 2.4x).
-                self._compiled = runtime_mod.compile_model(runtime_mod.read_onnx(self.weights, [1, 3, -1, -1]))
-            except runtime_mod.ConversionError as exc:
-                if runtime == "openvino":
-                    raise
-                log.warning("%s; finding faces with OpenCV instead", exc)
-                use_ov, self.runtime = False, "opencv"
-        if use_ov:
-            self._outputs = [self._compiled.output(name) for name in _OUTPUTS]
+        self._compiled = self._openvino(strict=runtime == "openvino") if use_ov else None
+        self.runtime = "opencv" if self._compiled is None else "openvino"
         self._local = threading.local()
         self._net()  # fail early, in the caller's thread, if the file is bad
-        if use_ov:
+        if self._compiled is not None:
             # OpenVINO's Python binding sets up its NumPy bridge on the first inference, in a
             # pybind11 call_once that deadlocks when two threads race into it holding and awaiting
             # the GIL (seen: 1 scan in 8 hung). Do that first inference here, in one thread.
             self._forward(np.zeros((1, 3, 32, 32), np.float32))
+
+    def _openvino(self, strict: bool):
+        """CenterFace compiled by OpenVINO; None (OpenCV runs it) when OpenVINO cannot and `strict` is off."""
+        try:
+            # OpenVINO's own thread count (all cores) for each worker's requests: measured faster
+            # on 2 cores than one thread per worker (bench: scan/floor 2.1x against 2.4x).
+            return runtime_mod.compile_model(runtime_mod.read_onnx(self.weights, [1, 3, -1, -1]))
+        except runtime_mod.ConversionError as exc:
+            if strict:
+                raise
+            log.warning("%s; finding faces with OpenCV instead", exc)
+            return None
 
     def _net(self):
         net = getattr(self._local, "net", None)
@@ -124,7 +124,7 @@ class FaceDetector:
         net = self._net()
         if self._compiled is not None:
             result = net.infer({0: blob})
-            return [result[o] for o in self._outputs]
+            return [result[name] for name in _OUTPUTS]
         net.setInput(blob)
         return net.forward(_OUTPUTS)
 

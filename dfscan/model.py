@@ -254,7 +254,7 @@ class Classifier:
             _check_interface(self.model, self.info)
             return self._compile()
         self.device = f"CPU (OpenVINO {runtime_mod.version()})"
-        lock = threading.Lock()  # one infer request; predict is called from one thread at a time anyway
+        lock = threading.Lock()  # calling the compiled model reuses one infer request: one thread at a time
 
         def predict(x: np.ndarray) -> np.ndarray:
             with lock:
