@@ -107,8 +107,12 @@ class Clip:
         return self.total_frames / self.fps if self.fps > 0 else None
 
 
-def read_frames(path: str | Path, spec: FrameSpec, backend: str = "auto") -> Clip:
-    """Decode the frames `spec` asks for; raise VideoError when no backend can."""
+def read_frames(path: str | Path, spec: FrameSpec, backend: str = "auto", threads: int = 0) -> Clip:
+    """Decode the frames `spec` asks for; raise VideoError when no backend can.
+
+    `threads` is the number of decoding threads for this one video; 0 lets the decoder use
+    every core. Several videos decoded at once are cheaper with one thread each (bench/).
+    """
     path = str(path)
     not_video = _sniff(path)
     if not_video:  # decoders would read a lone image as a one-frame "video"
@@ -117,7 +121,7 @@ def read_frames(path: str | Path, spec: FrameSpec, backend: str = "auto") -> Cli
     backends = AUTO_ORDER if backend == "auto" else (backend,)
     for name in backends:
         try:
-            clip = _BACKENDS[name](path, spec)
+            clip = _BACKENDS[name](path, spec, threads)
         except VideoError as exc:
             failures.append(f"{name}: {exc}")
             reasons.append(str(exc))
@@ -203,13 +207,13 @@ def _short(exc: BaseException, path: str = "") -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 
-def _read_decord(path: str, spec: FrameSpec) -> Clip:
+def _read_decord(path: str, spec: FrameSpec, threads: int) -> Clip:
     try:
         import decord
     except ImportError as exc:  # no wheel for this platform: OpenCV does the work
         raise VideoError("decord is not installed") from exc
     try:
-        vr = decord.VideoReader(path, ctx=decord.cpu(0))
+        vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=threads)
         total = len(vr)
         fps = float(vr.get_avg_fps() or 0.0)
         indices = spec.resolve(total)
@@ -225,10 +229,10 @@ def _read_decord(path: str, spec: FrameSpec) -> Clip:
     return Clip(frames, indices, total, fps, w, h, "decord")
 
 
-def _read_opencv(path: str, spec: FrameSpec) -> Clip:
+def _read_opencv(path: str, spec: FrameSpec, threads: int) -> Clip:
     import cv2
 
-    cap = cv2.VideoCapture(path)
+    cap = _open_opencv(path, threads)
     try:
         if not cap.isOpened():
             raise VideoError("OpenCV cannot open it")
@@ -237,24 +241,24 @@ def _read_opencv(path: str, spec: FrameSpec) -> Clip:
         if total <= 0:  # no count in the header (e.g. WebM): count, then start again from the top
             total = _count_frames(cap)
             cap.release()
-            cap = cv2.VideoCapture(path)
+            cap = _open_opencv(path, threads)
         wanted = spec.resolve(total)
         frames, indices, got = _grab_sequential(cap, wanted)
     finally:
         cap.release()
     if wanted and got <= wanted[-1]:
         # The container promised more frames than the stream holds: sample what exists.
-        return _read_opencv_exact(path, spec, got)
+        return _read_opencv_exact(path, spec, got, threads)
     if not frames:
         raise VideoError("the video has no decodable frames")
     h, w = frames[0].shape[:2]
     return Clip(frames, indices, max(total, got), fps, w, h, "opencv")
 
 
-def _read_opencv_exact(path: str, spec: FrameSpec, total: int) -> Clip:
+def _read_opencv_exact(path: str, spec: FrameSpec, total: int, threads: int) -> Clip:
     import cv2
 
-    cap = cv2.VideoCapture(path)
+    cap = _open_opencv(path, threads)
     try:
         fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         frames, indices, _ = _grab_sequential(cap, spec.resolve(total))
@@ -266,6 +270,14 @@ def _read_opencv_exact(path: str, spec: FrameSpec, total: int) -> Clip:
     clip = Clip(frames, indices, total, fps, w, h, "opencv")
     clip.notes.append(f"stream holds {total} frames, fewer than its header says")
     return clip
+
+
+def _open_opencv(path: str, threads: int):
+    import cv2
+
+    if not threads:
+        return cv2.VideoCapture(path)
+    return cv2.VideoCapture(path, cv2.CAP_ANY, [cv2.CAP_PROP_N_THREADS, threads])
 
 
 def _count_frames(cap) -> int:
@@ -303,7 +315,7 @@ def _to_rgb(frame: np.ndarray, cv2) -> np.ndarray:
     return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
 
 
-def _read_pyav(path: str, spec: FrameSpec) -> Clip:
+def _read_pyav(path: str, spec: FrameSpec, threads: int) -> Clip:
     """PyAV, decoding only what is needed: reference frames and the wanted frames.
 
     Non-reference frames (most B-frames) are needed by no other frame, so FFmpeg
@@ -330,7 +342,7 @@ def _read_pyav(path: str, spec: FrameSpec) -> Clip:
                 raise VideoError("the video has no frames")
             ranks = _presentation_ranks(container, stream, indices[-1])
         with av.open(path) as container:
-            frames = _pyav_frames(container, container.streams.video[0], indices, ranks)
+            frames = _pyav_frames(container, container.streams.video[0], indices, ranks, threads)
     except VideoError:
         raise
     except Exception as exc:  # av.error.* and friends
@@ -356,10 +368,12 @@ def _presentation_ranks(container, stream, last: int | None) -> dict[int, int]:
     return {pts: i for i, pts in enumerate(sorted(set(stamps)))}
 
 
-def _pyav_frames(container, stream, indices: tuple[int, ...], ranks: dict[int, int]) -> dict[int, np.ndarray]:
+def _pyav_frames(container, stream, indices: tuple[int, ...], ranks: dict[int, int],
+                 threads: int) -> dict[int, np.ndarray]:
     wanted, got = set(indices), {}
     stream.thread_type = "AUTO"
     codec = stream.codec_context
+    codec.thread_count = threads
     for packet in container.demux(stream):
         if packet.pts is not None:
             codec.skip_frame = "DEFAULT" if ranks.get(packet.pts) in wanted else "NONREF"

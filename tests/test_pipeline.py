@@ -109,3 +109,25 @@ def test_scanner_reuses_one_model_for_many_scans(clips, colour_model):
     first = list(scanner.iter_scan(scanner.discover([clips["fake_mp4"]])))
     second = list(scanner.iter_scan(scanner.discover([clips["fake_mp4"]])))
     assert first[0].score == second[0].score
+
+
+def test_the_cores_are_shared_among_the_videos_decoded_at_once(clips, colour_model, monkeypatch):
+    import dfscan.pipeline as pipeline
+
+    asked = []
+    real_read = pipeline.read_frames
+
+    def recording_read(path, spec, backend, threads):
+        asked.append(threads)
+        return real_read(path, spec, backend, threads)
+
+    monkeypatch.setattr(pipeline, "read_frames", recording_read)
+    monkeypatch.setattr(pipeline, "_cores", lambda: 8)
+    scanner = Scanner(ScanConfig(model=str(colour_model), workers=2))
+    list(scanner.iter_scan(scanner.discover([clips["fake_mp4"]])))
+    assert asked == [8]  # one video: every core decodes it
+    asked.clear()
+    several = scanner.discover([clips["root"]])
+    assert len([r for r in scanner.iter_scan(several) if r.error is None]) >= 4
+    assert asked and set(asked) == {4}  # two at once: four threads each
+    assert pipeline.decode_threads(videos=10, workers=16) == 1

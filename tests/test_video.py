@@ -68,7 +68,7 @@ def test_short_clip_gets_frames_spread_over_its_length(tmp_path):
 
 
 def test_falls_back_to_the_next_decoder(numbered_h264, monkeypatch):
-    def broken(path, spec):
+    def broken(path, spec, threads):
         raise VideoError("cannot open")
 
     monkeypatch.setitem(video._BACKENDS, "pyav", broken)
@@ -80,12 +80,12 @@ def test_falls_back_to_the_next_decoder(numbered_h264, monkeypatch):
     assert clip.notes == ["decoded with opencv (pyav: cannot open; decord: cannot open)"]
 
 
-def test_the_three_decoders_agree_pixel_for_pixel(numbered_h264, tmp_path):
+def test_the_three_decoders_agree_pixel_for_pixel_with_any_thread_count(numbered_h264, tmp_path):
     from conftest import frames_for
 
     textured = write_ffmpeg(tmp_path / "t.mp4", frames_for(300, tint="red"), H264)
     for path in (numbered_h264, textured):
-        clips = [read_frames(path, FrameSpec(), b) for b in ("pyav", "decord", "opencv")]
+        clips = [read_frames(path, FrameSpec(), b, threads) for b in ("pyav", "decord", "opencv") for threads in (0, 1, 3)]
         for other in clips[1:]:
             assert other.indices == clips[0].indices
             assert all(np.array_equal(a, b) for a, b in zip(clips[0].frames, other.frames))
