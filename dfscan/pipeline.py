@@ -439,7 +439,7 @@ def decode_threads(videos: int, workers: int) -> int:
 
     FFmpeg's own choice (cores + 1 frame threads per video) pays off little when only
     reference frames are decoded and oversubscribes the cores when several videos are
-    decoded side by side (bench/: one thread each made scans on 2 cores ~11% faster).
+    decoded side by side (bench/: one thread each made scans on 2 cores ~10% faster).
     """
     return max(1, _cores() // max(1, min(videos, workers)))
 

@@ -275,9 +275,12 @@ def _read_opencv_exact(path: str, spec: FrameSpec, total: int, threads: int) -> 
 def _open_opencv(path: str, threads: int):
     import cv2
 
-    if not threads:
-        return cv2.VideoCapture(path)
-    return cv2.VideoCapture(path, cv2.CAP_ANY, [cv2.CAP_PROP_N_THREADS, threads])
+    if threads:
+        cap = cv2.VideoCapture(path, cv2.CAP_ANY, [cv2.CAP_PROP_N_THREADS, threads])
+        if cap.isOpened():
+            return cap
+        cap.release()  # a backend that takes no thread count may still read the file
+    return cv2.VideoCapture(path)
 
 
 def _count_frames(cap) -> int:
