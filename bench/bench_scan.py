@@ -112,7 +112,9 @@ def run_floor(clips: list[Path], workers: int, threads: int) -> dict:
 
 def fastest_floor(clips: list[Path]) -> tuple[dict, dict]:
     """The decode floor: the fastest of the thread layouts tried, and all of them."""
-    cores = len(os.sched_getaffinity(0))
+    from dfscan.pipeline import available_cores
+
+    cores = available_cores()
     layouts = {"2 videos x 1 thread": (2, 1), "2 videos x FFmpeg's threads": (2, 0),
                f"1 video x {cores} threads": (1, cores), "1 video x FFmpeg's threads": (1, 0)}
     tried = {label: run_floor(clips, *layout) for label, layout in layouts.items()}
@@ -131,7 +133,7 @@ def cpu_seconds() -> float:
 def stage_cpu(clips: list[Path], model: Path) -> dict:
     """CPU seconds per video of each stage run alone (decoding with one thread): their sum over the
     cores is the best time per video any overlap of the stages could reach."""
-    from dfscan.pipeline import ScanConfig, Scanner
+    from dfscan.pipeline import ScanConfig, Scanner, available_cores
     from dfscan.video import FrameSpec, read_frames
 
     scanner = Scanner(ScanConfig(model=str(model)))
@@ -149,7 +151,7 @@ def stage_cpu(clips: list[Path], model: Path) -> dict:
             best = [min(b, t) for b, t in zip(best, (t1 - t0, t2 - t1, t3 - t2))]
         for stage, seconds in zip(totals, best):
             totals[stage] += seconds / len(clips)
-    cores = len(os.sched_getaffinity(0))
+    cores = available_cores()
     return {**totals, "cores": cores, "bound_per_video": sum(totals.values()) / cores}
 
 

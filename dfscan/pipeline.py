@@ -441,10 +441,10 @@ def decode_threads(videos: int, workers: int) -> int:
     reference frames are decoded and oversubscribes the cores when several videos are
     decoded side by side (bench/: one thread each made scans on 2 cores ~10% faster).
     """
-    return max(1, _cores() // max(1, min(videos, workers)))
+    return max(1, available_cores() // max(1, min(videos, workers)))
 
 
-def _cores() -> int:
+def available_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))  # the cores this process may use (containers, taskset)
     except AttributeError:  # macOS, Windows

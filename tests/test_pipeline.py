@@ -122,7 +122,7 @@ def test_the_cores_are_shared_among_the_videos_decoded_at_once(clips, colour_mod
         return real_read(path, spec, backend, threads)
 
     monkeypatch.setattr(pipeline, "read_frames", recording_read)
-    monkeypatch.setattr(pipeline, "_cores", lambda: 8)
+    monkeypatch.setattr(pipeline, "available_cores", lambda: 8)
     scanner = Scanner(ScanConfig(model=str(colour_model), workers=2))
     list(scanner.iter_scan(scanner.discover([clips["fake_mp4"]])))
     assert asked == [8]  # one video: every core decodes it
