@@ -76,8 +76,9 @@ def _frames_option(ctx, param, value):
 @click.option("--ext", "extensions", multiple=True, metavar="EXT",
               help="Video extensions to pick in folders (repeat or comma-separate); replaces the default list.")
 @click.option("--hidden", is_flag=True, help="Also scan hidden files and folders (names starting with '.').")
-@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1),
-              help="Videos decoded at the same time (per worker with --engine ray).")
+@click.option("--workers", type=click.IntRange(min=1), metavar="N",
+              help="Videos decoded at the same time.  [default: one per CPU core; with --engine ray, one per "
+                   "CPU Ray reserved for each worker, at least 2]")
 @click.option("--decoder", type=click.Choice(["auto", "pyav", "decord", "opencv"]), default="auto", show_default=True,
               help="auto: PyAV, then decord, then OpenCV for files the earlier cannot read.")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
@@ -508,7 +509,8 @@ def _fmt(value) -> str:
 @click.option("--device", type=click.Choice(["auto", "cpu", "gpu"]), default="auto", show_default=True)
 @click.option("--runtime", type=click.Choice(["auto", "openvino", "tensorflow"]), default="auto", show_default=True,
               help="As for scan.")
-@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1), help="Videos decoded at once.")
+@click.option("--workers", type=click.IntRange(min=1), metavar="N",
+              help="Videos decoded at once.  [default: one per CPU core]")
 @click.option("--offline", is_flag=True, help="Never touch the network (as HF_HUB_OFFLINE=1).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress; print only the result.")
 @click.option("--verbose", "-v", is_flag=True)

@@ -77,6 +77,7 @@ class WorkerInfo:
     hostname: str
     pid: int
     device: str
+    workers: int = 2  # videos its Scanner decodes at once
 
     @property
     def where(self) -> str:
@@ -102,10 +103,13 @@ class ScanWorker:
         import ray
 
         local = replace(info, path=_model_copy(info, model_bytes), warnings=())  # the driver has warned
-        config = replace(config, engine="local", address=None, actors=None, store=None)
+        # --workers unset: the CPUs Ray reserved for this actor (a whole node by default), at least 2.
+        reserved = int(ray.get_runtime_context().get_assigned_resources().get("CPU", 0))
+        config = replace(config, engine="local", address=None, actors=None, store=None,
+                         workers=config.workers or max(2, reserved))
         self.scanner = _WorkerScanner(config, local)
         node_id = ray.get_runtime_context().get_node_id()
-        self.info = WorkerInfo(node_id, socket.gethostname(), os.getpid(), self.scanner.device)
+        self.info = WorkerInfo(node_id, socket.gethostname(), os.getpid(), self.scanner.device, self.scanner.workers)
         self._known = None
 
     def ready(self) -> WorkerInfo:
@@ -302,12 +306,13 @@ class RayScanner(ScanPlan):
         return {i: w.info for w, chunk in p.calls.values() for i in chunk} if p else {}
 
     def _dispatch(self, p: _Progress) -> None:
-        size = self.config.workers + 2  # what a Scanner decodes at once: its threads stay fed, crops batch
         while p.todo:
             free = [w for w in self.workers if w.live and w.calls < CALLS_PER_WORKER]
             if not free:
                 return
             worker = min(free, key=lambda w: w.calls)
+            # What its Scanner decodes at once: its threads stay fed and crops batch.
+            size = (worker.info.workers if worker.info else 2) + 2
             chunk = [p.todo.popleft()]
             # A video whose worker died travels alone from then on: one that kills its worker every
             # time ends as an ERROR row without taking the videos around it down too.

@@ -58,7 +58,7 @@ class ScanConfig:
     recursive: bool = True
     extensions: frozenset[str] = VIDEO_EXTENSIONS
     include_hidden: bool = False
-    workers: int = 2
+    workers: int | None = None  # videos decoded at once; None: one per core (Ray: per reserved CPU, at least 2)
     decoder: str = "auto"
     store: str | None = None  # SQLite result store; None: keep nothing between scans
     rescan: bool = False  # ignore stored results (new ones are still stored)
@@ -77,7 +77,7 @@ class ScanConfig:
             raise ConfigError("--margin must be between 0 and 3")
         if self.batch_size < 1:
             raise ConfigError("--batch-size must be at least 1")
-        if self.workers < 1:
+        if self.workers is not None and self.workers < 1:
             raise ConfigError("--workers must be at least 1")
         if self.faces.max_faces < 1:
             raise ConfigError("--max-faces must be at least 1")
@@ -300,6 +300,9 @@ class Scanner(ScanPlan):
 
     def __init__(self, config: ScanConfig = ScanConfig(), model_info: ModelInfo | None = None):
         super().__init__(config, model_info)
+        # One video per core: decoding and detection scale with the cores (16-core machine, network
+        # left out: 2 workers 0.28 s/video, 16 workers 0.16; bench/workers_scaling.py).
+        self.workers = config.workers or available_cores()
         self.detector = FaceDetector(self.face_config, runtime=config.runtime)
         self.classifier = Classifier(self.model_info, device=config.device, batch_size=config.batch_size,
                                      runtime=config.runtime)
@@ -314,8 +317,8 @@ class Scanner(ScanPlan):
         queue: deque[tuple[_Prepared, int]] = deque()  # crops waiting for the network
         inflight: deque[Future] = deque()
         todo = iter(found)
-        threads = decode_threads(len(found), self.config.workers)
-        pool = ThreadPoolExecutor(max_workers=self.config.workers, thread_name_prefix="dfscan-decode")
+        threads = decode_threads(len(found), self.workers)
+        pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="dfscan-decode")
         try:
             self._submit(pool, todo, inflight, threads)
             while inflight:
@@ -334,7 +337,7 @@ class Scanner(ScanPlan):
 
     def _submit(self, pool: ThreadPoolExecutor, todo: Iterator[Found], inflight: deque, threads: int) -> None:
         # A small window keeps memory flat however many videos there are.
-        while len(inflight) < self.config.workers + 2:
+        while len(inflight) < self.workers + 2:
             item = next(todo, None)
             if item is None:
                 return

@@ -1,0 +1,143 @@
+"""Videos per second by --workers on a many-core machine, the network's cost left out.
+
+    python bench/workers_scaling.py --prepare DIR --videos FOLDER   # here, with dfscan, TensorFlow and OpenVINO
+    python bench/workers_scaling.py --run DIR [--workers 1,2,4,8,16] [--copies 48]   # on the many-core machine
+
+On a GPU machine the network costs a fraction of a millisecond per crop (README, "On a GPU"),
+so a scan's speed is set by decoding and face detection on the CPU cores. This measures that
+part with dfscan's own Scanner: OpenVINO runs a tiny classifier with the reference interface
+(converted by --prepare, so that the other machine needs neither TensorFlow nor Keras), and
+the decode floor (PyAV, the same thread rule as the scanner) is measured with the same
+number of workers. --prepare copies the videos, CenterFace's weights and the tiny model with
+its converted form into DIR.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def prepare(out: Path, videos: Path) -> None:
+    """The tiny model, its OpenVINO form, the detector's weights and the videos, in `out`."""
+    import keras
+
+    from dfscan.faces import detector_weights
+    from dfscan.model import Classifier, describe_local_model
+
+    (out / "videos").mkdir(parents=True, exist_ok=True)
+    for clip in sorted(videos.glob("*.mp4")):
+        shutil.copy(clip, out / "videos" / clip.name)
+    shutil.copy(detector_weights(), out / "centerface.onnx")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((224, 224, 3)), keras.layers.Conv2D(8, 3, strides=4, activation="relu"),
+                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(1, activation="sigmoid")])
+    model.save(out / "tiny.keras")
+    os.environ["DFSCAN_CACHE_DIR"] = str(out / "cache")
+    Classifier(describe_local_model(out / "tiny.keras"), "cpu", runtime="openvino")  # converts and caches it
+
+
+def copies(folder: Path, n: int) -> list[Path]:
+    """n paths (hard links) cycling over the videos in `folder`."""
+    sources = sorted((folder / "videos").glob("*.mp4"))
+    links = folder / "links"
+    links.mkdir(exist_ok=True)
+    out = []
+    for i in range(n):
+        link = links / f"{i:04d}_{sources[i % len(sources)].name}"
+        if not link.exists():
+            os.link(sources[i % len(sources)], link)
+        out.append(link)
+    return out
+
+
+def detector_streams(streams: int) -> None:
+    """Experiment: compile CenterFace with OpenVINO's NUM_STREAMS (each stream gets cores / streams threads)."""
+    from dfscan import faces, runtime
+
+    def compiled(self, strict):
+        model = runtime.read_onnx(self.weights, [1, 3, -1, -1])
+        return runtime.core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32", "NUM_STREAMS": streams})
+
+    faces.FaceDetector._openvino = compiled
+
+
+def scan_seconds(clips: list[Path], model: Path, workers: int, streams: bool = False) -> dict:
+    from dfscan.discover import Found
+    from dfscan.pipeline import ScanConfig, Scanner, StageTimes
+
+    if streams:
+        detector_streams(workers)
+
+    scanner = Scanner(ScanConfig(model=str(model), runtime="openvino", device="cpu", workers=workers))
+    list(scanner.iter_scan([Found(c) for c in clips[:workers]]))  # per-thread networks, caches
+    scanner.times = StageTimes()
+    start = time.perf_counter()
+    results = list(scanner.iter_scan([Found(c) for c in clips]))
+    elapsed = time.perf_counter() - start
+    errors = [r.error for r in results if r.error]
+    return {"per_video": elapsed / len(clips), "stages": scanner.times.seconds, "errors": errors[:3],
+            "faces": sum(r.faces_scored for r in results)}
+
+
+def floor_seconds(clips: list[Path], workers: int) -> float:
+    from dfscan.pipeline import decode_threads
+    from dfscan.video import FrameSpec, read_frames
+
+    threads = decode_threads(len(clips), workers)
+    start = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(lambda c: read_frames(c, FrameSpec(), "pyav", threads), clips))
+    return (time.perf_counter() - start) / len(clips)
+
+
+def run(folder: Path, workers: list[int], n: int, out: Path | None, streams: bool = False) -> None:
+    os.environ["DFSCAN_CACHE_DIR"] = str(folder / "cache")
+    os.environ["DFSCAN_FACE_DETECTOR"] = str(folder / "centerface.onnx")
+    from dfscan.pipeline import available_cores
+
+    clips = copies(folder, n)
+    rows = {}
+    print(f"{available_cores()} cores, {n} videos", flush=True)
+    for w in workers:
+        scan = scan_seconds(clips, folder / "tiny.keras", w, streams)
+        floor = floor_seconds(clips, w)
+        rows[w] = {"scan": scan, "floor_per_video": floor}
+        print(f"--workers {w:>2}: scan {scan['per_video']:.3f} s/video ({60 / scan['per_video']:.0f}/min), "
+              f"decode floor {floor:.3f} s/video, scan/floor {scan['per_video'] / floor:.2f}x, "
+              f"{scan['faces']} faces, errors {scan['errors']}, stages "
+              + ", ".join(f"{k} {v:.1f}" for k, v in scan["stages"].items()), flush=True)
+    if out:
+        out.write_text(json.dumps({"cores": available_cores(), "videos": n, "detector_streams": streams,
+                                   "rows": rows}, indent=2))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--prepare", type=Path, help="write the inputs into this folder")
+    ap.add_argument("--videos", type=Path, help="with --prepare: a folder of .mp4 clips")
+    ap.add_argument("--run", type=Path, help="measure with the inputs in this folder")
+    ap.add_argument("--workers", default="1,2,4,8,16")
+    ap.add_argument("--copies", type=int, default=48, help="videos scanned per measurement")
+    ap.add_argument("--out", type=Path, help="write the numbers as JSON")
+    ap.add_argument("--detector-streams", action="store_true",
+                    help="experiment: one OpenVINO stream per worker for the face detector")
+    args = ap.parse_args()
+    if args.prepare:
+        if not args.videos:
+            ap.error("--prepare needs --videos")
+        prepare(args.prepare, args.videos)
+    if args.run:
+        run(args.run, [int(w) for w in args.workers.split(",")], args.copies, args.out, args.detector_streams)
+
+
+if __name__ == "__main__":
+    main()
