@@ -18,12 +18,12 @@ import json
 import os
 import shutil
 import sys
-import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+from bench_scan import linked_copies, run_dfscan, run_floor  # noqa: E402  (the same measurements as bench_scan)
 
 
 def prepare(out: Path, videos: Path) -> None:
@@ -45,20 +45,6 @@ def prepare(out: Path, videos: Path) -> None:
     Classifier(describe_local_model(out / "tiny.keras"), "cpu", runtime="openvino")  # converts and caches it
 
 
-def copies(folder: Path, n: int) -> list[Path]:
-    """n paths (hard links) cycling over the videos in `folder`."""
-    sources = sorted((folder / "videos").glob("*.mp4"))
-    links = folder / "links"
-    links.mkdir(exist_ok=True)
-    out = []
-    for i in range(n):
-        link = links / f"{i:04d}_{sources[i % len(sources)].name}"
-        if not link.exists():
-            os.link(sources[i % len(sources)], link)
-        out.append(link)
-    return out
-
-
 def detector_streams(streams: int) -> None:
     """Experiment: compile CenterFace with OpenVINO's NUM_STREAMS (each stream gets cores / streams threads)."""
     from dfscan import faces, runtime
@@ -71,49 +57,28 @@ def detector_streams(streams: int) -> None:
 
 
 def scan_seconds(clips: list[Path], model: Path, workers: int, streams: bool = False) -> dict:
-    from dfscan.discover import Found
-    from dfscan.pipeline import ScanConfig, Scanner, StageTimes
-
     if streams:
         detector_streams(workers)
-
-    scanner = Scanner(ScanConfig(model=str(model), runtime="openvino", device="cpu", workers=workers))
-    list(scanner.iter_scan([Found(c) for c in clips[:workers]]))  # per-thread networks, caches
-    scanner.times = StageTimes()
-    start = time.perf_counter()
-    results = list(scanner.iter_scan([Found(c) for c in clips]))
-    elapsed = time.perf_counter() - start
-    errors = [r.error for r in results if r.error]
-    return {"per_video": elapsed / len(clips), "stages": scanner.times.seconds, "errors": errors[:3],
-            "faces": sum(r.faces_scored for r in results)}
-
-
-def floor_seconds(clips: list[Path], workers: int) -> float:
-    from dfscan.pipeline import decode_threads
-    from dfscan.video import FrameSpec, read_frames
-
-    threads = decode_threads(len(clips), workers)
-    start = time.perf_counter()
-    with ThreadPoolExecutor(workers) as pool:
-        list(pool.map(lambda c: read_frames(c, FrameSpec(), "pyav", threads), clips))
-    return (time.perf_counter() - start) / len(clips)
+    scan = run_dfscan(clips, model, runtime="openvino", device="cpu", workers=workers)
+    errors = sorted(name for name, verdict in scan["verdicts"].items() if verdict == "ERROR")
+    return {"per_video": scan["per_video"], "stages": scan["stages"], "errors": errors[:3]}
 
 
 def run(folder: Path, workers: list[int], n: int, out: Path | None, streams: bool = False) -> None:
     os.environ["DFSCAN_CACHE_DIR"] = str(folder / "cache")
     os.environ["DFSCAN_FACE_DETECTOR"] = str(folder / "centerface.onnx")
-    from dfscan.pipeline import available_cores
+    from dfscan.pipeline import available_cores, decode_threads
 
-    clips = copies(folder, n)
+    clips = linked_copies(sorted((folder / "videos").glob("*.mp4")), folder / "links", n)
     rows = {}
     print(f"{available_cores()} cores, {n} videos", flush=True)
     for w in workers:
         scan = scan_seconds(clips, folder / "tiny.keras", w, streams)
-        floor = floor_seconds(clips, w)
+        floor = run_floor(clips, w, decode_threads(len(clips), w))["per_video"]
         rows[w] = {"scan": scan, "floor_per_video": floor}
         print(f"--workers {w:>2}: scan {scan['per_video']:.3f} s/video ({60 / scan['per_video']:.0f}/min), "
               f"decode floor {floor:.3f} s/video, scan/floor {scan['per_video'] / floor:.2f}x, "
-              f"{scan['faces']} faces, errors {scan['errors']}, stages "
+              f"errors {scan['errors']}, stages "
               + ", ".join(f"{k} {v:.1f}" for k, v in scan["stages"].items()), flush=True)
     if out:
         out.write_text(json.dumps({"cores": available_cores(), "videos": n, "detector_streams": streams,

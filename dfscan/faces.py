@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from . import runtime as runtime_mod
-from .errors import ConfigError, ModelError
+from .errors import ModelError
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +78,7 @@ class FaceDetector:
         self.weights = Path(weights) if weights else detector_weights()
         if not self.weights.is_file():
             raise ModelError(f"face detector weights not found: {self.weights}")
-        if runtime not in runtime_mod.RUNTIMES:
-            raise ConfigError(f"unknown runtime {runtime!r} (expected one of {runtime_mod.RUNTIMES})")
+        runtime_mod.check(runtime)
         # --runtime tensorflow keeps dfscan's pre-OpenVINO path: OpenCV runs the detector.
         use_ov = runtime == "openvino" or (runtime == "auto" and runtime_mod.openvino_installed())
         self._compiled = self._openvino(strict=runtime == "openvino") if use_ov else None

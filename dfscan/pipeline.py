@@ -30,7 +30,7 @@ from .errors import ConfigError, VideoError
 from .faces import FaceConfig, FaceDetector, thumbnail
 from .model import Classifier, ModelInfo, file_sha256
 from .registry import resolve_model
-from .runtime import RUNTIMES
+from .runtime import check as runtime_check
 from .store import ResultStore, settings_key
 from .video import DECODERS, FrameSpec, read_frames
 
@@ -83,8 +83,7 @@ class ScanConfig:
             raise ConfigError("--max-faces must be at least 1")
         if self.decoder not in DECODERS:
             raise ConfigError(f"unknown decoder {self.decoder!r}")
-        if self.runtime not in RUNTIMES:
-            raise ConfigError(f"unknown runtime {self.runtime!r} (expected one of {RUNTIMES})")
+        runtime_check(self.runtime)
         if self.engine not in ENGINES:
             raise ConfigError(f"unknown engine {self.engine!r} (expected one of {ENGINES})")
         if self.engine != "ray" and (self.address is not None or self.actors is not None):

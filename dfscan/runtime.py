@@ -48,14 +48,19 @@ def nvidia_gpu_present() -> bool:
         Path(p).exists() for p in ("/dev/nvidiactl", "/proc/driver/nvidia/version", "/dev/dxg"))
 
 
+def check(runtime: str) -> None:
+    """Raise ConfigError unless `runtime` is one of RUNTIMES."""
+    if runtime not in RUNTIMES:
+        raise ConfigError(f"unknown runtime {runtime!r} (expected one of {RUNTIMES})")
+
+
 def choose(runtime: str, device: str) -> str:
     """The classifier's runtime for a requested runtime and device: 'openvino' or 'tensorflow'.
 
     auto: TensorFlow where a GPU may be used (it then falls back to OpenVINO if TensorFlow
     finds none), OpenVINO on the CPU when installed, else TensorFlow.
     """
-    if runtime not in RUNTIMES:
-        raise ConfigError(f"unknown runtime {runtime!r} (expected one of {RUNTIMES})")
+    check(runtime)
     if runtime == "openvino":
         if device == "gpu":
             raise ConfigError("--runtime openvino runs on the CPU: use --device cpu, or --runtime tensorflow for the GPU")
