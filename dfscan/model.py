@@ -292,9 +292,16 @@ class Classifier:
         return scores
 
 
-def _load_keras(path: Path):
+def import_keras():
+    """Keras, with its backend started: the one place the scan path imports it."""
     import_tensorflow()
     import keras
+
+    return keras
+
+
+def _load_keras(path: Path):
+    keras = import_keras()
 
     try:
         # safe_mode stays on: a model file must not run arbitrary code (Lambda layers).
