@@ -140,6 +140,7 @@ def test_face_crop_dataset_frame_and_video_level(kaggle_data, colour_model, tmp_
     assert fl["n"] == len(frames) and fl["roc_auc"] == pytest.approx(skm.roc_auc_score(y, p), abs=1e-6)
     assert fl["roc_auc"] == 1.0  # the colour model separates red (FAKE) from blue (REAL) faces
     assert fl["f1"] == pytest.approx(skm.f1_score(y, p > 0.5), abs=1e-6)
+    assert fl["log_loss"] == pytest.approx(clipped_log_loss(y, p), rel=1e-12)  # the file holds the scores in full
 
     videos = {r["video"]: r for r in read_csv(out / "video_predictions.csv")}
     assert len(videos) == 37  # 36 videos with crops, and the orphan row that has none

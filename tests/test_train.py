@@ -266,6 +266,25 @@ def test_test_metrics_are_those_of_the_saved_predictions(trained):
     assert m["log_loss"] == pytest.approx(skm.log_loss(y, np.clip(p, 1e-15, 1 - 1e-15)), rel=1e-9)
 
 
+def test_saved_predictions_give_back_the_metrics_wherever_the_scores_fall(kaggle_data, tmp_path):
+    """An untrained network scores everything within a float32 step of 0.5: the file must keep that step."""
+    from sklearn import metrics as skm
+
+    from dfscan.train.artifacts import measure_test_split, write_predictions
+
+    data = prepare_data(TrainConfig(kaggle_data), seed=1)
+    half = np.float32(0.5)
+    above, below = np.nextafter(half, np.float32(1)), np.nextafter(half, np.float32(0))
+    scores = np.array([above if i % 3 else below for i in range(len(data.test))], np.float32)
+    write_predictions(tmp_path / "test_predictions.csv", data, scores)
+    rows = read_csv(tmp_path / "test_predictions.csv")
+    y, p = [int(r["label"] == "FAKE") for r in rows], np.array([float(r["score"]) for r in rows])
+    assert p.tolist() == scores.astype(np.float64).tolist()  # every score exactly as the model gave it
+    m = measure_test_split(data, scores)
+    assert m["confusion_matrix"] == skm.confusion_matrix(y, p > 0.5, labels=[0, 1]).tolist()
+    assert m["log_loss"] == pytest.approx(skm.log_loss(y, p), rel=1e-12)
+
+
 def test_scan_uses_the_trained_model_with_no_extra_flags(trained, clips, tmp_path, capsys):
     report = tmp_path / "scan.csv"
     code = main(["scan", str(clips["fake_mp4"]), "--model", str(trained / "best_model.keras"), "--csv", str(report)])
