@@ -190,8 +190,6 @@ class RayScanner(ScanPlan):
         self._started_ray = False
         self._model = None
         self.workers: list[_Worker] = []
-        self.resubmitted = 0  # videos sent again because their worker died
-        self._progress: _Progress | None = None
         try:
             self._started_ray = _connect(self._ray, config.address)
             self._start_workers()
@@ -236,13 +234,6 @@ class RayScanner(ScanPlan):
                 log.warning("no Ray worker has started after %.0f s: waiting for room on the cluster (a worker "
                             "takes every CPU of its node; see `ray status`)", SLOW_START_S)
 
-    def wait_for_workers(self, timeout_s: float) -> bool:
-        """Wait until every worker that has not stopped for good is up (e.g. restarted); True if all are."""
-        deadline = time.monotonic() + timeout_s
-        while any(w.error is None and not w.live for w in self.workers) and time.monotonic() < deadline:
-            self._wait([])
-        return all(w.live or w.error for w in self.workers)
-
     def _wait(self, calls: list) -> list:
         """Wait for the next answer among `calls` and the workers' `ready` pings; return the calls answered."""
         now = time.monotonic()
@@ -285,7 +276,7 @@ class RayScanner(ScanPlan):
         """Yield one result per entry of `found`, in the same order, as each finishes."""
         known = self.store.hashes(self.model_info.sha256, self.settings[0]) \
             if self.store is not None and not self.config.rescan else frozenset()
-        p = self._progress = _Progress(found, self._ray.put(known), deque(range(len(found))))
+        p = _Progress(found, self._ray.put(known), deque(range(len(found))))
         try:
             while p.next_out < len(found):
                 self._dispatch(p)
@@ -299,11 +290,6 @@ class RayScanner(ScanPlan):
                     self._ray.cancel(ref)
                 except Exception:  # the worker is gone already
                     log.debug("cannot cancel a Ray call", exc_info=True)
-
-    def in_flight(self) -> dict[int, WorkerInfo | None]:
-        """Videos (positions in the list being scanned) sent to a worker and not returned yet, and where."""
-        p = self._progress
-        return {i: w.info for w, chunk in p.calls.values() for i in chunk} if p else {}
 
     def _dispatch(self, p: _Progress) -> None:
         while p.todo:
@@ -363,7 +349,6 @@ class RayScanner(ScanPlan):
                                                    f"{MAX_ATTEMPTS} times (last on {worker.name})"))
             else:
                 p.todo.appendleft(i)
-                self.resubmitted += 1
 
     def _record(self, p: _Progress, i: int, row: VideoResult) -> None:
         if i in p.done:  # an answer for a video already recorded: never reported twice

@@ -4,7 +4,7 @@ Two kinds of data:
 - a face-crop dataset in the Kaggle dfdc-part-34 layout: every crop is scored
   (frame level), then each video's crop scores are combined with
   `dfscan.aggregate` exactly as a scan combines face scores (video level);
-- a folder of videos with labels (a DFDC `metadata.json` or a CSV `path,label`),
+- a folder of videos with labels (a DFDC `metadata.json` or a CSV `path,label` or `file,label`),
   run end to end through the scanner's own pipeline (`dfscan.pipeline.Scanner`).
 
 A video that gets no score (NO_FACE, ERROR) is never dropped silently: the
@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -25,23 +24,19 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .errors import ConfigError, DataError
+from .metrics import LOG_LOSS_NOTE, THRESHOLD_RULE, binary_metrics, clipped_log_loss
 from .pipeline import ScanConfig
 
 log = logging.getLogger(__name__)
 
 KINDS = ("auto", "crops", "videos")
-THRESHOLD_RULE = "FAKE when score > threshold (the model card's p > 0.5), else REAL"
-# Kaggle's LogLoss metric, which scored the DFDC leaderboard, bounds predictions away from 0 and 1
-# by 1e-15 so that one confident mistake costs about 34.5 rather than infinity.
-LOG_LOSS_EPS = 1e-15
-LOG_LOSS_NOTE = ("binary log loss (natural log), the DFDC challenge metric; probabilities clipped to "
-                 "[1e-15, 1 - 1e-15] as Kaggle's LogLoss metric does")
 UNSCORED_POLICY = ("videos with no score (NO_FACE: no face in any sampled frame; ERROR: unreadable, or no "
                    "readable face crop) are left out of the metrics above, which cover scored videos only; "
                    "they are counted and listed here. log_loss_with_unscored_at_0_5 scores them 0.5, as a "
                    "DFDC submission had to give every video a probability")
-CONFUSION_LAYOUT = "rows: true REAL, true FAKE; columns: predicted REAL, predicted FAKE"
 FAKE_WORDS = {"FAKE": 1, "1": 1, "TRUE": 1, "REAL": 0, "0": 0, "FALSE": 0}
+# The video's column in a labels CSV, by preference: dfscan's own `path`, the common `file`, DFDC's `filename`.
+VIDEO_COLUMNS = ("path", "file", "filename")
 
 
 @dataclass(frozen=True)
@@ -50,7 +45,7 @@ class EvalConfig:
 
     data: Path
     scan: ScanConfig = ScanConfig()
-    labels: Path | None = None  # videos: metadata.json or CSV path,label; default DATA/metadata.json
+    labels: Path | None = None  # videos: metadata.json or CSV path|file,label; default DATA/metadata.json
     output: Path | None = None  # default: a new dfscan-eval-<time> folder in the current folder
     kind: str = "auto"  # crops (Kaggle layout), videos, or auto-detect
     subset: Path | None = None  # crops: a CSV with an image column (e.g. a train run's split.csv): only those
@@ -93,105 +88,11 @@ class EvalResult:
 
 
 # ---------------------------------------------------------------------------------------------
-# Metrics on fixed predictions
-
-
-def binary_metrics(labels: Sequence[int], scores: Sequence[float], threshold: float = 0.5) -> dict[str, Any]:
-    """Threshold metrics, ROC AUC, log loss and the best thresholds for FAKE-probability scores."""
-    y, p = _checked_arrays(labels, scores)
-    out: dict[str, Any] = {"n": int(len(y)), "real": int((y == 0).sum()), "fake": int((y == 1).sum()),
-                           "threshold": float(threshold), "threshold_rule": THRESHOLD_RULE}
-    if not len(y):
-        return out
-    from sklearn import metrics as skm
-
-    pred = (p > threshold).astype(int)
-    with warnings.catch_warnings():  # one-class data: sklearn warns, the value is still defined
-        warnings.simplefilter("ignore")
-        cm = skm.confusion_matrix(y, pred, labels=[0, 1])
-        out.update(
-            accuracy=float(skm.accuracy_score(y, pred)),
-            balanced_accuracy=float(skm.balanced_accuracy_score(y, pred)),
-            precision=float(skm.precision_score(y, pred, zero_division=0)),
-            recall=float(skm.recall_score(y, pred, zero_division=0)),
-            f1=float(skm.f1_score(y, pred, zero_division=0)),
-        )
-    both = len(np.unique(y)) == 2
-    out["roc_auc"] = float(skm.roc_auc_score(y, p)) if both else None
-    if not both:
-        out["roc_auc_note"] = "undefined: the data holds only one class"
-    out["log_loss"] = clipped_log_loss(y, p)
-    out["confusion_matrix"] = cm.tolist()
-    out["confusion_matrix_layout"] = CONFUSION_LAYOUT
-    out.update(best_thresholds(y, p, threshold))
-    return out
-
-
-def _checked_arrays(labels: Sequence[int], scores: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    y = np.asarray(labels, dtype=np.int64).reshape(-1)
-    p = np.asarray(scores, dtype=np.float64).reshape(-1)
-    if y.shape != p.shape:
-        raise ValueError(f"{len(y)} labels but {len(p)} scores")
-    if not np.isin(y, (0, 1)).all():
-        raise ValueError("labels must be 0 (REAL) or 1 (FAKE)")
-    if not (np.isfinite(p).all() and ((p >= 0) & (p <= 1)).all()):
-        raise ValueError("scores must be probabilities in [0, 1]")
-    return y, p
-
-
-def clipped_log_loss(labels: Sequence[int], scores: Sequence[float], eps: float = LOG_LOSS_EPS) -> float:
-    """Mean binary cross-entropy with probabilities clipped to [eps, 1 - eps]."""
-    y = np.asarray(labels, dtype=np.float64)
-    p = np.clip(np.asarray(scores, dtype=np.float64), eps, 1 - eps)
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
-
-
-def threshold_sweep(labels: Sequence[int], scores: Sequence[float]) -> dict[str, np.ndarray]:
-    """Confusion counts at every distinct cut of the scores, under the rule score > threshold.
-
-    Cut k calls the k highest scores FAKE; only cuts between different scores exist
-    (tied scores fall on one side together). Its threshold is the midpoint between
-    the last FAKE and the first REAL score, so `score > threshold` reproduces it.
-    """
-    y, p = _checked_arrays(labels, scores)
-    order = np.argsort(-p, kind="stable")
-    ps, ys = p[order], y[order]
-    n = len(ps)
-    # k = number called FAKE; valid where the k-th and (k+1)-th scores differ
-    k = np.concatenate([[0], np.flatnonzero(ps[:-1] > ps[1:]) + 1, [n]]).astype(np.int64)
-    tp = np.concatenate([[0], np.cumsum(ys)])[k]
-    fp = k - tp
-    pos, neg = int(ys.sum()), int(n - ys.sum())
-    upper = np.where(k > 0, ps[np.maximum(k - 1, 0)], np.inf)  # lowest score called FAKE
-    lower = np.where(k < n, ps[np.minimum(k, n - 1)], -np.inf)  # highest score called REAL
-    thr = np.where(k == 0, ps[0], np.where(k == n, np.nextafter(ps[-1], -np.inf), (upper + lower) / 2))
-    return {"threshold": thr, "tp": tp, "fp": fp, "fn": pos - tp, "tn": neg - fp}
-
-
-def best_thresholds(labels: Sequence[int], scores: Sequence[float], prefer: float = 0.5) -> dict[str, Any]:
-    """The thresholds maximising F1 and balanced accuracy (ties: the one nearest `prefer`)."""
-    s = threshold_sweep(labels, scores)
-    tp, fp, fn, tn = (s[k].astype(np.float64) for k in ("tp", "fp", "fn", "tn"))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        f1 = np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0)
-        tpr = np.where(tp + fn > 0, tp / (tp + fn), np.nan)
-        tnr = np.where(tn + fp > 0, tn / (tn + fp), np.nan)
-    bacc = np.nanmean(np.stack([tpr, tnr]), axis=0)
-    out = {}
-    for name, values in (("best_f1", f1), ("best_balanced_accuracy", bacc)):
-        best = np.flatnonzero(np.isclose(values, np.nanmax(values), rtol=0, atol=1e-12))
-        i = best[np.argmin(np.abs(s["threshold"][best] - prefer))]
-        out[name] = {"threshold": float(s["threshold"][i]), "f1": float(f1[i]), "balanced_accuracy": float(bacc[i]),
-                     "confusion_matrix": [[int(tn[i]), int(fp[i])], [int(fn[i]), int(tp[i])]]}
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
 # Labels of a folder of videos
 
 
 def read_labels(path: Path, base: Path) -> dict[Path, int]:
-    """{resolved video path: 0 REAL / 1 FAKE} from a DFDC metadata.json or a CSV `path,label`.
+    """{resolved video path: 0 REAL / 1 FAKE} from a DFDC metadata.json or a CSV `path` (or `file`),`label`.
 
     Relative paths are taken relative to `base`, the folder of videos.
     """
@@ -230,14 +131,16 @@ def _json_labels(path: Path, text: str) -> list[tuple[str, str, Any]]:
 def _csv_labels(path: Path, text: str) -> list[tuple[str, str, Any]]:
     reader = csv.DictReader(text.splitlines())
     fields = [f.strip().lower() for f in reader.fieldnames or ()]
-    if "path" not in fields or "label" not in fields:
-        raise DataError(f"{path}: a labels CSV needs the columns path,label (found {', '.join(fields) or 'none'})")
+    column = next((c for c in VIDEO_COLUMNS if c in fields), None)
+    if column is None or "label" not in fields:
+        raise DataError(f"{path}: a labels CSV needs a video column ({' or '.join(VIDEO_COLUMNS)}) and a label "
+                        f"column (found {', '.join(fields) or 'none'})")
     rows = []
     for n, line in enumerate(reader, start=2):
         line = {k.strip().lower(): v for k, v in line.items() if k}
-        if not (line.get("path") or "").strip():
-            raise DataError(f"{path}, line {n}: empty path")
-        rows.append((f"line {n}", line["path"].strip(), line.get("label") or ""))
+        if not (line.get(column) or "").strip():
+            raise DataError(f"{path}, line {n}: empty {column}")
+        rows.append((f"line {n}", line[column].strip(), line.get("label") or ""))
     return rows
 
 
@@ -343,7 +246,8 @@ def _evaluate_crops(config: EvalConfig, out_dir: Path, progress) -> tuple[dict, 
         w = csv.writer(fh)
         w.writerow(["image", "video", "label", "score"])
         for row, path, s in scored:
-            w.writerow([path.relative_to(images).as_posix(), row.name, _label(row.label), f"{s:.6f}"])
+            # full precision: metrics recomputed from the file agree with metrics.json
+            w.writerow([path.relative_to(images).as_posix(), row.name, _label(row.label), s])
     _write_video_predictions(out_dir / "video_predictions.csv", outcomes)
     return report, {"frame level": (y_frame, p_frame), "video level": _scored_arrays(outcomes)}, predictions
 
@@ -377,14 +281,14 @@ def _score_crops(classifier, paths: list[Path], images: Path, config: EvalConfig
 def _crop_video(row, frames: list[Path], scores: dict[Path, float], images: Path, threshold: float,
                 method: str) -> Outcome:
     """A video of the crop dataset: its crop scores aggregated as a scan aggregates face scores."""
-    from .aggregate import aggregate
+    from .aggregate import aggregate, verdict
 
     got = [scores[p] for p in frames if p in scores]
     if not got:
         why = "no folder of face crops" if not (images / row.name).is_dir() else "no readable face crop"
         return Outcome(row.name, row.label, None, "ERROR", why, {"frames_scored": 0})
     score = aggregate(got, method)
-    return Outcome(row.name, row.label, score, "FAKE" if score > threshold else "REAL", extra={"frames_scored": len(got)})
+    return Outcome(row.name, row.label, score, verdict(score, threshold).value, extra={"frames_scored": len(got)})
 
 
 def _evaluate_videos(config: EvalConfig, out_dir: Path, progress) -> tuple[dict, dict, Path]:
@@ -441,7 +345,7 @@ def _labels_path(config: EvalConfig) -> Path:
     data = Path(config.data).expanduser()
     path = Path(config.labels).expanduser() if config.labels else data / "metadata.json"
     if not path.is_file():
-        raise DataError(f"no labels: {path} not found; pass --labels metadata.json or a CSV path,label")
+        raise DataError(f"no labels: {path} not found; pass --labels metadata.json or a CSV path,label (or file,label)")
     return path
 
 
@@ -477,7 +381,7 @@ def _write_video_predictions(path: Path, outcomes: list[Outcome]) -> Path:
         w = csv.writer(fh)
         w.writerow(["video", "label", "score", "verdict", "reason", *extra_cols])
         for o in outcomes:
-            score = "" if o.score is None else f"{o.score:.6f}"
+            score = "" if o.score is None else float(o.score)  # full precision, as the metrics saw it
             w.writerow([o.video, _label(o.label), score, o.verdict, o.reason or "", *(o.extra.get(k, "") for k in extra_cols)])
     return path
 

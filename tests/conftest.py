@@ -1,6 +1,7 @@
 """Test data made by the tests: synthetic clips with a real face photo, tiny Keras models."""
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -71,6 +72,23 @@ def frames_for(n_frames: int, size=FRAME_SIZE, face: bool = True, tint: str | No
         yield frame
 
 
+def two_face_frames(n_frames: int, size=(640, 360), tint: str | None = "red"):
+    """RGB frames with the face photo twice, side by side: two faces in every frame."""
+    w, h = size
+    background = cv2.GaussianBlur(np.random.default_rng(5).integers(60, 200, (h, w, 3), dtype=np.uint8), (0, 0), 9)
+    photo = tinted(face_photo(), tint)
+    scale = min(0.8 * h / photo.shape[0], 0.45 * w / photo.shape[1])
+    photo = cv2.resize(photo, None, fx=scale, fy=scale)
+    ph, pw = photo.shape[:2]
+    gap = (w - 2 * pw) // 3
+    y = (h - ph) // 2
+    for _ in range(n_frames):
+        frame = background.copy()
+        for x in (gap, 2 * gap + pw):
+            frame[y: y + ph, x: x + pw] = photo
+        yield frame
+
+
 def write_opencv(path: Path, frames, fourcc: str = "mp4v", fps: float = FPS) -> Path:
     frames = list(frames)
     h, w = frames[0].shape[:2]
@@ -135,6 +153,27 @@ def clips(tmp_path_factory) -> dict[str, Path]:
     }
     (root / "notes.txt").write_text("not a video")
     return {"root": root, **made}
+
+
+@pytest.fixture(scope="session")
+def two_faces(tmp_path_factory) -> Path:
+    """A clip with two (red, FAKE) faces in every frame."""
+    return write_opencv(tmp_path_factory.mktemp("two-faces") / "two_faces.mp4", two_face_frames(300))
+
+
+@pytest.fixture(autouse=True)
+def _no_logging_setup_leaks():
+    """Undo what the CLI's logging setup changes (dfscan's handlers, level and propagation, the hub's
+    verbosity), so that a test that ran `main()` leaves later tests' logging as it found it."""
+    logger = logging.getLogger("dfscan")
+    saved = logger.handlers[:], logger.level, logger.propagate
+    verbosity = os.environ.get("HF_HUB_VERBOSITY")
+    yield
+    logger.handlers[:], logger.level, logger.propagate = saved
+    if verbosity is None:
+        os.environ.pop("HF_HUB_VERBOSITY", None)
+    else:
+        os.environ["HF_HUB_VERBOSITY"] = verbosity
 
 
 def tinted_crops(label: str, rng: np.random.Generator, n: int) -> list[np.ndarray]:

@@ -106,10 +106,16 @@ def test_usage_errors_exit_2(real_only, colour_model, capsys):
     assert main(["scan", str(real_only), "--frames", "0:10", "--num-frames", "3", "--model", str(colour_model)]) == 2
     assert "either --frames or --num-frames" in capsys.readouterr().err
     assert main(["scan", str(real_only), "--frames", "ten"]) == 2
+    err = capsys.readouterr().err  # the message, not only the code: an unreachable default model exits 2 too
+    assert "--frames" in err and "'ten'" in err
     assert main(["scan"]) == 2
     assert "give at least one PATH, or --from-file LIST" in capsys.readouterr().err
     assert main(["scan", str(real_only), "--threshold", "1.5"]) == 2
+    err = capsys.readouterr().err
+    assert "--threshold" in err and "Traceback" not in err
     assert main(["scan", "--from-file", str(real_only / "no-such-list.txt")]) == 2
+    err = capsys.readouterr().err
+    assert "--from-file" in err and "no-such-list.txt" in err and "No such file" in err
     assert main(["scan", str(real_only), "--address", "auto", "--model", str(colour_model)]) == 2
     assert "--address and --actors need --engine ray" in capsys.readouterr().err
 

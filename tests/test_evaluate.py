@@ -7,12 +7,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sklearn import metrics as skm
 
 from dfscan.aggregate import aggregate
 from dfscan.cli import main
 from dfscan.errors import DataError
-from dfscan.evaluate import LOG_LOSS_EPS, best_thresholds, binary_metrics, clipped_log_loss, read_labels
+from dfscan.evaluate import read_labels
+from dfscan.metrics import LOG_LOSS_EPS, best_thresholds, binary_metrics, clipped_log_loss
+
+SHARED_DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "dev"
+
+
+@pytest.fixture(scope="module")
+def skm():
+    """scikit-learn's metrics, the reference; imported here so that collecting the tests stays quick."""
+    from sklearn import metrics
+
+    return metrics
 
 
 def read_csv(path):
@@ -32,7 +42,7 @@ def fixed():
 
 
 @pytest.mark.parametrize("threshold", [0.5, 0.3, 0.71])
-def test_metrics_match_scikit_learn(fixed, threshold):
+def test_metrics_match_scikit_learn(fixed, threshold, skm):
     y, p = fixed
     m = binary_metrics(y, p, threshold)
     pred = p > threshold  # a score equal to the threshold is REAL, as in the scanner
@@ -54,7 +64,7 @@ def test_log_loss_clips_like_the_challenge():
     assert math.isfinite(one_wrong) and one_wrong == pytest.approx(-math.log(1e-15) / 2, rel=1e-3)  # float64 rounds 1 - 1e-15
 
 
-def test_best_thresholds_are_the_true_optimum(fixed):
+def test_best_thresholds_are_the_true_optimum(fixed, skm):
     y, p = fixed
     best = best_thresholds(y, p)
     u = np.unique(p)
@@ -87,11 +97,30 @@ def test_labels_from_dfdc_metadata_json_and_from_csv(tmp_path):
     with pytest.raises(DataError, match="line 2"):
         read_labels(tmp_path / "bad.csv", tmp_path)
     (tmp_path / "nocols.csv").write_text("file,verdict\nx.mp4,FAKE\n")
-    with pytest.raises(DataError, match="path,label"):
+    with pytest.raises(DataError, match="a video column \\(path or file or filename\\) and a label column"):
         read_labels(tmp_path / "nocols.csv", tmp_path)
 
 
-def test_face_crop_dataset_frame_and_video_level(kaggle_data, colour_model, tmp_path, capsys):
+def test_a_labels_csv_may_name_its_video_column_file_or_filename(tmp_path):
+    (tmp_path / "file.csv").write_text("file,label,dataset\nclip.mp4,FAKE,DFDC\nsub/b.mov,REAL,FF++\n")
+    assert read_labels(tmp_path / "file.csv", tmp_path) == {tmp_path / "clip.mp4": 1, tmp_path / "sub" / "b.mov": 0}
+    (tmp_path / "dfdc.csv").write_text("filename,label\nclip.mp4,1\n")  # a DFDC submission's columns
+    assert read_labels(tmp_path / "dfdc.csv", tmp_path) == {tmp_path / "clip.mp4": 1}
+    (tmp_path / "both.csv").write_text("File,path,label\nnot-this.mp4,this.mp4,REAL\n")  # path wins, any case
+    assert read_labels(tmp_path / "both.csv", tmp_path) == {tmp_path / "this.mp4": 0}
+    (tmp_path / "empty.csv").write_text("file,label\n,FAKE\n")
+    with pytest.raises(DataError, match="line 2: empty file"):
+        read_labels(tmp_path / "empty.csv", tmp_path)
+
+
+@pytest.mark.skipif(not (SHARED_DEV / "labels.csv").is_file(), reason="no ../shared/data/dev (a user's clone has none)")
+def test_the_dev_sets_labels_csv_is_read_as_it_is():
+    labels = read_labels(SHARED_DEV / "labels.csv", SHARED_DEV)
+    assert len(labels) >= 2 and set(labels.values()) == {0, 1}
+    assert all(path.is_file() and SHARED_DEV.resolve() in path.parents for path in labels)  # relative to its folder
+
+
+def test_face_crop_dataset_frame_and_video_level(kaggle_data, colour_model, tmp_path, capsys, skm):
     data = tmp_path / "data"
     shutil.copytree(kaggle_data, data)
     (data / "images" / "fake00x00" / "60.jpg").write_bytes(b"broken")
@@ -111,6 +140,7 @@ def test_face_crop_dataset_frame_and_video_level(kaggle_data, colour_model, tmp_
     assert fl["n"] == len(frames) and fl["roc_auc"] == pytest.approx(skm.roc_auc_score(y, p), abs=1e-6)
     assert fl["roc_auc"] == 1.0  # the colour model separates red (FAKE) from blue (REAL) faces
     assert fl["f1"] == pytest.approx(skm.f1_score(y, p > 0.5), abs=1e-6)
+    assert fl["log_loss"] == pytest.approx(clipped_log_loss(y, p), rel=1e-12)  # the file holds the scores in full
 
     videos = {r["video"]: r for r in read_csv(out / "video_predictions.csv")}
     assert len(videos) == 37  # 36 videos with crops, and the orphan row that has none

@@ -8,7 +8,6 @@ import subprocess
 
 import cv2
 import numpy as np
-import pandas as pd
 import pytest
 
 from conftest import H264, frames_for, write_ffmpeg, write_opencv
@@ -78,11 +77,9 @@ def scanned(corpus, colour_model, tmp_path_factory):
             raise PermissionError(13, "Permission denied", str(path))
         return real_sha(path)
 
-    pipeline._sha256 = unreadable
-    try:
+    with pytest.MonkeyPatch.context() as patch:  # undone even if the scan fails
+        patch.setattr(pipeline, "_sha256", unreadable)
         code = main(["scan", str(d), "--model", str(colour_model), "--csv", str(out), "--no-store", "-q"])
-    finally:
-        pipeline._sha256 = real_sha
     with open(out, newline="", encoding="utf-8") as fh:
         rows = {os.path.basename(restore(r["path"])): r for r in csv.DictReader(fh)}
     return code, rows, out
@@ -148,6 +145,8 @@ def test_portrait_phone_clip_is_decoded_upright(corpus):
 
 
 def test_hostile_names_cannot_become_formulas_and_round_trip(scanned):
+    import pandas as pd
+
     _, rows, out = scanned
     raw = pd.read_csv(out, dtype=str, keep_default_na=False)
     for cell in raw["path"]:

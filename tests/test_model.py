@@ -1,7 +1,6 @@
 import json
 
 import cv2
-import keras
 import numpy as np
 import pytest
 
@@ -56,12 +55,20 @@ def test_scores_do_not_depend_on_batch_size(colour_model):
     assert Classifier(info, "cpu").predict([red, blue]).round(3).tolist() == [1.0, 0.0]
 
 
+@pytest.fixture
+def keras():
+    """Keras, imported here rather than at the top so that collecting the suite stays quick."""
+    import keras
+
+    return keras
+
+
 def save(model, path):
     model.save(path)
     return path
 
 
-def test_wrong_interface_is_refused(tmp_path):
+def test_wrong_interface_is_refused(tmp_path, keras):
     inputs = keras.Input((224, 224, 3))
     two = keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(inputs))
     path = save(keras.Model(inputs, two), tmp_path / "two.keras")
@@ -88,7 +95,7 @@ def test_corrupt_or_truncated_model_is_a_clear_error(tmp_path, colour_model):
         describe_local_model(tmp_path / "missing.keras")
 
 
-def test_lambda_layers_are_not_run(tmp_path):
+def test_lambda_layers_are_not_run(tmp_path, keras):
     inputs = keras.Input((224, 224, 3))
     x = keras.layers.Lambda(lambda t: t * 2)(inputs)
     out = keras.layers.Dense(1, activation="sigmoid")(keras.layers.GlobalAveragePooling2D()(x))

@@ -1,4 +1,6 @@
 import json
+import os
+import shutil
 
 import pytest
 
@@ -8,11 +10,17 @@ from dfscan.pipeline import Scanner
 
 
 @pytest.fixture(scope="module")
-def report(clips, colour_model):
-    bad = clips["root"] / "broken.mp4"
-    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40)
-    yield scan([clips["root"]], ScanConfig(model=str(colour_model)))
-    bad.unlink()
+def folder(clips, tmp_path_factory):
+    """The session's clips and a broken file, in this module's own folder: the shared clips stay as they are."""
+    folder = tmp_path_factory.mktemp("pipeline") / "clips"
+    shutil.copytree(clips["root"], folder, copy_function=os.link)
+    (folder / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def report(folder, colour_model):
+    return scan([folder], ScanConfig(model=str(colour_model)))
 
 
 def by_name(report):
@@ -29,8 +37,8 @@ def test_every_video_gets_the_right_verdict(report):
     assert r["short_blue.webm"].verdict is Verdict.REAL
 
 
-def test_results_follow_discovery_order(report, clips):
-    names = [str(x.path.relative_to(clips["root"])) for x in report.results]
+def test_results_follow_discovery_order(report, folder):
+    names = [str(x.path.relative_to(folder)) for x in report.results]
     assert names == ["broken.mp4", "fake_red.mp4", "real_blue.avi", "short_blue.webm", "sub/fake_h264.MP4",
                      "sub/no_face.mp4"]
 
@@ -90,11 +98,15 @@ def test_threshold_and_aggregate_come_from_config_then_model(clips, colour_model
     assert own.results[0].score == own.results[0].max_face_score
 
 
-def test_more_faces_per_frame_are_scored_up_to_k(clips, colour_model):
+def test_more_faces_per_frame_are_scored_up_to_k(two_faces, colour_model):
     from dfscan.faces import FaceConfig
 
-    one = scan([clips["fake_mp4"]], ScanConfig(model=str(colour_model), faces=FaceConfig(max_faces=1)))
-    assert one.results[0].faces_scored == 10  # one face in each of 10 frames
+    one, two = (scan([two_faces], ScanConfig(model=str(colour_model), faces=FaceConfig(max_faces=k))).results[0]
+                for k in (1, 2))
+    assert one.frames_with_face == two.frames_with_face == 10
+    assert one.faces_scored == 10  # two faces in each of 10 frames, capped at one
+    assert two.faces_scored == 20 and sorted(f.frame for f in two.faces) == sorted(2 * list(two.frames))
+    assert all(len({f.box for f in two.faces if f.frame == frame}) == 2 for frame in two.frames)  # both faces
 
 
 def test_num_frames_spreads_over_the_clip(clips, colour_model):

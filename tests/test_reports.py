@@ -5,12 +5,11 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from dfscan import ScanConfig, scan
 from dfscan.cli import main
-from dfscan.report import DFDC_UNKNOWN, WRITERS, restore, write_reports
+from dfscan.report import DFDC_UNKNOWN, restore, to_csv_text, to_dfdc, write_reports
 
 HOSTILE = "<img src=x onerror=\"document.title='pwned'\">.mp4"
 
@@ -47,6 +46,8 @@ def scanned(clips, tmp_path_factory):
 
 
 def test_json_document_matches_the_csv(scanned):
+    import pandas as pd
+
     doc = json.loads(scanned["json"].read_text())
     assert (doc["schema"], doc["version"]) == ("dfscan.report", 1)
     assert doc["counts"] == {"REAL": 2, "FAKE": 3, "NO_FACE": 1, "ERROR": 1}
@@ -62,6 +63,8 @@ def test_json_document_matches_the_csv(scanned):
 
 
 def test_jsonl_has_one_line_per_video(scanned):
+    import pandas as pd
+
     lines = scanned["jsonl"].read_text().splitlines()
     rows = [json.loads(line) for line in lines]
     assert len(rows) == 7 and all(r["schema"] == "dfscan.video" and r["version"] == 1 for r in rows)
@@ -71,6 +74,8 @@ def test_jsonl_has_one_line_per_video(scanned):
 
 
 def test_dfdc_submission(scanned):
+    import pandas as pd
+
     sub = pd.read_csv(scanned["dfdc"])
     assert list(sub.columns) == ["filename", "label"] and len(sub) == 7
     labels = dict(zip(sub["filename"], sub["label"]))
@@ -88,11 +93,20 @@ def test_html_is_self_contained_and_escapes_names(scanned):
     assert html.count("Grad-CAM heatmap on the most suspicious crop") == 3  # one per FAKE video
 
 
-def test_a_new_format_is_one_function(scanned, tmp_path, monkeypatch, colour_model, clips):
-    monkeypatch.setitem(WRITERS, "txt", lambda report: "".join(f"{r.verdict}\n" for r in report.results))
-    report = scan([clips["fake_mp4"]], ScanConfig(model=str(colour_model)))
-    write_reports(report, {"txt": tmp_path / "r.txt"})
-    assert (tmp_path / "r.txt").read_text() == "FAKE\n"
+def test_write_reports_writes_each_format_with_its_own_writer(tmp_path, colour_model, clips):
+    report = scan([clips["fake_mp4"], clips["real_avi"]], ScanConfig(model=str(colour_model)))
+    paths = {fmt: tmp_path / f"r.{fmt}" for fmt in ("csv", "json", "dfdc", "html")}
+    paths["csv"].write_text("precious")
+    with pytest.raises(FileExistsError):  # never over a file that is there, unless asked
+        write_reports(report, {"csv": paths["csv"]})
+    assert paths["csv"].read_text() == "precious"
+    write_reports(report, paths, overwrite=True)
+    assert paths["csv"].read_bytes() == to_csv_text(report.results).encode()
+    assert paths["dfdc"].read_bytes() == to_dfdc(report).encode()
+    doc = json.loads(paths["json"].read_text())
+    assert [(Path(v["path"]).name, v["verdict"]) for v in doc["videos"]] == [("fake_red.mp4", "FAKE"),
+                                                                          ("real_blue.avi", "REAL")]
+    assert paths["html"].read_text().lstrip().lower().startswith("<!doctype html")
 
 
 def test_gradcam_points_at_what_drives_the_score(tmp_path):

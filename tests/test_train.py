@@ -18,7 +18,7 @@ from conftest import KAGGLE_FAKES, cli_in_fresh_process, face_photo, make_kaggle
 from dfscan.cli import main
 from dfscan.dataset import VideoRow
 from dfscan.errors import ConfigError
-from dfscan.train import TrainConfig, build_model, pair_frames, pairs_for, prepare_data, train
+from dfscan.train import TrainConfig, build_model, pair_frames, prepare_data, train, with_head
 
 FRAMES = tuple(range(0, 271, 30))
 # The pool rule of the reference notebook: pairs per real video for k fakes.
@@ -49,7 +49,6 @@ def test_pool_rule_gives_the_pinned_pair_counts_per_real_video():
     got = {f"r{i}": pairing.pairs_per_original[f"r{i}"] for i in range(len(counts))}
     assert got == {f"r{i}": PINNED[k] for i, k in enumerate(counts)}
     assert len(pairing.pairs) == sum(PINNED.values()) == 59
-    assert [pairs_for(k) for k in counts] == list(PINNED.values())
 
 
 def test_the_frame_meeting_an_empty_pool_is_unpaired_and_the_pool_refills():
@@ -259,8 +258,31 @@ def test_test_metrics_are_those_of_the_saved_predictions(trained):
     p = np.array([float(r["score"]) for r in rows])
     m = json.loads((trained / "metrics.json").read_text())["test"]
     assert len(rows) == 18 and sum(y) == 9
-    assert m["accuracy"] == pytest.approx(skm.accuracy_score(y, p > 0.5), abs=1e-9)
-    assert m["confusion_matrix"] == skm.confusion_matrix(y, p > 0.5).tolist()
+    # The scores are written in full, so every metric follows from the file exactly, wherever the scores
+    # fall (an untrained network puts them all near 0.5, where rounding would move some across it).
+    assert m["confusion_matrix"] == skm.confusion_matrix(y, p > 0.5, labels=[0, 1]).tolist()
+    assert m["accuracy"] == skm.accuracy_score(y, p > 0.5)
+    assert m["roc_auc"] == pytest.approx(skm.roc_auc_score(y, p), rel=0, abs=1e-12)
+    assert m["log_loss"] == pytest.approx(skm.log_loss(y, np.clip(p, 1e-15, 1 - 1e-15)), rel=1e-9)
+
+
+def test_saved_predictions_give_back_the_metrics_wherever_the_scores_fall(kaggle_data, tmp_path):
+    """An untrained network scores everything within a float32 step of 0.5: the file must keep that step."""
+    from sklearn import metrics as skm
+
+    from dfscan.train.artifacts import measure_test_split, write_predictions
+
+    data = prepare_data(TrainConfig(kaggle_data), seed=1)
+    half = np.float32(0.5)
+    above, below = np.nextafter(half, np.float32(1)), np.nextafter(half, np.float32(0))
+    scores = np.array([above if i % 3 else below for i in range(len(data.test))], np.float32)
+    write_predictions(tmp_path / "test_predictions.csv", data, scores)
+    rows = read_csv(tmp_path / "test_predictions.csv")
+    y, p = [int(r["label"] == "FAKE") for r in rows], np.array([float(r["score"]) for r in rows])
+    assert p.tolist() == scores.astype(np.float64).tolist()  # every score exactly as the model gave it
+    m = measure_test_split(data, scores)
+    assert m["confusion_matrix"] == skm.confusion_matrix(y, p > 0.5, labels=[0, 1]).tolist()
+    assert m["log_loss"] == pytest.approx(skm.log_loss(y, p), rel=1e-12)
 
 
 def test_scan_uses_the_trained_model_with_no_extra_flags(trained, clips, tmp_path, capsys):
@@ -292,6 +314,16 @@ def patch_crops(label, rng, n):
     return out
 
 
+def tiny_network(config):
+    """A few convolutions under the reference head: small enough to learn on a CPU in seconds."""
+    import keras
+
+    inputs = keras.Input((config.input_size, config.input_size, 3))
+    x = keras.layers.Conv2D(8, 3, strides=2, activation="relu")(inputs)
+    x = keras.layers.Conv2D(16, 3, strides=2, activation="relu")(x)
+    return with_head(config, keras.Model(inputs, x, name="tiny_backbone"), name="dfscan_tiny")
+
+
 def test_training_learns_a_separable_task_on_held_out_videos_and_is_reproducible(tmp_path):
     import keras
     from sklearn.metrics import roc_auc_score
@@ -299,14 +331,14 @@ def test_training_learns_a_separable_task_on_held_out_videos_and_is_reproducible
     from dfscan.train import make_dataset
 
     data_dir = make_kaggle_dataset(tmp_path / "data", KAGGLE_FAKES, crops=patch_crops)
-    config = TrainConfig(data_dir, weights="none", backbone="tiny", input_size=32, split="by-original",
+    config = TrainConfig(data_dir, weights="none", input_size=32, split="by-original",
                          phase1_epochs=2, phase2_epochs=10, phase1_lr=3e-3, phase2_lr=1e-3, seed=9,
-                         deterministic=True, histogram_freq=0)
-    one = train(replace(config, output=tmp_path / "a"))
+                         deterministic=True)
+    one = train(replace(config, output=tmp_path / "a"), build=tiny_network)
     assert one.data.split["originals_on_both_sides"] == 0  # the test videos were never seen in training
     # the untrained network, same seed, on the same held-out images: no better than chance
     keras.utils.set_random_seed(9)
-    untrained, _ = build_model(config)
+    untrained, _ = tiny_network(config)
     test = make_dataset(one.data, one.data.test, config.preprocessing(), 64)
     labels = [one.data.samples[i].label for i in one.data.test]
     before = roc_auc_score(labels, np.concatenate([untrained.predict(x, verbose=0).ravel() for x, _ in test]))
@@ -314,7 +346,8 @@ def test_training_learns_a_separable_task_on_held_out_videos_and_is_reproducible
     assert one.metrics["roc_auc"] > 0.95 and one.metrics["n"] == len(one.data.test) >= 20
     assert max(one.phases[-1].history["val_auc"]) > 0.95  # Keras' own held-out AUC climbed there too
 
-    two = train(replace(config, output=tmp_path / "b"))
+    assert json.loads((tmp_path / "a" / "best_model.json").read_text())["training"]["backbone"] == "tiny_backbone"
+    two = train(replace(config, output=tmp_path / "b"), build=tiny_network)
     assert (tmp_path / "a" / "test_predictions.csv").read_text() == (tmp_path / "b" / "test_predictions.csv").read_text()
     assert two.metrics == one.metrics and two.phases == one.phases
 
