@@ -262,3 +262,24 @@ def test_p_real_output_is_turned_into_p_fake(colour_model, tmp_path):
     plain = Classifier(describe_local_model(colour_model), "cpu").predict([red, blue])
     real = Classifier(describe_local_model(flipped), "cpu").predict([red, blue])
     assert np.allclose(real, 1 - plain, atol=1e-6) and plain.round(3).tolist() == [1.0, 0.0]
+
+
+def test_a_model_that_says_nothing_is_flagged_in_every_report(tmp_path, clips, capsys, monkeypatch):
+    """A stand-in that scores every face 0.5 (as a random EfficientNetB0 does): summary, CSV notes and HTML say so."""
+    inputs = keras.Input((224, 224, 3))
+    dense = keras.layers.Dense(1, activation="sigmoid")
+    model = keras.Model(inputs, dense(keras.layers.GlobalAveragePooling2D()(inputs)))
+    dense.set_weights([np.zeros((3, 1), np.float32), np.zeros(1, np.float32)])
+    path = with_sidecar(save(model, tmp_path / "flat.keras"))
+    monkeypatch.setenv("COLUMNS", "300")
+    code = main(["scan", str(clips["root"]), "--model", str(path), "--csv", str(tmp_path / "r.csv"),
+                 "--html", str(tmp_path / "r.html"), "--no-store"])
+    assert code == 0
+    said = "its verdicts carry no information"
+    assert said in " ".join(capsys.readouterr().out.split())
+    import csv
+
+    rows = list(csv.DictReader(open(tmp_path / "r.csv", newline="")))
+    assert all(said in r["notes"] for r in rows if r["face_scores"]) and any(r["face_scores"] for r in rows)
+    assert all(said not in r["notes"] for r in rows if not r["face_scores"])
+    assert said in (tmp_path / "r.html").read_text()
