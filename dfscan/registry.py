@@ -315,11 +315,16 @@ class HubUnreachable(ModelError):
 
 
 def _hf():
+    # Telemetry off: besides what it sends, huggingface_hub 2.x asks the hub for an "agent harness"
+    # list on its first request (3 s more against an unreachable hub). It reads this at import.
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     try:
         import huggingface_hub
-        from huggingface_hub import errors
+        from huggingface_hub import constants, errors
     except ImportError as exc:
         raise ModelError("huggingface_hub is not installed: pip install huggingface_hub, or pass --model FILE") from exc
+    if os.environ["HF_HUB_DISABLE_TELEMETRY"].strip().lower() in _TRUE:
+        constants.HF_HUB_DISABLE_TELEMETRY = True  # in case it was imported before
     return huggingface_hub, errors
 
 
