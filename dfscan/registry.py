@@ -95,7 +95,7 @@ def registry_file() -> Path:
 def load_registry(path: Path | None = None) -> list[Entry]:
     path = path or registry_file()
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"), parse_constant=_no_constant)
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
         entries = [Entry(m["name"], m) for m in data["models"]]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ModelError(f"cannot read the model registry {path}: {printable(first_line(exc, 200))}") from exc
@@ -104,10 +104,6 @@ def load_registry(path: Path | None = None) -> list[Entry]:
         if problem:
             raise ModelError(f"the model registry {path}: model {printable(str(entry.name))[:80]}: {problem}")
     return entries
-
-
-def _no_constant(name: str):
-    raise ValueError(f"{name} is not a number JSON allows")
 
 
 def _entry_problem(entry: Entry) -> str | None:

@@ -105,7 +105,7 @@ def test_registry_fields_are_checked(tmp_path, monkeypatch, change, message):
 
 
 @pytest.mark.parametrize("field, value, message", [
-    ("threshold", float("nan"), "not a number JSON allows"),
+    ("threshold", float("nan"), r"threshold must be a number in \(0, 1\), not nan"),
     ("threshold", 1.0, r"threshold must be a number in \(0, 1\)"),
     ("threshold", "0.5", "threshold must be a number"),
     ("preprocessing", [224], "preprocessing must be an object"),
