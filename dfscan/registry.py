@@ -176,9 +176,11 @@ def resolve_model(spec: str | os.PathLike | None, offline: bool = False, accept:
     text = str(spec)
     if text.startswith("hf://"):
         ref = HubRef.parse(text)
-        entry = next((e for e in load_registry() if e.hub and (e.hub.repo, e.hub.file) == (ref.repo, ref.file)), None)
-        if entry is not None and ref.revision is None:
-            return entry_model(entry, offline, accept)
+        bare = re.fullmatch(r"hf://[^/]+/[^/@]+(@.*)?", text) is not None  # no file named: the registered one
+        entry = next((e for e in load_registry() if e.hub and e.hub.repo == ref.repo
+                      and (bare or e.hub.file == ref.file)), None)
+        if entry is not None:  # the registry's metadata and network, at the revision asked for if any
+            return entry_model(entry, offline, accept, revision=ref.revision)
         return hub_model(ref, offline, accept)
     if Path(text).expanduser().exists() or text.endswith(".keras") or os.sep in text:
         return describe_local_model(text)
@@ -190,9 +192,11 @@ def resolve_model(spec: str | os.PathLike | None, offline: bool = False, accept:
     return entry_model(entry, offline, accept)
 
 
-def entry_model(entry: Entry, offline: bool = False, accept: bool = False) -> ModelInfo:
+def entry_model(entry: Entry, offline: bool = False, accept: bool = False, revision: str | None = None) -> ModelInfo:
     """A registry model: its file (from the hub cache or a path), checked against the registry or its pin."""
     ref = entry.hub
+    if ref is not None and revision:
+        ref = replace(ref, revision=revision)
     if ref is None:
         path = Path(entry.source.get("path", "")).expanduser()
         if not path.is_file():
@@ -202,8 +206,8 @@ def entry_model(entry: Entry, offline: bool = False, accept: bool = False) -> Mo
     got = download(ref, offline, hint=entry.name)
     info = model_info(got.path, entry.data, default_name=entry.name, source=str(got.ref), revision=got.commit)
     info = _with_warnings(info, got.notes)
-    if entry.sha256 is not None:
-        return _checked(info, entry)
+    if entry.sha256 is not None and ref.revision == (entry.hub.revision if entry.hub else None):
+        return _checked(info, entry)  # the recorded hash is of the registered revision
     return _pinned(info, ref, got, entry.name, accept)
 
 

@@ -363,3 +363,11 @@ def test_an_unreachable_hub_fails_fast_and_says_what_to_do(tmp_path, where, clip
     assert fetched.returncode == 2
     ferr = " ".join(fetched.stderr.split())
     assert "cannot reach the Hugging Face hub" in ferr and "models fetch" not in ferr
+
+
+def test_the_bare_repository_id_means_the_registered_model(offline_cache, colour_model, colour_as_reference):
+    lay_out_hub_cache(offline_cache, colour_model)
+    info = resolve_model(f"hf://{REPO}")
+    assert info.name == "dfdc-part34-effnetb0" and info.path.as_posix().endswith(FILE)
+    pinned = resolve_model(f"hf://{REPO}@{COMMIT}")  # a revision of the registered model: its metadata still
+    assert (pinned.name, pinned.revision) == ("dfdc-part34-effnetb0", COMMIT)
