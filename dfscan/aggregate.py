@@ -59,3 +59,20 @@ def _confident(p: np.ndarray) -> float:
 def verdict(score: float, threshold: float) -> Verdict:
     """FAKE when the score is above the threshold (the model card's `p > 0.5`)."""
     return Verdict.FAKE if score > threshold else Verdict.REAL
+
+
+# A scan whose face scores barely vary learnt nothing from the faces (a random or frozen-phase
+# model scores every crop ~0.5): its verdicts are noise around the threshold and must say so.
+FLAT_MIN_FACES = 20
+FLAT_SPAN = 0.01
+
+
+def flat_scores_note(scores: Sequence[float]) -> str | None:
+    """A warning when FLAT_MIN_FACES or more face scores span less than FLAT_SPAN; else None."""
+    if len(scores) < FLAT_MIN_FACES:
+        return None
+    lo, hi = float(min(scores)), float(max(scores))
+    if hi - lo >= FLAT_SPAN:
+        return None
+    return (f"the model gave nearly the same score to every face ({len(scores)} faces, all within "
+            f"{lo:.3f}..{hi:.3f}): its verdicts carry no information")

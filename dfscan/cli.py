@@ -301,13 +301,14 @@ def models_list() -> None:
         out.print(f"default (no --model): {own[0]}", highlight=False)
 
 
-_STATUS = {"ok": "matches the record", "mismatch": "DIFFERS from the record", "unrecorded": "no hash recorded",
-           "missing": "-"}
+_STATUS = {"ok": "matches the record", "mismatch": "DIFFERS from the record",
+           "unpinned": "not used yet (pinned at first use)", "missing": "-"}
 
 
 @models.command("fetch")
 @click.argument("name", default="reference")
-@click.option("--refresh", is_flag=True, help="Ask the hub for the revision again even if a copy is cached.")
+@click.option("--refresh", is_flag=True, help="Download again even if a copy is cached, and accept (pin) the "
+                                              "new file's SHA-256.")
 def models_fetch(name: str, refresh: bool) -> None:
     """Download a model into the hub cache (needs the network) and print its revision and SHA-256."""
     from rich.console import Console
@@ -316,14 +317,14 @@ def models_fetch(name: str, refresh: bool) -> None:
 
     entry = find_entry(name)
     ref = entry.hub if entry else (HubRef.parse(name) if name.startswith("hf://") else None)
-    if ref is not None:
-        download(ref, offline=False, hint=name, refresh=refresh)
-    info = resolve_model(name)
+    if ref is not None:  # its own messages: never "run models fetch"; --refresh downloads again
+        download(ref, offline=False, hint=name, refresh=refresh, for_fetch=True)
+    info = resolve_model(name, accept=refresh)
     out = Console()
-    out.print(f"{info.name}: {info.path}", highlight=False)
-    out.print(f"revision: {info.revision or '-'}\nsha256:   {info.sha256}", highlight=False)
+    out.print(f"{info.name}: {info.path}", highlight=False, markup=False)
+    out.print(f"revision: {info.revision or '-'}\nsha256:   {info.sha256}", highlight=False, markup=False)
     for w in info.warnings:
-        out.print(f"note: {w}", highlight=False, style="yellow")
+        out.print(f"note: {w}", highlight=False, style="yellow", markup=False)
 
 
 @models.command("verify")
@@ -624,6 +625,7 @@ def _setup_logging(quiet: bool, verbose: bool) -> None:
     logger.propagate = False
     if not verbose:  # huggingface_hub's retry chatter would drown our one clear message
         os.environ.setdefault("HF_HUB_VERBOSITY", "error")
+    logging.getLogger("dfscan.fetch").setLevel(logging.ERROR if quiet else logging.INFO)  # a download is said
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import sys
@@ -30,6 +31,22 @@ COLOR_ORDERS = ("BGR", "RGB")
 SCALES = {"0..1": 255.0, "0..255": 1.0}  # divisor applied to 0..255 pixels
 RESIZES = ("stretch",)
 DEVICES = ("auto", "cpu", "gpu")
+OUTPUTS = ("p_fake", "p_real")  # what the network's one output is: P(FAKE), or P(REAL) (scored as 1 - p)
+MIN_INPUT_SIDE, MAX_INPUT_SIDE = 16, 1024  # 1024x1024 float32 is 12 MiB a crop, 400 MiB a batch of 32
+MARGIN_RANGE = (0.0, 3.0)  # as --margin
+MAX_NAME = 200
+SCORE_SLACK = 1e-4  # float32 rounding (and OpenVINO's) may step just outside 0..1
+
+
+def printable(text: str) -> str:
+    """Text safe to print: control characters (terminal escapes, newlines) shown as escapes."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _shown(value: Any) -> str:
+    """A metadata value as an error message quotes it: short and printable."""
+    text = repr(value)
+    return printable(text if len(text) <= 60 else text[:57] + "...")
 
 
 @dataclass(frozen=True)
@@ -42,12 +59,18 @@ class Preprocess:
     resize: str = "stretch"  # cv2.resize with bilinear interpolation, aspect ratio not kept
 
     def __post_init__(self):
+        size = self.input_size
+        if (not isinstance(size, tuple) or len(size) != 2
+                or not all(isinstance(v, int) and not isinstance(v, bool) for v in size)
+                or not all(MIN_INPUT_SIDE <= v <= MAX_INPUT_SIDE for v in size)):
+            raise ModelError(f"input_size must be two whole numbers of pixels from {MIN_INPUT_SIDE} to "
+                             f"{MAX_INPUT_SIDE}, not {_shown(size)}")
         if self.color_order not in COLOR_ORDERS:
-            raise ModelError(f"unknown colour order {self.color_order!r} (expected one of {COLOR_ORDERS})")
+            raise ModelError(f"unknown colour order {_shown(self.color_order)} (expected one of {COLOR_ORDERS})")
         if self.scale not in SCALES:
-            raise ModelError(f"unknown input scale {self.scale!r} (expected one of {tuple(SCALES)})")
+            raise ModelError(f"unknown input scale {_shown(self.scale)} (expected one of {tuple(SCALES)})")
         if self.resize not in RESIZES:
-            raise ModelError(f"unknown resize rule {self.resize!r} (expected one of {RESIZES})")
+            raise ModelError(f"unknown resize rule {_shown(self.resize)} (expected one of {RESIZES})")
 
     def apply(self, crop_rgb: np.ndarray) -> np.ndarray:
         """One crop to a (H, W, 3) float32 array, exactly as the model card's recipe does."""
@@ -60,10 +83,15 @@ class Preprocess:
         return (img / SCALES[self.scale]).astype(np.float32)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Preprocess":
+    def from_dict(cls, data: Any) -> "Preprocess":
+        if not isinstance(data, dict):
+            raise ModelError(f"preprocessing must be an object, not {_shown(data)}")
         known = {k: data[k] for k in ("input_size", "color_order", "scale", "resize") if k in data}
         if "input_size" in known:
-            known["input_size"] = tuple(int(v) for v in known["input_size"])
+            size = known["input_size"]
+            if not isinstance(size, (list, tuple)):
+                raise ModelError(f"input_size must be [height, width], not {_shown(size)}")
+            known["input_size"] = tuple(size)
         return cls(**known)
 
 
@@ -84,6 +112,8 @@ class ModelInfo:
     warnings: tuple[str, ...] = ()
     source: str = ""  # a path, or hf://owner/repo/file
     revision: str | None = None  # the hub commit the bytes came from
+    architecture: str | None = None  # a network dfscan builds in code (safe_load.ARCHITECTURES); None: Keras loads it
+    output: str = "p_fake"  # see OUTPUTS
 
     @property
     def label(self) -> str:
@@ -107,47 +137,100 @@ def sidecar_path(model_path: Path) -> Path:
 
 def describe_local_model(path: str | os.PathLike) -> ModelInfo:
     """ModelInfo for a local .keras file, from its sidecar JSON or the reference profile."""
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise ModelError(f"model file not found: {path}")
-    if path.is_dir():
-        raise ModelError(f"--model must be a .keras file, not a folder: {path}")
+    from .safe_load import regular_file
+
+    path = regular_file(path)  # a device or a pipe (--model /dev/zero) is refused before any read
     side = sidecar_path(path)
     meta: dict[str, Any] | None = None
     if side.is_file():
-        try:
-            meta = json.loads(side.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ModelError(f"cannot read the model's metadata {side}: {exc}") from exc
+        meta = read_metadata(side)
     return model_info(path, meta, default_name=path.name, source=str(path))
 
 
-def model_info(path: Path, meta: dict[str, Any] | None, *, default_name: str, source: str,
+MAX_SIDECAR = 1 << 20
+
+
+def read_metadata(side: Path) -> Any:
+    """A sidecar JSON file (at most 1 MiB), parsed; model_info checks what it says."""
+    try:
+        with open(side, "rb") as fh:
+            raw = fh.read(MAX_SIDECAR + 1)
+        if len(raw) > MAX_SIDECAR:
+            raise ModelError(f"the model's metadata {side} is over 1 MiB: refused")
+        return json.loads(raw)  # NaN and Infinity parse; the fields dfscan uses are range-checked
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot read the model's metadata {side}: {printable(first_line(exc, 200))}") from exc
+
+
+def model_info(path: Path, meta: Any, *, default_name: str, source: str,
                revision: str | None = None) -> ModelInfo:
-    """ModelInfo from a model file and its metadata (sidecar or registry entry)."""
-    meta = meta or {}
+    """ModelInfo from a model file and its metadata (sidecar or registry entry), every field checked."""
+    from .safe_load import ARCHITECTURES, regular_file
+
+    if meta is None:
+        meta = {}
+    if not isinstance(meta, dict):
+        raise ModelError(f"the metadata of {printable(default_name)} must be a JSON object, not {_shown(meta)}")
+    where = f"the metadata of {printable(default_name)}"
     warnings: list[str] = []
     prep_data = meta.get("preprocessing")
-    if prep_data is None:
-        warnings.append(
-            f"{default_name} has no metadata ({sidecar_path(path).name}); assuming the reference model's "
-            "preprocessing: BGR, resized to 224x224, scaled to 0..1"
-        )
-        prep = REFERENCE_PREPROCESS
-    else:
-        prep = Preprocess.from_dict(prep_data)
+    try:
+        if prep_data is None:
+            warnings.append(
+                f"{printable(default_name)} has no metadata ({sidecar_path(Path(path)).name}); assuming the reference "
+                "model's preprocessing: BGR, resized to 224x224, scaled to 0..1"
+            )
+            prep = REFERENCE_PREPROCESS
+        else:
+            prep = Preprocess.from_dict(prep_data)
+        name = meta.get("name") or default_name
+        if not isinstance(name, str):
+            raise ModelError(f"name must be text, not {_shown(name)}")
+        threshold = _number(meta.get("threshold", 0.5), "threshold", 0.0, 1.0, open_interval=True)
+        margin = (prep_data or {}).get("margin")
+        if margin is not None:
+            margin = _number(margin, "margin", *MARGIN_RANGE)
+        architecture = meta.get("architecture")
+        if architecture is not None and architecture not in ARCHITECTURES:
+            raise ModelError(f"architecture {_shown(architecture)} is not one dfscan builds "
+                             f"(known: {', '.join(ARCHITECTURES)})")
+        output = meta.get("output", "p_fake")
+        if output not in OUTPUTS:
+            raise ModelError(f"output must be one of {OUTPUTS}, not {_shown(output)}")
+    except ModelError as exc:
+        raise ModelError(f"{where}: {exc}") from None
+    path = regular_file(path)
     return ModelInfo(
-        name=str(meta.get("name") or default_name),
+        name=_clean_name(name),
         path=path,
         sha256=file_sha256(path),
         preprocess=prep,
-        threshold=float(meta.get("threshold", 0.5)),
-        margin=(prep_data or {}).get("margin"),
+        threshold=threshold,
+        margin=margin,
         metadata=meta,
         warnings=tuple(warnings),
         source=source,
         revision=revision,
+        architecture=architecture,
+        output=output,
     )
+
+
+def _number(value: Any, what: str, low: float, high: float, open_interval: bool = False) -> float:
+    """A finite number within [low, high] (or (low, high)), else a ModelError saying so."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok:
+        ok = low < value < high if open_interval else low <= value <= high
+    if not ok:
+        span = f"({low:g}, {high:g})" if open_interval else f"[{low:g}, {high:g}]"
+        raise ModelError(f"{what} must be a number in {span}, not {_shown(value)}")
+    return float(value)
+
+
+def _clean_name(name: str) -> str:
+    """A model name fit for reports and terminals: printable, one line, bounded."""
+    name = printable(name.strip())
+    return name if len(name) <= MAX_NAME else name[: MAX_NAME - 3] + "..."
 
 
 # Lines TensorFlow's C++ side prints at start-up on every machine without CUDA; they alarm users.
@@ -232,7 +315,7 @@ class Classifier:
         if self._keras is None:
             if self.runtime == "openvino":
                 configure_device("cpu")
-            self._keras = _load_keras(self.info.path)
+            self._keras = _load_keras(self.info)
         return self._keras
 
     def _load_checked(self):
@@ -289,7 +372,11 @@ class Classifier:
         scores = np.concatenate(out).astype(np.float64)
         if not np.all(np.isfinite(scores)):
             raise ModelError(f"the model {self.info.name} returned non-finite scores")
-        return scores
+        if scores.min() < -SCORE_SLACK or scores.max() > 1 + SCORE_SLACK:
+            raise ModelError(f"the model {self.info.name} returned {scores.min():.4g}..{scores.max():.4g}: its "
+                             "output is not a probability")
+        scores = np.clip(scores, 0.0, 1.0)
+        return 1.0 - scores if self.info.output == "p_real" else scores
 
 
 def import_keras():
@@ -300,14 +387,57 @@ def import_keras():
     return keras
 
 
-def _load_keras(path: Path):
-    keras = import_keras()
+def _load_keras(info: ModelInfo | Path):
+    """The Keras model of `info`, loaded so that nothing in the file can run code.
 
+    A network dfscan knows is built in code and only its weights are read from the archive;
+    anything else goes through Keras with safe_mode on, after the archive and its config have
+    been checked (see safe_load).
+    """
+    from . import safe_load
+
+    if not isinstance(info, ModelInfo):  # a bare path: no metadata, so no known network
+        info = ModelInfo(name=Path(info).name, path=Path(info), sha256="")
+    path = safe_load.regular_file(info.path)
+    safe_load.check_archive(path)
+    if info.architecture:
+        return safe_load.build_known(import_keras(), path, info.architecture, info.preprocess.input_size)
+    config = safe_load.read_config(path)
+    code = safe_load.code_layers(config)
+    if code:
+        raise ModelError(
+            f"cannot load the model {path}: its graph holds a {code[0]}"
+            + (f" (and {len(code) - 1} more)" if len(code) > 1 else "")
+            + ", Python code that Keras would run while loading. dfscan runs no code from model files. "
+            "If this is a network dfscan knows, name it in the sidecar's \"architecture\" field "
+            f"(known: {', '.join(safe_load.ARCHITECTURES)}); otherwise re-save the model without Lambda layers.")
+    foreign = safe_load.foreign_objects(config)
+    if foreign:
+        raise ModelError(f"cannot load the model {path}: its graph names {foreign[0]}, code outside Keras "
+                         "that dfscan does not import: refused")
+    with safe_load.extracted_weights(path) as h5:
+        safe_load.weights_layout(h5)  # no array may claim more memory than the file holds
+    keras = import_keras()
     try:
         # safe_mode stays on: a model file must not run arbitrary code (Lambda layers).
         return keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises ValueError, OSError, zipfile errors...
-        raise ModelError(f"cannot load the model {path}: {first_line(exc, 300)}") from exc
+        raise ModelError(f"cannot load the model {path}: {printable(first_line(exc, 300))}") from exc
+
+
+PROBABILITY_ACTIVATIONS = ("sigmoid", "hard_sigmoid")
+
+
+def _output_activation(model) -> str | None:
+    """The name of the activation that makes the model's output, when the last layer says."""
+    try:
+        layer = model.outputs[0]._keras_history[0]
+    except (AttributeError, IndexError, TypeError):
+        layer = model.layers[-1] if getattr(model, "layers", None) else None
+    activation = getattr(layer, "activation", None)
+    if activation is None:
+        return None
+    return getattr(activation, "__name__", None) or str(activation)
 
 
 def _check_interface(model, info: ModelInfo) -> None:
@@ -327,6 +457,12 @@ def _check_interface(model, info: ModelInfo) -> None:
         raise ModelError(
             f"{info.path}: the model takes {got[0]}x{got[1]} images but its metadata says {want[0]}x{want[1]}"
         )
+    activation = _output_activation(model)
+    # A linear (or softmax over one unit, always 1.0) output is not a probability: its scores
+    # against a 0.5 threshold would mean nothing. Unknown final layers are caught by predict's range check.
+    if activation is not None and activation not in PROBABILITY_ACTIVATIONS:
+        raise ModelError(f"{info.path}: the model's output comes from a {activation!r} activation, not a "
+                         "probability (expected sigmoid): refused")
 
 
 def _check_ir_interface(ir, info: ModelInfo) -> None:

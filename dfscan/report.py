@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import IO, Callable, Iterable
 
-from .aggregate import Verdict
+from .aggregate import Verdict, flat_scores_note
 from .pipeline import ScanReport, VideoResult
 
 CSV_COLUMNS = (
@@ -149,13 +149,22 @@ def partial_path(path: Path) -> Path:
     return path.with_name(path.name + ".partial")
 
 
-def to_csv_text(results: Iterable[VideoResult]) -> str:
+def to_csv_text(results: Iterable[VideoResult], note: str | None = None) -> str:
+    """The CSV report; `note` (a scan-wide warning) is added to the notes of every row with faces."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS)
     writer.writeheader()
     for r in results:
-        writer.writerow(csv_row(r))
+        row = csv_row(r)
+        if note and r.faces:
+            row["notes"] = neutralise("; ".join([*r.notes, note]))
+        writer.writerow(row)
     return buf.getvalue()
+
+
+def flat_note(report: ScanReport) -> str | None:
+    """The scan-wide warning that the model's scores carry no information, if they barely vary."""
+    return flat_scores_note([f.score for r in report.results for f in r.faces])
 
 
 def write_atomic(path: Path, text: str, overwrite: bool = False) -> None:
@@ -246,7 +255,7 @@ def _html(report: ScanReport) -> str:
 
 # One function per format: a new format is one function and one line here.
 WRITERS: dict[str, Callable[[ScanReport], str]] = {
-    "csv": lambda report: to_csv_text(report.results),
+    "csv": lambda report: to_csv_text(report.results, flat_note(report)),
     "json": to_json,
     "dfdc": to_dfdc,
     "html": _html,
@@ -311,6 +320,8 @@ def summary(report: ScanReport, files: dict[str, Path] | None = None):
     threshold = report.results[0].threshold if report.results else c.threshold
     text.append(f"\nmodel: {report.model}")
     text.append(f"\nframes: {c.frames.describe()}   aggregate: {c.aggregate}   threshold: {threshold}")
+    if note := flat_note(report):
+        text.append(f"\nwarning: {note}", style="bold yellow")
     for fmt, path in (files or {}).items():
         text.append(f"\n{fmt.upper()}: {printable(str(path))}")
     return text

@@ -12,7 +12,7 @@ from html import escape
 
 from .aggregate import Verdict
 from .pipeline import ScanReport, VideoResult
-from .report import printable, suspicion_order
+from .report import flat_note, printable, suspicion_order
 
 COLOURS = {Verdict.FAKE: "#c62828", Verdict.REAL: "#2e7d32", Verdict.NO_FACE: "#b28704", Verdict.ERROR: "#6a1b9a"}
 
@@ -34,6 +34,7 @@ font-size:11px}.thumbs img{width:96px;height:96px;object-fit:cover;border:3px so
 .thumbs figure.worst img{border-color:#c62828}.explain{margin-top:10px;font-size:12px}
 .explain img{width:224px;border-radius:4px}.note{color:#666;font-size:12px}input#q{padding:5px 8px;width:260px}
 .disclaimer{font-size:12px;color:#555;margin:4px 0 14px}
+.flat{background:#fff4d6;border:1px solid #b28704;border-radius:6px;padding:8px 12px}
 """
 
 SCRIPT = """
@@ -78,6 +79,7 @@ def render_html(report: ScanReport) -> str:
         _counts(report),
         "<p class='disclaimer'>A FAKE verdict is a reason to look closer, not proof; a REAL verdict does not clear "
         "a video. Scores come from a classifier of face crops with limited accuracy (see the model's card).</p>",
+        *([f"<p class='flat'><b>Warning:</b> {escape(note)}.</p>"] if (note := flat_note(report)) else []),
         "<p><input id='q' type='search' placeholder='filter by path'></p>",
         _table(ordered, report),
         "".join(_card(i, r) for i, r in enumerate(ordered)),

@@ -229,3 +229,52 @@ def kaggle_data(tmp_path_factory) -> Path:
     """A miniature dfdc-part-34 dataset (read-only: copy it before changing anything)."""
     return make_kaggle_dataset(tmp_path_factory.mktemp("kaggle") / "dfdc-part-34", KAGGLE_FAKES,
                                extra_rows=[ORPHAN_FAKE])
+
+
+def build_reference_like(path: Path, lambda_marker: Path | None = None, weights_from=None):
+    """An EfficientNetB0 -> GAP -> Dropout(0.4) -> Dense(1, sigmoid) network, the reference's shape.
+
+    Random weights, seeded, scaled so that its scores differ from crop to crop (an untouched
+    random EfficientNetB0 scores every input 0.5, which would hide any mistake). With
+    `lambda_marker`, a Lambda layer sits in the graph whose code touches that file when it
+    runs: a file that would run code when loaded unsafely.
+    """
+    import keras
+
+    keras.utils.set_random_seed(63)
+    base = keras.applications.EfficientNetB0(weights=None, include_top=False, input_shape=(224, 224, 3))
+    inputs = keras.Input((224, 224, 3))
+    x = inputs
+    if lambda_marker is not None:
+        x = keras.layers.Lambda(lambda t, m: (open(m, "w").close(), t)[1], arguments={"m": str(lambda_marker)})(x)
+    x = base(x, training=False)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dropout(0.4)(x)
+    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(x))
+    if weights_from is not None:
+        model.set_weights(weights_from.get_weights())
+    else:
+        for layer in base.layers:  # untrained activations shrink block by block; this keeps them ~1
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.gamma.assign(layer.gamma.numpy() * 1.65)
+        probe = np.random.default_rng(0).random((8, 224, 224, 3), dtype=np.float32)
+        features = keras.Model(inputs, x)(probe).numpy()
+        k = np.random.default_rng(1).normal(0, 1, (features.shape[1], 1)).astype(np.float32)
+        k *= 2 / ((features @ k).std() + 1e-12)
+        model.layers[-1].set_weights([k, -(features @ k).mean(0).astype(np.float32)])
+    model.save(path)
+    return model
+
+
+@pytest.fixture(scope="session")
+def reference_like(tmp_path_factory):
+    """{'clean': .keras, 'lambda': .keras with the same weights and a code-running Lambda, 'marker': path}."""
+    root = tmp_path_factory.mktemp("reference-like")
+    marker = root / "lambda-ran"
+    clean = build_reference_like(root / "clean.keras")
+    build_reference_like(root / "lambda.keras", lambda_marker=marker, weights_from=clean)
+    assert marker.exists()  # building the graph ran the Lambda's code: loading it unsafely would too
+    marker.unlink()
+    return {"clean": root / "clean.keras", "lambda": root / "lambda.keras", "marker": marker}
+
+

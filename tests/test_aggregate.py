@@ -38,3 +38,12 @@ def test_verdict_is_fake_only_above_the_threshold():
     assert verdict(0.5, 0.5) is Verdict.REAL
     assert verdict(0.5001, 0.5) is Verdict.FAKE
     assert verdict(0.2, 0.1) is Verdict.FAKE
+
+
+def test_flat_scores_are_flagged_only_when_many_faces_barely_vary():
+    from dfscan.aggregate import flat_scores_note
+
+    assert flat_scores_note([0.5] * 19) is None  # too few faces to tell
+    note = flat_scores_note([0.5, 0.5049] + [0.502] * 18)
+    assert note and "20 faces" in note and "carry no information" in note
+    assert flat_scores_note([0.5, 0.511] + [0.502] * 18) is None

@@ -1,0 +1,94 @@
+"""Trust on first use: the hub files dfscan has used, by commit and SHA-256.
+
+The first time a hub model is used, its commit and SHA-256 are recorded in `model-pins.json`
+in the user's dfscan data folder (beside the result store; `$DFSCAN_DATA_DIR` moves it). Later
+uses compare the file against that record, so a cached file altered afterwards, or a different
+file served under the same name, stops the scan instead of scoring with unknown bytes.
+`dfscan models fetch --refresh` downloads again and records the new file.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .errors import ModelError
+
+DATA_ENV = "DFSCAN_DATA_DIR"
+PINS_FILE = "model-pins.json"
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class Pin:
+    """What was used the first time: the file's SHA-256, the hub commit it came from, and when."""
+
+    sha256: str
+    commit: str | None
+    recorded: str
+
+
+def data_dir() -> Path:
+    """$DFSCAN_DATA_DIR, else the folder of the default result store (the per-user data folder)."""
+    if os.environ.get(DATA_ENV):
+        return Path(os.environ[DATA_ENV]).expanduser()
+    from .store import default_store_path
+
+    return default_store_path().parent
+
+
+def pins_path() -> Path:
+    return data_dir() / PINS_FILE
+
+
+def _read(path: Path) -> dict[str, dict]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot read the model pins {path}: {exc}. Move it aside to start again "
+                         "(every hub model is then pinned anew on its next use)") from exc
+    pins = data.get("pins") if isinstance(data, dict) else None
+    if not isinstance(pins, dict):
+        raise ModelError(f"{path} is not a dfscan pins file; move it aside to start again")
+    return pins
+
+
+def get(key: str) -> Pin | None:
+    """The pin recorded for `key` (hf://repo/file@revision), if any."""
+    path = pins_path()
+    entry = _read(path).get(key)
+    if entry is None:
+        return None
+    if not (isinstance(entry, dict) and isinstance(entry.get("sha256"), str) and _HEX64.fullmatch(entry["sha256"])):
+        raise ModelError(f"the pin of {key} in {path} is damaged; move the file aside to start again")
+    commit = entry.get("commit")
+    return Pin(entry["sha256"], commit if isinstance(commit, str) else None, str(entry.get("recorded", "")))
+
+
+def record(key: str, sha256: str, commit: str | None) -> Path:
+    """Record (or replace) the pin of `key`; the file is private to the user (0600 in a 0700 folder)."""
+    path = pins_path()
+    folder = path.parent
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    pins = _read(path)
+    pins[key] = asdict(Pin(sha256, commit, time.strftime("%Y-%m-%dT%H:%M:%S%z")))
+    fd, tmp = tempfile.mkstemp(prefix=f".{PINS_FILE}.", suffix=".tmp", dir=folder)  # 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump({"schema": 1, "pins": pins}, fh, indent=2, sort_keys=True)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise ModelError(f"cannot record the model's pin in {path}: {exc}") from exc
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
