@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -19,7 +21,8 @@ import click
 from . import __version__
 from .errors import DfscanError
 
-EXIT_CLEAN, EXIT_FAKE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+# The one table of exit codes (README "Exit status"). 1 means a finding: nothing else may exit 1.
+EXIT_CLEAN, EXIT_FAKE, EXIT_ERROR, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -114,26 +117,72 @@ def scan(paths, path_list, csv_path, json_path, jsonl_path, dfdc_path, html_path
          store, no_store, resume, **options) -> None:
     """Scan video files and folders for deepfaked faces.
 
-    Exit status: 0 no video FAKE, 1 at least one FAKE, 2 usage error, model
-    error, or (with --strict) a file that could not be scanned.
+    A FAKE verdict is a reason to look closer, not proof; a REAL verdict does not clear a video.
+
+    \b
+    Exit status:
+      0    no video FAKE
+      1    at least one video FAKE
+      2    usage error, a named PATH that does not exist, a model that cannot be
+           loaded, a report that could not be written, or (with --strict) a file
+           that could not be scanned
+      3    internal error (a bug in dfscan: please report it)
+      130  interrupted (Ctrl-C): the rows so far are in <report>.partial; the same
+           command finishes the scan
     """
-    paths = _all_paths(paths, path_list)
-    _setup_logging(quiet, verbose)
-    options["store"] = None if no_store else str(store or _default_store())
-    options["rescan"] = not resume
-    options["thumbnails"] = html_path is not None
-    if options["explain"] and html_path is None:
-        logging.getLogger("dfscan").warning("--explain adds heatmaps to the HTML report: add --html FILE to see them")
-    config = _scan_config(options)
-    reports = {"csv": csv_path or _default_csv(), "json": json_path, "dfdc": dfdc_path, "html": html_path}
-    out = Outputs(reports={k: v for k, v in reports.items() if v is not None}, jsonl=jsonl_path,
-                  overwrite=overwrite, quiet=quiet, strict=strict, verbose=verbose)
-    if len(set(out.files())) != len(out.files()):
-        raise click.UsageError("two reports would be written to the same file")
-    for path in out.files():
-        if path.exists() and not overwrite:
-            raise click.UsageError(f"{path} exists; pass --overwrite to replace it or choose another name")
-    sys.exit(_run_scan(paths, config, out))
+    interrupts = Interrupts.install()  # first: a Ctrl-C while the model loads is not lost
+    try:
+        paths = _all_paths(paths, path_list)
+        _setup_logging(quiet, verbose)
+        options["store"] = None if no_store else str(store or _default_store())
+        options["rescan"] = not resume
+        options["thumbnails"] = html_path is not None
+        if options["explain"] and html_path is None:
+            logging.getLogger("dfscan").warning("--explain adds heatmaps to the HTML report: add --html FILE to "
+                                                "see them")
+        config = _scan_config(options)
+        reports = {"csv": csv_path or _default_csv(), "json": json_path, "dfdc": dfdc_path, "html": html_path}
+        out = Outputs(reports={k: v for k, v in reports.items() if v is not None}, jsonl=jsonl_path,
+                      overwrite=overwrite, quiet=quiet, strict=strict, verbose=verbose)
+        _check_outputs(out, options["store"])
+        code = _run_scan(paths, config, out, interrupts)
+    finally:
+        interrupts.restore()
+    sys.exit(code)
+
+
+class Interrupts:
+    """Ctrl-C during a scan: raise KeyboardInterrupt, and remember it.
+
+    The memory matters: Python runs a signal handler at whatever bytecode the main thread
+    reaches next, and a KeyboardInterrupt raised there inside a finalizer (`__del__`, a
+    weakref callback, GC) is printed as "Exception ignored" and lost. The scan loop checks
+    `seen` after every video, so an interrupt always ends the scan.
+    """
+
+    def __init__(self):
+        self.seen = threading.Event()
+        self._previous = None
+
+    @classmethod
+    def install(cls) -> "Interrupts":
+        self = cls()
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def _handler(self, signum, frame) -> None:
+        self.seen.set()
+        raise KeyboardInterrupt
+
+    def check(self) -> None:
+        if self.seen.is_set():
+            raise KeyboardInterrupt
+
+    def restore(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
 
 
 @dataclass(frozen=True)
@@ -153,6 +202,50 @@ class Outputs:
 
     def files(self) -> list[Path]:
         return [p.resolve() for p in [*self.reports.values(), self.jsonl] if p is not None]
+
+    def written(self) -> dict[str, Path]:
+        """Every file the scan may write, by role: the reports, the CSV's live copy, the JSONL's set-aside copy."""
+        from .report import partial_path
+
+        out = dict(self.reports)
+        out["csv.partial"] = partial_path(self.csv)
+        if self.jsonl is not None:
+            out["jsonl"] = self.jsonl
+            out["jsonl.partial"] = partial_path(self.jsonl)
+        return out
+
+
+def _check_outputs(out: Outputs, store: str | None) -> None:
+    """Refuse, before anything is scanned, outputs that clash, exist, or could not be written."""
+    from .report import probe_writable
+
+    names = {role: Path(os.path.abspath(p)) for role, p in out.written().items()}
+    if store:
+        names["store"] = Path(os.path.abspath(store))
+    seen: dict[Path, str] = {}
+    for role, path in names.items():
+        if path in seen:
+            raise click.UsageError(f"{_shown(path)} would be written twice (as {seen[path]} and as {role}); "
+                                   "choose other names")
+        seen[path] = role
+    for fmt, path in out.reports.items():
+        if os.path.lexists(path) and not out.overwrite:
+            raise click.UsageError(f"{_shown(path)} exists; pass --overwrite to replace it or choose another name")
+    if out.jsonl is not None and os.path.lexists(out.jsonl) and not out.overwrite:
+        raise click.UsageError(f"{_shown(out.jsonl)} exists; pass --overwrite to replace it or choose another name")
+    for fmt, path in out.reports.items():
+        if fmt == "csv":
+            continue  # its live copy is created before the scan: that checks it
+        try:
+            probe_writable(path)
+        except OSError as exc:
+            raise DfscanError(f"cannot write the {fmt.upper()} report {_shown(path)}: {exc.strerror or exc}") from exc
+
+
+def _shown(path) -> str:
+    from .report import printable
+
+    return printable(str(path))
 
 
 def _all_paths(paths: tuple[Path, ...], path_list) -> list[Path]:
@@ -200,76 +293,140 @@ def _scan_config(o: dict):
     )
 
 
-def _run_scan(paths, config, out: Outputs) -> int:
+def _run_scan(paths, config, out: Outputs, interrupts: Interrupts) -> int:
     with _native_stderr_silenced(enabled=not out.verbose):
-        return _scan_and_report(paths, config, out)
+        return _scan_and_report(paths, config, out, interrupts)
 
 
-def _scan_and_report(paths, config, out: Outputs) -> int:
+def _scan_and_report(paths, config, out: Outputs, interrupts: Interrupts) -> int:
     from rich.console import Console
 
     from .pipeline import open_scanner
+    from .report import LiveCsv, LiveJsonl, partial_path
 
     err = Console(stderr=True)
     started = time.perf_counter()
-    with err.status("loading the model", spinner="dots") if not out.quiet else nullcontext():
-        scanner = open_scanner(config)
-    with scanner:
-        return _report(scanner, paths, out, started)
+    live = partial_path(out.csv)
+    try:  # both live files are created now: an output that cannot be written stops us before the scan
+        live_csv = LiveCsv(live)
+    except OSError as exc:
+        raise DfscanError(_cannot_create(live, exc)) from exc
+    jsonl = None
+    try:
+        if out.jsonl:
+            try:
+                jsonl = LiveJsonl(out.jsonl, out.overwrite)
+            except OSError as exc:
+                raise DfscanError(_cannot_create(out.jsonl, exc)) from exc
+        with err.status("loading the model", spinner="dots") if not out.quiet else nullcontext():
+            scanner = open_scanner(config)
+        with scanner:
+            return _report(scanner, paths, out, started, interrupts, live_csv, jsonl)
+    except BaseException:
+        if not live_csv.closed:  # stopped before the scan began: nothing to keep
+            live_csv.close()
+            live.unlink(missing_ok=True)
+            if jsonl is not None:
+                jsonl.set_aside() if jsonl.resumed else jsonl.discard()
+        raise
 
 
-def _report(scanner, paths, out: Outputs, started: float) -> int:
+def _cannot_create(path: Path, exc: OSError) -> str:
+    if isinstance(exc, FileExistsError):
+        return (f"{_shown(path)} exists and is not a file an earlier dfscan scan left (a link, or another "
+                "user's file); dfscan does not write through it. Remove it or choose another report name")
+    return f"cannot write {_shown(path)}: {exc.strerror or exc}"
+
+
+def _report(scanner, paths, out: Outputs, started: float, interrupts: Interrupts, live_csv, jsonl) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from .aggregate import Verdict
-    from .report import LiveCsv, LiveJsonl, partial_path, printable, results_table, summary, write_reports
+    from .report import path_text, printable, results_table, summary, write_reports
 
     stdout, err = Console(), Console(stderr=True)
+    log = logging.getLogger("dfscan")
+    missing = [p for p in paths if not os.path.exists(p)]
+    for p in missing:
+        log.warning("no such file or folder: %s", _shown(p))
     found = scanner.discover(paths)
     if not found:
         where = ", ".join(map(str, paths)) or "an empty list"
-        logging.getLogger("dfscan").warning("no video files found in %s", where)
+        log.warning("no video files found in %s", printable(path_text(where)))
+    if jsonl is not None and jsonl.resumed:
+        log.warning("%s continues the interrupted scan's %d lines", _shown(out.jsonl), jsonl.resumed)
+    store = getattr(scanner, "store", None)
     results = []
     progress = Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                         TextColumn("{task.description}"), console=err, transient=True, disable=out.quiet)
-    live = partial_path(out.csv)
-    jsonl = LiveJsonl(out.jsonl, out.overwrite) if out.jsonl else None
-    with LiveCsv(live) as live_csv, progress:
+    live = live_csv.path
+    with live_csv, progress:
         task = progress.add_task("", total=len(found))
         try:
+            interrupts.check()
             for result in scanner.iter_scan(found):
                 live_csv.add(result)
                 if jsonl:
                     jsonl.add(result)
                 results.append(result)
-                progress.update(task, advance=1, description=printable(result.path.name))
+                progress.update(task, advance=1, description=printable(path_text(result.path.name)))
                 if out.quiet and result.verdict is Verdict.ERROR:
-                    err.print(f"ERROR {printable(str(result.path))}: {result.error}", markup=False,
-                              highlight=False, soft_wrap=True)
+                    err.print(f"ERROR {printable(path_text(result.path))}: {printable(result.error or '')}",
+                              markup=False, highlight=False, soft_wrap=True)
+                interrupts.check()
         except KeyboardInterrupt:
             progress.stop()
-            err.print(f"interrupted: {len(results)} of {len(found)} videos are in {live}; run the same command "
-                      "again to finish (stored results are reused)", markup=False, highlight=False)
+            aside = jsonl.set_aside() if jsonl else None
+            jsonl = None
+            err.print(_interrupted_hint(len(results), len(found), live, aside, store, scanner.config),
+                      markup=False, highlight=False, soft_wrap=True)
             return EXIT_INTERRUPTED
         finally:
             if jsonl:
                 jsonl.close()
-    report = scanner.report(results, [str(p) for p in paths], time.perf_counter() - started)
-    try:
-        write_reports(report, out.reports, overwrite=out.overwrite)
-    except FileExistsError as exc:
-        raise DfscanError(f"{exc.filename or exc} appeared during the scan and was not replaced; "
-                          f"the results are in {live}") from exc
-    live.unlink()
+    report = scanner.report(results, [path_text(p) for p in paths], time.perf_counter() - started)
+    failed = write_reports(report, out.reports, overwrite=out.overwrite)
+    if "csv" in failed:
+        failed["csv"] += f"; every row is in {_shown(live)}"
+    else:
+        live.unlink()
+    written = {fmt: path for fmt, path in out.reports.items() if fmt not in failed}
+    if out.jsonl is not None:
+        written["jsonl"] = out.jsonl
     if not out.quiet:
-        if results:
-            stdout.print(results_table(results))
-        stdout.print(summary(report, out.reports))
+        try:
+            if results:
+                stdout.print(results_table(results, paths))
+            stdout.print(summary(report, written, store=str(store.path) if store is not None else None,
+                                 store_problem=store.problem if store is not None else None))
+            stdout.file.flush()
+        except BrokenPipeError:  # `dfscan scan … | head`: the reader stopped; the reports are complete
+            _stdout_gone()
+    for why in failed.values():
+        err.print(f"dfscan: error: {printable(why)}", markup=False, highlight=False, soft_wrap=True)
     counts = report.counts()
-    if out.strict and counts[Verdict.ERROR]:
+    if failed or missing or (out.strict and counts[Verdict.ERROR]):
         return EXIT_ERROR
     return EXIT_FAKE if counts[Verdict.FAKE] else EXIT_CLEAN
+
+
+def _interrupted_hint(done: int, total: int, live: Path, jsonl_aside: Path | None, store, config) -> str:
+    """What an interrupted scan kept, and what running the same command again will really do."""
+    lines = [f"interrupted: {done} of {total} videos are in {_shown(live)}."]
+    if jsonl_aside is not None:
+        lines.append(f"The JSON lines so far are in {_shown(jsonl_aside)}; the same command continues that file.")
+    if store is None:
+        again = "scans every video again (--no-store: nothing was kept)"
+    elif not store.usable:
+        again = "scans every video again (the result store could not be used)"
+    elif config.rescan:
+        again = ("scans every video again (--rescan); without --rescan it would reuse the "
+                 f"{done} results just stored")
+    else:
+        again = f"reuses the {done} finished results from the result store and scans the rest"
+    lines.append(f"Run the same command again to finish: it {again}.")
+    return " ".join(lines)
 
 
 @cli.group()
@@ -644,7 +801,34 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # stdout closed early (`| head`) outside a scan, which handles its own
+        _stdout_gone()
+        return EXIT_BROKEN_PIPE
+    except Exception as exc:  # a bug: never exit 1, which means "a FAKE was found"
+        from .errors import first_line
+
+        if logging.getLogger("dfscan").isEnabledFor(logging.DEBUG):
+            import traceback
+
+            traceback.print_exc()
+        click.echo(f"dfscan: internal error: {type(exc).__name__}: {first_line(exc, 300)}\n"
+                   "This is a bug in dfscan, not a finding about your files. Please report it "
+                   "(run again with --verbose to see the traceback).", err=True)
+        return EXIT_INTERNAL
     return EXIT_CLEAN
+
+
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a tool whose reader went away
+
+
+def _stdout_gone() -> None:
+    """Point stdout at /dev/null so that the flush at exit does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def run() -> None:
