@@ -25,7 +25,20 @@ from .errors import DfscanError
 EXIT_CLEAN, EXIT_FAKE, EXIT_ERROR, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Group(click.Group):
+    """Lists each command with its whole one-line description, wrapped rather than cut."""
+
+    group_class = type  # sub-groups (`models`, `store`) list theirs the same way
+
+    def format_commands(self, ctx, formatter) -> None:
+        rows = [(name, cmd.get_short_help_str(limit=500)) for name, cmd in
+                ((n, self.get_command(ctx, n)) for n in self.list_commands(ctx)) if cmd is not None and not cmd.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "-V", "--version", prog_name="dfscan")
 def cli() -> None:
     """dfscan: find deepfaked faces in video files."""
@@ -399,7 +412,7 @@ def _report(scanner, paths, out: Outputs, started: float, interrupts: Interrupts
             if results:
                 stdout.print(results_table(results, paths))
             stdout.print(summary(report, written, store=str(store.path) if store is not None else None,
-                                 store_problem=store.problem if store is not None else None))
+                                 store_problem=store.problem if store is not None else None), soft_wrap=True)
             stdout.file.flush()
         except BrokenPipeError:  # `dfscan scan … | head`: the reader stopped; the reports are complete
             _stdout_gone()
@@ -522,6 +535,129 @@ def models_info(name: str) -> None:
     if entry is None:
         raise ModelError(f"no registry model named {name} (see `dfscan models list`)")
     Console().print_json(json.dumps(entry.data))
+
+
+@cli.group("store")
+@click.option("--store", "store_path", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+              help="The store to use.  [default: as for scan: $DFSCAN_STORE, else the per-user data folder]")
+@click.pass_context
+def store_group(ctx, store_path) -> None:
+    """What dfscan keeps between scans: info, forget PATH…, clear."""
+    _setup_logging(quiet=False, verbose=False)
+    ctx.obj = Path(store_path) if store_path else _default_store()
+
+
+@store_group.command("info")
+@click.pass_obj
+def store_info(path: Path) -> None:
+    """Where the result store is, what it holds, and the other places dfscan keeps files."""
+    import stat
+
+    from rich.console import Console
+
+    from .report import printable
+    from .store import ResultStore
+
+    out = Console()
+    say = lambda text: out.print(text, markup=False, highlight=False, soft_wrap=True)  # noqa: E731
+    if not path.exists():
+        say(f"result store: {printable(str(path))} (none yet: no scan has kept results there)")
+    else:
+        store = _open_store(path)
+        facts = store.info()
+        store.close()
+        size = sum(p.stat().st_size for p in [path, *_side_files(path)] if p.exists())
+        mode = stat.filemode(path.stat().st_mode)
+        say(f"result store: {printable(str(path))} ({size / 1e6:.1f} MB, {mode})")
+        say(f"  {facts['results']} results of {facts['files']} files, {facts['models']} model(s)"
+            + (f", from {_day(facts['oldest'])} to {_day(facts['newest'])}" if facts["results"] else ""))
+        say("  each result: the file's path and SHA-256, the model's SHA-256, the settings, the verdict, "
+            "scores and face boxes")
+        if facts["with_face_images"]:
+            say(f"  {facts['with_face_images']} results hold face images (kept by earlier dfscan versions); "
+                "`dfscan store forget PATH` or `clear` removes them")
+        else:
+            say("  no face images")
+    for what, where in _other_places():
+        say(f"{what}: {printable(str(where))}")
+    say("reports: where you asked (--csv, --json, --jsonl, --dfdc, --html), or dfscan-report-<time>.csv "
+        "in the folder you ran scan from")
+
+
+def _side_files(path: Path) -> list[Path]:
+    from .store import SIDE_FILES
+
+    return [Path(str(path) + s) for s in SIDE_FILES]
+
+
+def _day(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(t))
+
+
+def _other_places() -> list[tuple[str, Path]]:
+    """The other folders where dfscan keeps files (for `store info` and the README)."""
+    from .runtime import cache_dir
+
+    try:
+        from huggingface_hub import constants
+
+        hub = Path(constants.HF_HUB_CACHE)
+    except ImportError:
+        hub = Path("~/.cache/huggingface/hub").expanduser()
+    from .store import data_dir
+
+    return [("dfscan's data folder (the default result store, model pins)", data_dir()),
+            ("model files downloaded from the hub", hub),
+            ("converted models (OpenVINO form of each model used)", cache_dir())]
+
+
+def _open_store(path: Path):
+    from .store import ResultStore, StoreUnusable
+
+    try:
+        return ResultStore(path, strict=True)
+    except StoreUnusable as exc:
+        raise DfscanError(str(exc)) from exc
+
+
+@store_group.command("forget")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.pass_obj
+def store_forget(path: Path, paths) -> None:
+    """Delete the stored results of these files, or of every file under these folders."""
+    import sqlite3
+
+    from rich.console import Console
+
+    from .report import printable
+
+    if not path.exists():
+        Console().print(f"no result store at {printable(str(path))}: nothing to forget", markup=False,
+                        highlight=False)
+        return
+    store = _open_store(path)
+    try:
+        gone = store.forget([os.fspath(p) for p in paths])
+    except sqlite3.Error as exc:
+        raise DfscanError(f"cannot change the result store {path}: {exc} (is a scan using it?)") from exc
+    finally:
+        store.close()
+    Console().print(f"forgot {gone} result{'s' if gone != 1 else ''} in {printable(str(path))}", markup=False,
+                    highlight=False)
+
+
+@store_group.command("clear")
+@click.pass_obj
+def store_clear(path: Path) -> None:
+    """Delete the result store and SQLite's files beside it."""
+    from rich.console import Console
+
+    from .report import printable
+    from .store import remove_store
+
+    removed = remove_store(path)
+    Console().print(f"removed {', '.join(printable(str(p)) for p in removed)}" if removed
+                    else f"no result store at {printable(str(path))}", markup=False, highlight=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -833,4 +969,15 @@ def _stdout_gone() -> None:
 
 def run() -> None:
     """Console-script wrapper."""
-    sys.exit(main())
+    code = main()
+    if code == EXIT_INTERRUPTED:
+        # Interrupted: the partial report is closed and every finished result committed. What is
+        # left are decoding threads busy with videos whose results nobody will read; exiting
+        # normally would wait for them (seconds to minutes on a loaded machine).
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
+    sys.exit(code)

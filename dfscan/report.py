@@ -501,7 +501,7 @@ def results_table(results: Iterable[VideoResult], roots: Iterable[str | Path] = 
         table.add_row(*cells)
     caption = []
     if has_frames:
-        caption.append("Faces: face crops scored.  Frames: sampled frames with a face / frames sampled.")
+        caption.append("Faces: crops scored.  Frames: frames with a face / sampled.")
     if any(r.cached for r in ordered):
         caption.append("reused: the result of an earlier scan of the same bytes, kept in the result store.")
     table.caption = "\n".join(caption) or None
