@@ -30,12 +30,22 @@ class _Group(click.Group):
 
     group_class = type  # sub-groups (`models`, `store`) list theirs the same way
 
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError as exc:  # click would turn it into exit 1, which means "a FAKE was found"
+            raise StdoutClosed() from exc
+
     def format_commands(self, ctx, formatter) -> None:
         rows = [(name, cmd.get_short_help_str(limit=500)) for name, cmd in
                 ((n, self.get_command(ctx, n)) for n in self.list_commands(ctx)) if cmd is not None and not cmd.hidden]
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
+
+
+class StdoutClosed(Exception):
+    """stdout was closed before a command finished printing (`dfscan … | head`)."""
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -230,7 +240,7 @@ class Outputs:
 
 def _check_outputs(out: Outputs, store: str | None) -> None:
     """Refuse, before anything is scanned, outputs that clash, exist, or could not be written."""
-    from .report import probe_writable
+    from .report import partial_path, probe_writable
 
     names = {role: Path(os.path.abspath(p)) for role, p in out.written().items()}
     if store:
@@ -246,13 +256,20 @@ def _check_outputs(out: Outputs, store: str | None) -> None:
             raise click.UsageError(f"{_shown(path)} exists; pass --overwrite to replace it or choose another name")
     if out.jsonl is not None and os.path.lexists(out.jsonl) and not out.overwrite:
         raise click.UsageError(f"{_shown(out.jsonl)} exists; pass --overwrite to replace it or choose another name")
-    for fmt, path in out.reports.items():
-        if fmt == "csv":
-            continue  # its live copy is created before the scan: that checks it
+    for fmt, path in out.reports.items():  # each is written through a temporary file beside it, at the end
         try:
             probe_writable(path)
         except OSError as exc:
             raise DfscanError(f"cannot write the {fmt.upper()} report {_shown(path)}: {exc.strerror or exc}") from exc
+    if out.jsonl is not None:  # an interrupted scan renames it to FILE.partial: that name must be possible too
+        aside = partial_path(out.jsonl)
+        try:
+            limit = os.pathconf(aside.parent if str(aside.parent) else ".", "PC_NAME_MAX")
+        except (OSError, ValueError, AttributeError):
+            limit = 255
+        if len(os.fsencode(aside.name)) > limit:
+            raise DfscanError(f"cannot write {_shown(out.jsonl)}: its name is too long once .partial is added "
+                              f"({limit} bytes at most)")
 
 
 def _shown(path) -> str:
@@ -410,7 +427,7 @@ def _report(scanner, paths, out: Outputs, started: float, interrupts: Interrupts
     if not out.quiet:
         try:
             if results:
-                stdout.print(results_table(results, paths))
+                stdout.print(results_table(results, paths, width=stdout.width), soft_wrap=True)
             stdout.print(summary(report, written, store=str(store.path) if store is not None else None,
                                  store_problem=store.problem if store is not None else None), soft_wrap=True)
             stdout.file.flush()
@@ -921,6 +938,7 @@ def _setup_logging(quiet: bool, verbose: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and map every exception to one exit code."""
+    _broken_pipe_is_an_error()
     try:
         cli.main(args=argv, prog_name="dfscan", standalone_mode=False)
     except SystemExit as exc:
@@ -937,7 +955,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         return EXIT_INTERRUPTED
-    except BrokenPipeError:  # stdout closed early (`| head`) outside a scan, which handles its own
+    except (BrokenPipeError, StdoutClosed):  # stdout closed early (`| head`) outside a scan, which handles its own
         _stdout_gone()
         return EXIT_BROKEN_PIPE
     except Exception as exc:  # a bug: never exit 1, which means "a FAKE was found"
@@ -955,6 +973,20 @@ def main(argv: list[str] | None = None) -> int:
 
 
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a tool whose reader went away
+
+
+def _broken_pipe_is_an_error() -> None:
+    """rich's default for a closed stdout is SystemExit(1), which reads as "a FAKE was found".
+
+    Raise BrokenPipeError instead: a scan then keeps its own status, other commands exit 141.
+    """
+    from rich.console import Console
+
+    def on_broken_pipe(console) -> None:
+        console.quiet = True
+        raise BrokenPipeError(32, "stdout was closed")
+
+    Console.on_broken_pipe = on_broken_pipe
 
 
 def _stdout_gone() -> None:

@@ -461,51 +461,65 @@ def display_paths(results: Iterable[VideoResult], roots: Iterable[str | Path] = 
     return out
 
 
-def results_table(results: Iterable[VideoResult], roots: Iterable[str | Path] = ()):
-    """A rich Table of every video, most suspicious first.
+def results_table(results: Iterable[VideoResult], roots: Iterable[str | Path] = (), width: int | None = None):
+    """A rich renderable of every video, most suspicious first.
 
-    A file name is never broken across lines (its column is as wide as the longest name); the
-    reason or notes of a video go under its name, and a column is shown only when it has content.
+    A file name is never broken across lines: its column is as wide as the longest name, and
+    when `width` (the terminal's) is too narrow for that, the face and frame counts, then the
+    score, move under the name. The reason or notes of a video go under its name too, and a
+    column is shown only when it has content.
     """
+    from rich.console import Group
     from rich.table import Table
     from rich.text import Text
 
     ordered = suspicion_order(results)
     shown = display_paths(ordered, roots)
     folders = [printable(str(p)) for p in roots if Path(p).is_dir()]
-    title = "dfscan results" + (f" in {folders[0]}" if len(folders) == 1 else "")
-    table = Table(title=title, show_lines=False, expand=False)
+    longest = max((len(shown[id(r)]) for r in ordered), default=5)
+    scores = any(r.score is not None for r in ordered)
+    counts = any(r.frames for r in ordered)
+    if width is not None:  # borders: 3 per column + 1; Verdict 7, Score 5, Faces 5, Frames 6 wide
+        if counts and longest + 4 + 10 + (8 if scores else 0) + 8 + 9 > width:
+            counts = None  # not as columns: under the name
+        if scores and counts is None and longest + 4 + 10 + 8 > width:
+            scores = None
+    table = Table(title="dfscan results" if len(folders) != 1 else None, show_lines=False, expand=False)
     table.add_column("Verdict", no_wrap=True)
-    if any(r.score is not None for r in ordered):
+    if scores:
         table.add_column("Score", justify="right", no_wrap=True)
-    has_frames = any(r.frames for r in ordered)
-    if has_frames:
+    if counts:
         table.add_column("Faces", justify="right", no_wrap=True)
         table.add_column("Frames", justify="right", no_wrap=True)
-    longest = max((len(shown[id(r)]) for r in ordered), default=5)
     table.add_column("Video", min_width=max(longest, 5), overflow="fold")
-    scores = any(r.score is not None for r in ordered)
     for r in ordered:
         v = r.verdict
         cells = [Text(v.value, style=VERDICT_STYLE[v])]
         if scores:
             cells.append(_num(r.score, 3))
-        if has_frames:
+        if counts:
             cells += [str(r.faces_scored) if r.frames else "", f"{r.frames_with_face}/{len(r.frames)}" if r.frames else ""]
         video = Text(shown[id(r)])
-        detail = [x for x in (r.error, _shorten("; ".join(r.notes), 120) if r.notes else None,
+        moved = []
+        if scores is None and r.score is not None:
+            moved.append(f"score {r.score:.3f}")
+        if counts is None and r.frames:
+            moved.append(f"{r.faces_scored} faces, {r.frames_with_face}/{len(r.frames)} frames with a face")
+        detail = [x for x in (*moved, r.error, _shorten("; ".join(r.notes), 120) if r.notes else None,
                               _reused_note(r)) if x]
         if detail:
             video.append("\n" + printable(" · ".join(detail)), style="dim")
         cells.append(video)
         table.add_row(*cells)
     caption = []
-    if has_frames:
+    if counts:
         caption.append("Faces: crops scored.  Frames: frames with a face / sampled.")
     if any(r.cached for r in ordered):
-        caption.append("reused: the result of an earlier scan of the same bytes, kept in the result store.")
+        caption.append("reused: an earlier scan's result for the same bytes (the result store).")
     table.caption = "\n".join(caption) or None
-    return table
+    if len(folders) != 1:
+        return table
+    return Group(Text(f"dfscan results in {folders[0]}", style="italic"), table)
 
 
 def _reused_note(r: VideoResult) -> str | None:
