@@ -223,9 +223,6 @@ class Outputs:
     def csv(self) -> Path:
         return self.reports["csv"]
 
-    def files(self) -> list[Path]:
-        return [p.resolve() for p in [*self.reports.values(), self.jsonl] if p is not None]
-
     def written(self) -> dict[str, Path]:
         """Every file the scan may write, by role: the reports, the CSV's live copy, the JSONL's set-aside copy."""
         from .report import partial_path
