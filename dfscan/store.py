@@ -137,6 +137,8 @@ class ResultStore:
         self._strict = strict
         self._local = threading.local()
         self._lock = threading.Lock()
+        self._all: list[sqlite3.Connection] = []
+        self._closed = False
         try:
             private_dir(self.path.parent)
             private_file(self.path)
@@ -150,6 +152,8 @@ class ResultStore:
             self._fail(exc)
 
     def _fail(self, exc: BaseException) -> None:
+        if self._closed:  # a worker thread still busy when the scan was closed (after Ctrl-C): not a store problem
+            return
         reason = f"the result store {self.path} cannot be used ({_why(exc)})"
         if self._strict:
             raise StoreUnusable(reason) from exc
@@ -163,10 +167,18 @@ class ResultStore:
     def usable(self) -> bool:
         return self.problem is None
 
+    @property
+    def _open(self) -> bool:
+        return self.problem is None and not self._closed
+
     def _connect(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, timeout=60)
+            # Used by this thread only; check_same_thread=False lets close() end every thread's connection,
+            # so that the last one folds the WAL back into the file and removes it.
+            db = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
+            with self._lock:
+                self._all.append(db)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA secure_delete=ON")  # forgotten results are overwritten, not left in free pages
@@ -175,7 +187,7 @@ class ResultStore:
 
     def lookup(self, sha256: str, model: str, settings: str) -> tuple[dict[str, Any], float] | None:
         """The stored result for this key and when it was computed, or None."""
-        if not self.usable:
+        if not self._open:
             return None
         try:
             row = self._connect().execute(
@@ -191,7 +203,7 @@ class ResultStore:
         return None if found is None else found[0]
 
     def put(self, sha256: str, model: str, settings: tuple[str, str], result: dict[str, Any], path: str) -> None:
-        if not self.usable:
+        if not self._open:
             return
         key, text = settings
         try:
@@ -207,7 +219,7 @@ class ResultStore:
 
     def hashes(self, model: str, settings: str) -> frozenset[str]:
         """The SHA-256 of every file with a stored result for this model and these settings."""
-        if not self.usable:
+        if not self._open:
             return frozenset()
         try:
             rows = self._connect().execute("SELECT sha256 FROM results WHERE model=? AND settings=?",
@@ -270,10 +282,15 @@ class ResultStore:
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self) -> None:
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            db.close()
-            self._local.db = None
+        self._closed = True
+        with self._lock:
+            every, self._all = self._all, []
+        for db in every:
+            try:
+                db.close()
+            except sqlite3.Error:
+                pass
+        self._local = threading.local()
 
 
 def remove_store(path: Path) -> list[Path]:
