@@ -338,7 +338,7 @@ def probe_writable(path: Path) -> None:
 def _move_no_clobber(tmp: str, path: Path, keep_source: bool = True) -> None:
     """Give `tmp` the name `path` unless something (a link included) is there: FileExistsError then."""
     try:
-        os.link(tmp, path, follow_symlinks=False)  # fails if `path` exists: no window in which a file is replaced
+        os.link(tmp, path)  # fails if `path` exists (a link too): no window in which a file is replaced
     except FileExistsError:
         raise
     except OSError:  # a file system without hard links

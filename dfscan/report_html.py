@@ -193,7 +193,9 @@ def _card(i: int, r: VideoResult) -> str:
 
 def _thumbs(r: VideoResult) -> str:
     if not any(f.thumbnail for f in r.faces):
-        return "<p class='note'>The face crops of this video could not be recomputed (the notes say why).</p>"
+        return ("<p class='note'>No face crops for this video: its result was reused from the result store, "
+                "which keeps no face images, and they could not be recomputed here (a note above may say why; "
+                "--rescan computes everything again).</p>")
     worst = max(range(len(r.faces)), key=lambda k: r.faces[k].score)
     figs = []
     for k, f in enumerate(r.faces):
