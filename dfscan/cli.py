@@ -116,7 +116,8 @@ def _frames_option(ctx, param, value):
               help="ray engine: scanning workers, each with its own model.  [default: one per GPU, else one "
                    "per node]")
 @click.option("--store", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
-              help="SQLite file keeping results between scans.  [default: per-user data folder, see README]")
+              help="SQLite file keeping results between scans (readable by you only; no face images; see "
+                   "`dfscan store info`).  [default: the per-user data folder]")
 @click.option("--no-store", is_flag=True, help="Keep no results between scans.")
 @click.option("--resume/--rescan", default=True, show_default=True,
               help="Reuse stored results for unchanged files scanned with the same model and settings.")
