@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -19,10 +21,34 @@ import click
 from . import __version__
 from .errors import DfscanError
 
-EXIT_CLEAN, EXIT_FAKE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+# The one table of exit codes (README "Exit status"). 1 means a finding: nothing else may exit 1.
+EXIT_CLEAN, EXIT_FAKE, EXIT_ERROR, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Group(click.Group):
+    """Lists each command with its whole one-line description, wrapped rather than cut."""
+
+    group_class = type  # sub-groups (`models`, `store`) list theirs the same way
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError as exc:  # click would turn it into exit 1, which means "a FAKE was found"
+            raise StdoutClosed() from exc
+
+    def format_commands(self, ctx, formatter) -> None:
+        rows = [(name, cmd.get_short_help_str(limit=500)) for name, cmd in
+                ((n, self.get_command(ctx, n)) for n in self.list_commands(ctx)) if cmd is not None and not cmd.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+class StdoutClosed(Exception):
+    """stdout was closed before a command finished printing (`dfscan … | head`)."""
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "-V", "--version", prog_name="dfscan")
 def cli() -> None:
     """dfscan: find deepfaked faces in video files."""
@@ -90,7 +116,8 @@ def _frames_option(ctx, param, value):
               help="ray engine: scanning workers, each with its own model.  [default: one per GPU, else one "
                    "per node]")
 @click.option("--store", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
-              help="SQLite file keeping results between scans.  [default: per-user data folder, see README]")
+              help="SQLite file keeping results between scans (readable by you only; no face images; see "
+                   "`dfscan store info`).  [default: the per-user data folder]")
 @click.option("--no-store", is_flag=True, help="Keep no results between scans.")
 @click.option("--resume/--rescan", default=True, show_default=True,
               help="Reuse stored results for unchanged files scanned with the same model and settings.")
@@ -114,26 +141,72 @@ def scan(paths, path_list, csv_path, json_path, jsonl_path, dfdc_path, html_path
          store, no_store, resume, **options) -> None:
     """Scan video files and folders for deepfaked faces.
 
-    Exit status: 0 no video FAKE, 1 at least one FAKE, 2 usage error, model
-    error, or (with --strict) a file that could not be scanned.
+    A FAKE verdict is a reason to look closer, not proof; a REAL verdict does not clear a video.
+
+    \b
+    Exit status:
+      0    no video FAKE
+      1    at least one video FAKE
+      2    usage error, a named PATH that does not exist, a model that cannot be
+           loaded, a report that could not be written, or (with --strict) a file
+           that could not be scanned
+      3    internal error (a bug in dfscan: please report it)
+      130  interrupted (Ctrl-C): the rows so far are in <report>.partial; the same
+           command finishes the scan
     """
-    paths = _all_paths(paths, path_list)
-    _setup_logging(quiet, verbose)
-    options["store"] = None if no_store else str(store or _default_store())
-    options["rescan"] = not resume
-    options["thumbnails"] = html_path is not None
-    if options["explain"] and html_path is None:
-        logging.getLogger("dfscan").warning("--explain adds heatmaps to the HTML report: add --html FILE to see them")
-    config = _scan_config(options)
-    reports = {"csv": csv_path or _default_csv(), "json": json_path, "dfdc": dfdc_path, "html": html_path}
-    out = Outputs(reports={k: v for k, v in reports.items() if v is not None}, jsonl=jsonl_path,
-                  overwrite=overwrite, quiet=quiet, strict=strict, verbose=verbose)
-    if len(set(out.files())) != len(out.files()):
-        raise click.UsageError("two reports would be written to the same file")
-    for path in out.files():
-        if path.exists() and not overwrite:
-            raise click.UsageError(f"{path} exists; pass --overwrite to replace it or choose another name")
-    sys.exit(_run_scan(paths, config, out))
+    interrupts = Interrupts.install()  # first: a Ctrl-C while the model loads is not lost
+    try:
+        paths = _all_paths(paths, path_list)
+        _setup_logging(quiet, verbose)
+        options["store"] = None if no_store else str(store or _default_store())
+        options["rescan"] = not resume
+        options["thumbnails"] = html_path is not None
+        if options["explain"] and html_path is None:
+            logging.getLogger("dfscan").warning("--explain adds heatmaps to the HTML report: add --html FILE to "
+                                                "see them")
+        config = _scan_config(options)
+        reports = {"csv": csv_path or _default_csv(), "json": json_path, "dfdc": dfdc_path, "html": html_path}
+        out = Outputs(reports={k: v for k, v in reports.items() if v is not None}, jsonl=jsonl_path,
+                      overwrite=overwrite, quiet=quiet, strict=strict, verbose=verbose)
+        _check_outputs(out, options["store"])
+        code = _run_scan(paths, config, out, interrupts)
+    finally:
+        interrupts.restore()
+    sys.exit(code)
+
+
+class Interrupts:
+    """Ctrl-C during a scan: raise KeyboardInterrupt, and remember it.
+
+    The memory matters: Python runs a signal handler at whatever bytecode the main thread
+    reaches next, and a KeyboardInterrupt raised there inside a finalizer (`__del__`, a
+    weakref callback, GC) is printed as "Exception ignored" and lost. The scan loop checks
+    `seen` after every video, so an interrupt always ends the scan.
+    """
+
+    def __init__(self):
+        self.seen = threading.Event()
+        self._previous = None
+
+    @classmethod
+    def install(cls) -> "Interrupts":
+        self = cls()
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def _handler(self, signum, frame) -> None:
+        self.seen.set()
+        raise KeyboardInterrupt
+
+    def check(self) -> None:
+        if self.seen.is_set():
+            raise KeyboardInterrupt
+
+    def restore(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
 
 
 @dataclass(frozen=True)
@@ -151,8 +224,56 @@ class Outputs:
     def csv(self) -> Path:
         return self.reports["csv"]
 
-    def files(self) -> list[Path]:
-        return [p.resolve() for p in [*self.reports.values(), self.jsonl] if p is not None]
+    def written(self) -> dict[str, Path]:
+        """Every file the scan may write, by role: the reports, the CSV's live copy, the JSONL's set-aside copy."""
+        from .report import partial_path
+
+        out = dict(self.reports)
+        out["csv.partial"] = partial_path(self.csv)
+        if self.jsonl is not None:
+            out["jsonl"] = self.jsonl
+            out["jsonl.partial"] = partial_path(self.jsonl)
+        return out
+
+
+def _check_outputs(out: Outputs, store: str | None) -> None:
+    """Refuse, before anything is scanned, outputs that clash, exist, or could not be written."""
+    from .report import partial_path, probe_writable
+
+    names = {role: Path(os.path.abspath(p)) for role, p in out.written().items()}
+    if store:
+        names["store"] = Path(os.path.abspath(store))
+    seen: dict[Path, str] = {}
+    for role, path in names.items():
+        if path in seen:
+            raise click.UsageError(f"{_shown(path)} would be written twice (as {seen[path]} and as {role}); "
+                                   "choose other names")
+        seen[path] = role
+    for fmt, path in out.reports.items():
+        if os.path.lexists(path) and not out.overwrite:
+            raise click.UsageError(f"{_shown(path)} exists; pass --overwrite to replace it or choose another name")
+    if out.jsonl is not None and os.path.lexists(out.jsonl) and not out.overwrite:
+        raise click.UsageError(f"{_shown(out.jsonl)} exists; pass --overwrite to replace it or choose another name")
+    for fmt, path in out.reports.items():  # each is written through a temporary file beside it, at the end
+        try:
+            probe_writable(path)
+        except OSError as exc:
+            raise DfscanError(f"cannot write the {fmt.upper()} report {_shown(path)}: {exc.strerror or exc}") from exc
+    if out.jsonl is not None:  # an interrupted scan renames it to FILE.partial: that name must be possible too
+        aside = partial_path(out.jsonl)
+        try:
+            limit = os.pathconf(aside.parent if str(aside.parent) else ".", "PC_NAME_MAX")
+        except (OSError, ValueError, AttributeError):
+            limit = 255
+        if len(os.fsencode(aside.name)) > limit:
+            raise DfscanError(f"cannot write {_shown(out.jsonl)}: its name is too long once .partial is added "
+                              f"({limit} bytes at most)")
+
+
+def _shown(path) -> str:
+    from .report import printable
+
+    return printable(str(path))
 
 
 def _all_paths(paths: tuple[Path, ...], path_list) -> list[Path]:
@@ -200,76 +321,140 @@ def _scan_config(o: dict):
     )
 
 
-def _run_scan(paths, config, out: Outputs) -> int:
+def _run_scan(paths, config, out: Outputs, interrupts: Interrupts) -> int:
     with _native_stderr_silenced(enabled=not out.verbose):
-        return _scan_and_report(paths, config, out)
+        return _scan_and_report(paths, config, out, interrupts)
 
 
-def _scan_and_report(paths, config, out: Outputs) -> int:
+def _scan_and_report(paths, config, out: Outputs, interrupts: Interrupts) -> int:
     from rich.console import Console
 
     from .pipeline import open_scanner
+    from .report import LiveCsv, LiveJsonl, partial_path
 
     err = Console(stderr=True)
     started = time.perf_counter()
-    with err.status("loading the model", spinner="dots") if not out.quiet else nullcontext():
-        scanner = open_scanner(config)
-    with scanner:
-        return _report(scanner, paths, out, started)
+    live = partial_path(out.csv)
+    try:  # both live files are created now: an output that cannot be written stops us before the scan
+        live_csv = LiveCsv(live)
+    except OSError as exc:
+        raise DfscanError(_cannot_create(live, exc)) from exc
+    jsonl = None
+    try:
+        if out.jsonl:
+            try:
+                jsonl = LiveJsonl(out.jsonl, out.overwrite)
+            except OSError as exc:
+                raise DfscanError(_cannot_create(out.jsonl, exc)) from exc
+        with err.status("loading the model", spinner="dots") if not out.quiet else nullcontext():
+            scanner = open_scanner(config)
+        with scanner:
+            return _report(scanner, paths, out, started, interrupts, live_csv, jsonl)
+    except BaseException:
+        if not live_csv.closed:  # stopped before the scan began: nothing to keep
+            live_csv.close()
+            live.unlink(missing_ok=True)
+            if jsonl is not None:
+                jsonl.set_aside() if jsonl.resumed else jsonl.discard()
+        raise
 
 
-def _report(scanner, paths, out: Outputs, started: float) -> int:
+def _cannot_create(path: Path, exc: OSError) -> str:
+    if isinstance(exc, FileExistsError):
+        return (f"{_shown(path)} exists and is not a file an earlier dfscan scan left (a link, or another "
+                "user's file); dfscan does not write through it. Remove it or choose another report name")
+    return f"cannot write {_shown(path)}: {exc.strerror or exc}"
+
+
+def _report(scanner, paths, out: Outputs, started: float, interrupts: Interrupts, live_csv, jsonl) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from .aggregate import Verdict
-    from .report import LiveCsv, LiveJsonl, partial_path, printable, results_table, summary, write_reports
+    from .report import path_text, printable, results_table, summary, write_reports
 
     stdout, err = Console(), Console(stderr=True)
+    log = logging.getLogger("dfscan")
+    missing = [p for p in paths if not os.path.exists(p)]
+    for p in missing:
+        log.warning("no such file or folder: %s", _shown(p))
     found = scanner.discover(paths)
     if not found:
         where = ", ".join(map(str, paths)) or "an empty list"
-        logging.getLogger("dfscan").warning("no video files found in %s", where)
+        log.warning("no video files found in %s", printable(path_text(where)))
+    if jsonl is not None and jsonl.resumed:
+        log.warning("%s continues the interrupted scan's %d lines", _shown(out.jsonl), jsonl.resumed)
+    store = getattr(scanner, "store", None)
     results = []
     progress = Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                         TextColumn("{task.description}"), console=err, transient=True, disable=out.quiet)
-    live = partial_path(out.csv)
-    jsonl = LiveJsonl(out.jsonl, out.overwrite) if out.jsonl else None
-    with LiveCsv(live) as live_csv, progress:
+    live = live_csv.path
+    with live_csv, progress:
         task = progress.add_task("", total=len(found))
         try:
+            interrupts.check()
             for result in scanner.iter_scan(found):
                 live_csv.add(result)
                 if jsonl:
                     jsonl.add(result)
                 results.append(result)
-                progress.update(task, advance=1, description=printable(result.path.name))
+                progress.update(task, advance=1, description=printable(path_text(result.path.name)))
                 if out.quiet and result.verdict is Verdict.ERROR:
-                    err.print(f"ERROR {printable(str(result.path))}: {result.error}", markup=False,
-                              highlight=False, soft_wrap=True)
+                    err.print(f"ERROR {printable(path_text(result.path))}: {printable(result.error or '')}",
+                              markup=False, highlight=False, soft_wrap=True)
+                interrupts.check()
         except KeyboardInterrupt:
             progress.stop()
-            err.print(f"interrupted: {len(results)} of {len(found)} videos are in {live}; run the same command "
-                      "again to finish (stored results are reused)", markup=False, highlight=False)
+            aside = jsonl.set_aside() if jsonl else None
+            jsonl = None
+            err.print(_interrupted_hint(len(results), len(found), live, aside, store, scanner.config),
+                      markup=False, highlight=False, soft_wrap=True)
             return EXIT_INTERRUPTED
         finally:
             if jsonl:
                 jsonl.close()
-    report = scanner.report(results, [str(p) for p in paths], time.perf_counter() - started)
-    try:
-        write_reports(report, out.reports, overwrite=out.overwrite)
-    except FileExistsError as exc:
-        raise DfscanError(f"{exc.filename or exc} appeared during the scan and was not replaced; "
-                          f"the results are in {live}") from exc
-    live.unlink()
+    report = scanner.report(results, [path_text(p) for p in paths], time.perf_counter() - started)
+    failed = write_reports(report, out.reports, overwrite=out.overwrite)
+    if "csv" in failed:
+        failed["csv"] += f"; every row is in {_shown(live)}"
+    else:
+        live.unlink()
+    written = {fmt: path for fmt, path in out.reports.items() if fmt not in failed}
+    if out.jsonl is not None:
+        written["jsonl"] = out.jsonl
     if not out.quiet:
-        if results:
-            stdout.print(results_table(results))
-        stdout.print(summary(report, out.reports))
+        try:
+            if results:
+                stdout.print(results_table(results, paths, width=stdout.width), soft_wrap=True)
+            stdout.print(summary(report, written, store=str(store.path) if store is not None else None,
+                                 store_problem=store.problem if store is not None else None), soft_wrap=True)
+            stdout.file.flush()
+        except BrokenPipeError:  # `dfscan scan … | head`: the reader stopped; the reports are complete
+            _stdout_gone()
+    for why in failed.values():
+        err.print(f"dfscan: error: {printable(why)}", markup=False, highlight=False, soft_wrap=True)
     counts = report.counts()
-    if out.strict and counts[Verdict.ERROR]:
+    if failed or missing or (out.strict and counts[Verdict.ERROR]):
         return EXIT_ERROR
     return EXIT_FAKE if counts[Verdict.FAKE] else EXIT_CLEAN
+
+
+def _interrupted_hint(done: int, total: int, live: Path, jsonl_aside: Path | None, store, config) -> str:
+    """What an interrupted scan kept, and what running the same command again will really do."""
+    lines = [f"interrupted: {done} of {total} videos are in {_shown(live)}."]
+    if jsonl_aside is not None:
+        lines.append(f"The JSON lines so far are in {_shown(jsonl_aside)}; the same command continues that file.")
+    if store is None:
+        again = "scans every video again (--no-store: nothing was kept)"
+    elif not store.usable:
+        again = "scans every video again (the result store could not be used)"
+    elif config.rescan:
+        again = ("scans every video again (--rescan); without --rescan it would reuse the "
+                 f"{done} results just stored")
+    else:
+        again = f"reuses the {done} finished results from the result store and scans the rest"
+    lines.append(f"Run the same command again to finish: it {again}.")
+    return " ".join(lines)
 
 
 @cli.group()
@@ -366,6 +551,128 @@ def models_info(name: str) -> None:
     if entry is None:
         raise ModelError(f"no registry model named {name} (see `dfscan models list`)")
     Console().print_json(json.dumps(entry.data))
+
+
+@cli.group("store")
+@click.option("--store", "store_path", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+              help="The store to use.  [default: as for scan: $DFSCAN_STORE, else the per-user data folder]")
+@click.pass_context
+def store_group(ctx, store_path) -> None:
+    """What dfscan keeps between scans: info, forget PATH…, clear."""
+    _setup_logging(quiet=False, verbose=False)
+    ctx.obj = Path(store_path) if store_path else _default_store()
+
+
+@store_group.command("info")
+@click.pass_obj
+def store_info(path: Path) -> None:
+    """Where the result store is, what it holds, and the other places dfscan keeps files."""
+    import stat
+
+    from rich.console import Console
+
+    from .report import printable
+
+    out = Console()
+    say = lambda text: out.print(text, markup=False, highlight=False, soft_wrap=True)  # noqa: E731
+    if not path.exists():
+        say(f"result store: {printable(str(path))} (none yet: no scan has kept results there)")
+    else:
+        store = _open_store(path)
+        facts = store.info()
+        store.close()
+        size = sum(p.stat().st_size for p in [path, *_side_files(path)] if p.exists())
+        mode = stat.filemode(path.stat().st_mode)
+        say(f"result store: {printable(str(path))} ({size / 1e6:.1f} MB, {mode})")
+        say(f"  {facts['results']} results of {facts['files']} files, {facts['models']} model(s)"
+            + (f", from {_day(facts['oldest'])} to {_day(facts['newest'])}" if facts["results"] else ""))
+        say("  each result: the file's path and SHA-256, the model's SHA-256, the settings, the verdict, "
+            "scores and face boxes")
+        if facts["with_face_images"]:
+            say(f"  {facts['with_face_images']} results hold face images (kept by earlier dfscan versions); "
+                "`dfscan store forget PATH` or `clear` removes them")
+        else:
+            say("  no face images")
+    for what, where in _other_places():
+        say(f"{what}: {printable(str(where))}")
+    say("reports: where you asked (--csv, --json, --jsonl, --dfdc, --html), or dfscan-report-<time>.csv "
+        "in the folder you ran scan from")
+
+
+def _side_files(path: Path) -> list[Path]:
+    from .store import SIDE_FILES
+
+    return [Path(str(path) + s) for s in SIDE_FILES]
+
+
+def _day(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(t))
+
+
+def _other_places() -> list[tuple[str, Path]]:
+    """The other folders where dfscan keeps files (for `store info` and the README)."""
+    from .runtime import cache_dir
+
+    try:
+        from huggingface_hub import constants
+
+        hub = Path(constants.HF_HUB_CACHE)
+    except ImportError:
+        hub = Path("~/.cache/huggingface/hub").expanduser()
+    from .store import data_dir
+
+    return [("dfscan's data folder (the default result store, model pins)", data_dir()),
+            ("model files downloaded from the hub", hub),
+            ("converted models (OpenVINO form of each model used)", cache_dir())]
+
+
+def _open_store(path: Path):
+    from .store import ResultStore, StoreUnusable
+
+    try:
+        return ResultStore(path, strict=True)
+    except StoreUnusable as exc:
+        raise DfscanError(str(exc)) from exc
+
+
+@store_group.command("forget")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.pass_obj
+def store_forget(path: Path, paths) -> None:
+    """Delete the stored results of these files, or of every file under these folders."""
+    import sqlite3
+
+    from rich.console import Console
+
+    from .report import printable
+
+    if not path.exists():
+        Console().print(f"no result store at {printable(str(path))}: nothing to forget", markup=False,
+                        highlight=False)
+        return
+    store = _open_store(path)
+    try:
+        gone = store.forget([os.fspath(p) for p in paths])
+    except sqlite3.Error as exc:
+        raise DfscanError(f"cannot change the result store {path}: {exc} (is a scan using it?)") from exc
+    finally:
+        store.close()
+    Console().print(f"forgot {gone} result{'s' if gone != 1 else ''} in {printable(str(path))}", markup=False,
+                    highlight=False)
+
+
+@store_group.command("clear")
+@click.pass_obj
+def store_clear(path: Path) -> None:
+    """Delete the result store and SQLite's files beside it."""
+    from rich.console import Console
+
+    from .report import printable
+    from .store import remove_store
+
+    removed = remove_store(path)
+    Console().print(f"removed {', '.join(printable(str(p)) for p in removed)}" if removed
+                    else f"no result store at {printable(str(path))}", markup=False, highlight=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -630,6 +937,7 @@ def _setup_logging(quiet: bool, verbose: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and map every exception to one exit code."""
+    _broken_pipe_is_an_error()
     try:
         cli.main(args=argv, prog_name="dfscan", standalone_mode=False)
     except SystemExit as exc:
@@ -646,9 +954,61 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         return EXIT_INTERRUPTED
+    except (BrokenPipeError, StdoutClosed):  # stdout closed early (`| head`) outside a scan, which handles its own
+        _stdout_gone()
+        return EXIT_BROKEN_PIPE
+    except Exception as exc:  # a bug: never exit 1, which means "a FAKE was found"
+        from .errors import first_line
+
+        if logging.getLogger("dfscan").isEnabledFor(logging.DEBUG):
+            import traceback
+
+            traceback.print_exc()
+        click.echo(f"dfscan: internal error: {type(exc).__name__}: {first_line(exc, 300)}\n"
+                   "This is a bug in dfscan, not a finding about your files. Please report it "
+                   "(run again with --verbose to see the traceback).", err=True)
+        return EXIT_INTERNAL
     return EXIT_CLEAN
+
+
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a tool whose reader went away
+
+
+def _broken_pipe_is_an_error() -> None:
+    """rich's default for a closed stdout is SystemExit(1), which reads as "a FAKE was found".
+
+    Raise BrokenPipeError instead: a scan then keeps its own status, other commands exit 141.
+    """
+    from rich.console import Console
+
+    def on_broken_pipe(console) -> None:
+        console.quiet = True
+        raise BrokenPipeError(32, "stdout was closed")
+
+    Console.on_broken_pipe = on_broken_pipe
+
+
+def _stdout_gone() -> None:
+    """Point stdout at /dev/null so that the flush at exit does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def run() -> None:
     """Console-script wrapper."""
-    sys.exit(main())
+    code = main()
+    if code == EXIT_INTERRUPTED:
+        # Interrupted: the partial report is closed and every finished result committed. What is
+        # left are decoding threads busy with videos whose results nobody will read; exiting
+        # normally would wait for them (seconds to minutes on a loaded machine).
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
+    sys.exit(code)

@@ -17,6 +17,7 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -122,6 +123,7 @@ class VideoResult:
     decoder: str | None = None
     notes: tuple[str, ...] = ()
     cached: bool = False  # taken from the result store, not computed in this scan
+    scanned_at: float | None = None  # when this result was computed (now, or by the scan that stored it)
     explanation: bytes | None = None  # JPEG: Grad-CAM over the most suspicious crop (--explain)
 
     def to_dict(self, images: bool = False) -> dict[str, Any]:
@@ -221,6 +223,7 @@ class _Prepared:
         default_factory=list)
     scores: list[float] = field(default_factory=list)
     cached: VideoResult | None = None
+    worst_crop: np.ndarray | None = None  # a reused FAKE's most suspicious crop, for --explain
 
     @property
     def done(self) -> bool:
@@ -273,14 +276,20 @@ class ScanPlan:
         """The stored result for these bytes, this model and these settings; None: scan the file."""
         if self.store is None or self.config.rescan:
             return None
-        stored = self.store.get(sha256, self.model_info.sha256, self.settings[0])
+        found = self.store.lookup(sha256, self.model_info.sha256, self.settings[0])
+        if found is None:
+            return None
+        stored, when = found
         # Same bytes, same model bytes, same settings; the model's name may differ (a renamed copy).
-        return None if stored is None else replace(VideoResult.from_dict(stored), model=self.model_info.label)
+        return replace(VideoResult.from_dict(stored), model=self.model_info.label, scanned_at=when)
 
     def _keep(self, result: VideoResult) -> None:
-        # ERROR rows are not kept, so that the next scan tries those files again.
+        if not result.cached and result.scanned_at is None:
+            result.scanned_at = time.time()
+        # ERROR rows are not kept, so that the next scan tries those files again. Face images are
+        # not kept either (sources' faces stay out of the store); --html recomputes them.
         if self.store and not result.cached and result.verdict is not Verdict.ERROR and result.sha256:
-            self.store.put(result.sha256, self.model_info.sha256, self.settings, result.to_dict(images=True),
+            self.store.put(result.sha256, self.model_info.sha256, self.settings, result.to_dict(images=False),
                            str(result.path))
 
     def close(self) -> None:
@@ -322,7 +331,7 @@ class Scanner(ScanPlan):
             self._submit(pool, todo, inflight, threads)
             while inflight:
                 with self.times.timing("wait"):  # the network idles until decoding catches up
-                    prepared = inflight.popleft().result()
+                    prepared = _wait(inflight.popleft())
                 self._submit(pool, todo, inflight, threads)
                 pending.append(prepared)
                 queue.extend((prepared, i) for i in range(len(prepared.crops)))
@@ -373,6 +382,8 @@ class Scanner(ScanPlan):
             stored = self._stored(result.sha256)
             if stored is not None:
                 prepared.cached = replace(stored, path=found.path, cached=True)
+                if self.config.thumbnails and stored.faces and not any(f.thumbnail for f in stored.faces):
+                    self._recrop(prepared, threads)
                 return prepared
             with self.times.timing("decode"):
                 clip = read_frames(found.path, self.config.frames, self.config.decoder, threads)
@@ -407,9 +418,34 @@ class Scanner(ScanPlan):
                 thumb = thumbnail(face.crop) if self.config.thumbnails else None
                 prepared.crop_meta.append((index, face.box, face.confidence, thumb))
 
+    def _recrop(self, p: _Prepared, threads: int) -> None:
+        """The face crops of a reused result, for the HTML report: the store keeps no face images."""
+        r = p.cached
+        wanted = {f.frame for f in r.faces}
+        try:
+            with self.times.timing("decode"):
+                clip = read_frames(p.found.path, self.config.frames, self.config.decoder, threads)
+            with self.times.timing("detect"):
+                detected = {i: self.detector.faces(frame) for i, frame in zip(clip.indices, clip.frames) if i in wanted}
+        except Exception as exc:  # the verdict stands; only the pictures are missing
+            log.debug("cannot recompute the crops of %s", p.found.path, exc_info=True)
+            r.notes += (f"face crops not recomputed: {exc}",)
+            return
+        worst = max(r.faces, key=lambda f: f.score)
+        faces = []
+        for f in r.faces:
+            match = _same_face(detected.get(f.frame, ()), f.box)
+            if match is not None and f is worst:
+                p.worst_crop = match.crop
+            faces.append(replace(f, thumbnail=thumbnail(match.crop)) if match is not None else f)
+        r.faces = faces
+
     def _conclude(self, p: _Prepared) -> VideoResult:
         if p.cached is not None:
-            return p.cached
+            r = p.cached
+            if self.config.explain and r.verdict is Verdict.FAKE and r.explanation is None and p.worst_crop is not None:
+                r.explanation = self._explain(p.worst_crop, r)
+            return r
         r = p.result
         if r.error:
             return r
@@ -434,6 +470,29 @@ class Scanner(ScanPlan):
             log.debug("no heatmap for %s", r.path, exc_info=True)
             r.notes += (f"no heatmap: {exc}",)
             return None
+
+
+def _wait(future: Future, poll_s: float = 0.2):
+    """future.result(), waking up regularly: an untimed wait would hold Ctrl-C back until the
+    video is decoded when the signal is delivered to another thread (then nothing wakes this one)."""
+    while True:
+        try:
+            return future.result(timeout=poll_s)
+        except FutureTimeout:
+            continue
+
+
+def _same_face(faces, box, min_iou: float = 0.5):
+    """The detected face whose box matches `box` best (detection is deterministic: the same box)."""
+    def iou(a, b) -> float:
+        w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+        h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+        inter = w * h
+        union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+        return inter / union if union > 0 else 0.0
+
+    best = max(faces, key=lambda face: iou(face.box, box), default=None)
+    return best if best is not None and iou(best.box, box) >= min_iou else None
 
 
 def decode_threads(videos: int, workers: int) -> int:

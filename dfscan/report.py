@@ -20,8 +20,10 @@ from .pipeline import ScanReport, VideoResult
 CSV_COLUMNS = (
     "path", "verdict", "score", "threshold", "frames_sampled", "frames_with_face", "faces_scored",
     "max_face_score", "most_suspicious_frame", "duration_s", "fps", "width", "height", "sha256",
-    "model", "error", "frame_indices", "face_scores", "decoder", "notes",
+    "model", "error", "frame_indices", "face_scores", "decoder", "notes", "reused", "scanned_at",
 )
+
+CAVEAT = ("A FAKE verdict is a reason to look closer, not proof; a REAL verdict does not clear a video.")
 
 VERDICT_STYLE = {
     Verdict.FAKE: "bold red",
@@ -51,7 +53,41 @@ def restore(cell: str) -> str:
 
 def printable(text: str) -> str:
     """Text safe to show in a terminal: control characters (escape sequences, newlines) made visible."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in utf8_text(text))
+
+
+def utf8_text(text: str) -> str:
+    """Text any UTF-8 writer accepts: the bytes of a file name that are not UTF-8 become `\\xNN`.
+
+    Python reads such a name with each bad byte as a lone surrogate (PEP 383), which no UTF-8
+    file, SQLite or terminal accepts. `a\\xffb.mp4` in a report is the name with byte 0xFF.
+    """
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace") \
+            if _only_escapes(text) else text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _only_escapes(text: str) -> bool:
+    return all(not 0xD800 <= ord(c) <= 0xDFFF or 0xDC80 <= ord(c) <= 0xDCFF for c in text)
+
+
+def path_text(path) -> str:
+    """A path as written in every report, the store and the terminal (see `utf8_text`)."""
+    return utf8_text(os.fspath(path))
+
+
+def utf8_data(value):
+    """`utf8_text` applied to every string of JSON-ready data."""
+    if isinstance(value, str):
+        return utf8_text(value)
+    if isinstance(value, dict):
+        return {utf8_text(k): utf8_data(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [utf8_data(v) for v in value]
+    return value
 
 
 def _num(value: float | None, digits: int = 6) -> str:
@@ -64,12 +100,12 @@ def _opt(value) -> str:
 
 def csv_row(r: VideoResult) -> dict[str, str]:
     """One CSV row. Missing values are empty cells, never a made-up number; no cell runs as a formula."""
-    return {k: neutralise(v) for k, v in _raw_row(r).items()}
+    return {k: neutralise(utf8_text(v)) for k, v in _raw_row(r).items()}
 
 
 def _raw_row(r: VideoResult) -> dict[str, str]:
     return {
-        "path": str(r.path),
+        "path": path_text(r.path),
         "verdict": r.verdict.value,
         "score": _num(r.score),
         "threshold": _num(r.threshold, 4),
@@ -89,6 +125,8 @@ def _raw_row(r: VideoResult) -> dict[str, str]:
         "face_scores": " ".join(f"{f.frame}:{f.score:.4f}" for f in r.faces),
         "decoder": _opt(r.decoder),
         "notes": "; ".join(r.notes),
+        "reused": "yes" if r.cached else "no",
+        "scanned_at": iso_time(r.scanned_at) if r.scanned_at else "",
     }
 
 
@@ -104,29 +142,131 @@ def default_csv_path(folder: Path | None = None, now: float | None = None) -> Pa
     return candidate
 
 
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # absent on Windows, where links need privileges to plant
+
+
+def create_new(path: Path, mode: int = 0o666) -> int:
+    """A new file at `path`, opened for writing: never follows a link, never replaces what is there.
+
+    O_CREAT|O_EXCL fails on any existing name, a symbolic link included (dangling or not), so a
+    link planted where dfscan writes cannot redirect the write (FileExistsError instead).
+    """
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | getattr(os, "O_CLOEXEC", 0), mode)
+
+
+def partial_path(path: Path) -> Path:
+    """Where a report is written as the scan goes: `<report>.partial`."""
+    return path.with_name(path.name + ".partial")
+
+
+def remove_leftover_partial(path: Path, first_line: str) -> bool:
+    """Delete an earlier interrupted scan's `.partial` file, and nothing else.
+
+    Only a regular file (not a link), owned by this user, that starts with `first_line` counts;
+    anything else stays, and creating the new partial file then fails with FileExistsError.
+    """
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    import stat
+
+    if not stat.S_ISREG(st.st_mode) or (hasattr(os, "getuid") and st.st_uid != os.getuid()):
+        return False
+    try:
+        with open(path, "rb") as fh:
+            ours = fh.read(len(first_line.encode()) + 1).decode("utf-8", "replace").startswith(first_line)
+    except OSError:
+        return False
+    if ours:
+        path.unlink()
+    return ours
+
+
 class LiveJsonl:
-    """--jsonl: one line per video as it finishes, so a queue can follow the scan."""
+    """--jsonl: one line per video as it finishes, so a queue can follow the scan.
+
+    An interrupted scan sets its file aside as `<file>.partial` (`set_aside`); the same command
+    then moves it back and continues it: lines already there are not written again.
+    """
 
     def __init__(self, path: Path, overwrite: bool = False):
-        self._fh: IO[str] = open(path, "w" if overwrite else "x", encoding="utf-8")
+        self.path = Path(path)
+        self.done: set[str] = set()  # paths (as written) of the lines already in the file
+        self.resumed = 0
+        leftover = partial_path(self.path)
+        if overwrite and os.path.lexists(self.path):
+            os.unlink(self.path)  # --overwrite: the name is replaced, a link at it never followed
+        if not os.path.lexists(self.path) and _is_own_file(leftover):
+            self._resume(leftover)
+            return
+        self._fh: IO[str] = os.fdopen(create_new(self.path), "w", encoding="utf-8", errors="backslashreplace")
+
+    def _resume(self, leftover: Path) -> None:
+        _move_no_clobber(str(leftover), self.path, keep_source=False)
+        fd = os.open(self.path, os.O_RDWR | _NOFOLLOW)
+        with open(fd, "rb", closefd=False) as fh:
+            data = fh.read()
+        keep = data[: data.rfind(b"\n") + 1]  # a line cut by the interruption is dropped
+        for line in keep.splitlines():
+            try:
+                self.done.add(json.loads(line)["path"])
+            except (ValueError, KeyError, TypeError):
+                continue
+        os.ftruncate(fd, len(keep))
+        os.lseek(fd, 0, os.SEEK_END)
+        self.resumed = len(self.done)
+        self._fh = os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace")
 
     def add(self, result: VideoResult) -> None:
+        if path_text(result.path) in self.done:
+            return
         self._fh.write(jsonl_line(result))
         self._fh.flush()
 
     def close(self) -> None:
         self._fh.close()
 
+    def discard(self) -> None:
+        """Remove the file this run created before anything was written in it."""
+        self.close()
+        self.path.unlink(missing_ok=True)
+
+    def set_aside(self) -> Path | None:
+        """After an interruption: move the unfinished file to `<file>.partial` for the next run to continue."""
+        self.close()
+        try:
+            _move_no_clobber(str(self.path), partial_path(self.path), keep_source=False)
+        except OSError:
+            return None
+        return partial_path(self.path)
+
+
+def _is_own_file(path: Path) -> bool:
+    import stat
+
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and (not hasattr(os, "getuid") or st.st_uid == os.getuid())
+
+
+CSV_HEADER = ",".join(CSV_COLUMNS)
+
 
 class LiveCsv:
     """Rows written as videos finish (to `<report>.partial`), so an interrupted scan shows its work.
 
-    The finished report is written separately by `write_atomic`, from all results at once.
+    The finished report is written separately by `write_atomic`, from all results at once. The
+    file is created new (never through a link); a leftover of an interrupted scan is replaced.
     """
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self._fh: IO[str] = open(self.path, "w", newline="", encoding="utf-8")
+        remove_leftover_partial(self.path, CSV_HEADER)
+        self._fh: IO[str] = os.fdopen(create_new(self.path), "w", newline="", encoding="utf-8",
+                                      errors="backslashreplace")
         self._writer = csv.DictWriter(self._fh, fieldnames=CSV_COLUMNS)
         self._writer.writeheader()
         self._fh.flush()
@@ -138,15 +278,15 @@ class LiveCsv:
     def close(self) -> None:
         self._fh.close()
 
+    @property
+    def closed(self) -> bool:
+        return self._fh.closed
+
     def __enter__(self) -> "LiveCsv":
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def partial_path(path: Path) -> Path:
-    return path.with_name(path.name + ".partial")
 
 
 def to_csv_text(results: Iterable[VideoResult], note: str | None = None) -> str:
@@ -177,7 +317,7 @@ def write_atomic(path: Path, text: str, overwrite: bool = False) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a report gets the usual permissions
     try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8", errors="backslashreplace") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
@@ -196,15 +336,27 @@ def _umask() -> int:
     return mask
 
 
-def _move_no_clobber(tmp: str, path: Path) -> None:
+def probe_writable(path: Path) -> None:
+    """Raise OSError now if `write_atomic(path)` could not create its temporary file at the end."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    os.close(fd)
+    os.unlink(tmp)
+
+
+def _move_no_clobber(tmp: str, path: Path, keep_source: bool = True) -> None:
+    """Give `tmp` the name `path` unless something (a link included) is there: FileExistsError then."""
     try:
-        os.link(tmp, path)  # fails if `path` exists: no window in which a user's file is replaced
+        os.link(tmp, path)  # fails if `path` exists (a link too): no window in which a file is replaced
     except FileExistsError:
         raise
     except OSError:  # a file system without hard links
-        if path.exists():
+        if os.path.lexists(path):
             raise FileExistsError(str(path))
         os.replace(tmp, path)
+        return
+    if not keep_source:
+        os.unlink(tmp)
 
 
 JSON_SCHEMA_VERSION = 1
@@ -219,14 +371,20 @@ def to_json(report: ScanReport) -> str:
         "generated": _iso(time.time()), "started": _iso(report.started_at), "elapsed_s": report.elapsed_s,
         "paths": report.paths, "model": report.model, "device": report.device, "settings": report.settings,
         "counts": {v.value: n for v, n in report.counts().items()},
-        "videos": [r.to_dict() for r in report.results],
+        "videos": [video_data(r) for r in report.results],
     }
-    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    return json.dumps(utf8_data(doc), indent=2, ensure_ascii=False) + "\n"
+
+
+def video_data(r: VideoResult) -> dict:
+    """One video in the JSON reports: its result, and whether it came from the store."""
+    return utf8_data({**r.to_dict(), "path": path_text(r.path), "reused": r.cached,
+                      "scanned_at": iso_time(r.scanned_at) if r.scanned_at else None})
 
 
 def jsonl_line(result: VideoResult) -> str:
     """One video as one JSON line (the --jsonl stream)."""
-    return json.dumps({"schema": "dfscan.video", "version": JSON_SCHEMA_VERSION, **result.to_dict()},
+    return json.dumps({"schema": "dfscan.video", "version": JSON_SCHEMA_VERSION, **video_data(result)},
                       ensure_ascii=False) + "\n"
 
 
@@ -239,8 +397,13 @@ def to_dfdc(report: ScanReport) -> str:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["filename", "label"])
     for r in report.results:
-        writer.writerow([neutralise(r.path.name), f"{r.score if r.score is not None else DFDC_UNKNOWN:.6f}"])
+        writer.writerow([neutralise(path_text(r.path.name)), f"{r.score if r.score is not None else DFDC_UNKNOWN:.6f}"])
     return buf.getvalue()
+
+
+def iso_time(t: float) -> str:
+    """Local time with its offset, as in the JSON reports."""
+    return _iso(t)
 
 
 def _iso(t: float) -> str:
@@ -262,10 +425,21 @@ WRITERS: dict[str, Callable[[ScanReport], str]] = {
 }
 
 
-def write_reports(report: ScanReport, targets: dict[str, Path], overwrite: bool = False) -> None:
-    """Write each requested format to its file, atomically."""
+def write_reports(report: ScanReport, targets: dict[str, Path], overwrite: bool = False) -> dict[str, str]:
+    """Write each requested format to its file, atomically; return {format: why} for those that failed.
+
+    One report that cannot be written (a full disk, a file that appeared during the scan)
+    does not stop the others.
+    """
+    failed = {}
     for fmt, path in targets.items():
-        write_atomic(path, WRITERS[fmt](report), overwrite=overwrite)
+        try:
+            write_atomic(path, WRITERS[fmt](report), overwrite=overwrite)
+        except FileExistsError:
+            failed[fmt] = f"{path} appeared during the scan and was not replaced"
+        except OSError as exc:
+            failed[fmt] = f"cannot write {path}: {exc.strerror or exc}"
+    return failed
 
 
 def suspicion_order(results: Iterable[VideoResult]) -> list[VideoResult]:
@@ -274,38 +448,110 @@ def suspicion_order(results: Iterable[VideoResult]) -> list[VideoResult]:
     return sorted(results, key=lambda r: (rank[r.verdict], -(r.score or 0.0), str(r.path)))
 
 
-def results_table(results: Iterable[VideoResult]):
-    """A rich Table of every video, most suspicious first."""
+def display_paths(results: Iterable[VideoResult], roots: Iterable[str | Path] = ()) -> dict[int, str]:
+    """Each result's path as the table shows it: relative to the folder it was found in.
+
+    With one folder scanned, paths are relative to it; with several, each starts with its
+    folder's name. Files named on their own keep the name the user gave. (The CSV keeps whole paths.)
+    """
+    folders = [Path(r) for r in roots if Path(r).is_dir()]
+    out = {}
+    for r in results:
+        shown = str(r.path)
+        for folder in folders:
+            try:
+                rel = r.path.relative_to(folder)
+            except ValueError:
+                continue
+            if rel.parts:
+                shown = str(rel) if len(folders) == 1 else str(Path(folder.resolve().name or str(folder)) / rel)
+                break
+        out[id(r)] = printable(shown)
+    return out
+
+
+def results_table(results: Iterable[VideoResult], roots: Iterable[str | Path] = (), width: int | None = None):
+    """A rich renderable of every video, most suspicious first.
+
+    A file name is never broken across lines: its column is as wide as the longest name, and
+    when `width` (the terminal's) is too narrow for that, the face and frame counts, then the
+    score, move under the name. The reason or notes of a video go under its name too, and a
+    column is shown only when it has content.
+    """
+    from rich.console import Group
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title="dfscan results", show_lines=False, expand=False)
+    ordered = suspicion_order(results)
+    shown = display_paths(ordered, roots)
+    folders = [printable(str(p)) for p in roots if Path(p).is_dir()]
+    longest = max((len(shown[id(r)]) for r in ordered), default=5)
+    scores = any(r.score is not None for r in ordered)
+    counts = any(r.frames for r in ordered)
+    if width is not None:  # borders: 3 per column + 1; Verdict 7, Score 5, Faces 5, Frames 6 wide
+        if counts and longest + 4 + 10 + (8 if scores else 0) + 8 + 9 > width:
+            counts = None  # not as columns: under the name
+        if scores and counts is None and longest + 4 + 10 + 8 > width:
+            scores = None
+    table = Table(title="dfscan results" if len(folders) != 1 else None, show_lines=False, expand=False)
     table.add_column("Verdict", no_wrap=True)
-    table.add_column("Score", justify="right", no_wrap=True)
-    table.add_column("Faces", justify="right", no_wrap=True)
-    table.add_column("Frames", justify="right", no_wrap=True, header_style="bold")
-    table.add_column("Video", overflow="fold", ratio=3)
-    table.add_column("Reason / notes", overflow="fold", ratio=2)
-    for r in suspicion_order(results):
+    if scores:
+        table.add_column("Score", justify="right", no_wrap=True)
+    if counts:
+        table.add_column("Faces", justify="right", no_wrap=True)
+        table.add_column("Frames", justify="right", no_wrap=True)
+    table.add_column("Video", min_width=max(longest, 5), overflow="fold")
+    for r in ordered:
         v = r.verdict
-        table.add_row(
-            Text(v.value, style=VERDICT_STYLE[v]),
-            _num(r.score, 3),
-            str(r.faces_scored) if r.frames else "",
-            f"{r.frames_with_face}/{len(r.frames)}" if r.frames else "",
-            Text(printable(str(r.path))),
-            Text(printable(r.error or _shorten("; ".join(r.notes), 60))),
-        )
-    table.caption = "Faces: face crops scored.  Frames: sampled frames with a face / frames sampled."
-    return table
+        cells = [Text(v.value, style=VERDICT_STYLE[v])]
+        if scores:
+            cells.append(_num(r.score, 3))
+        if counts:
+            cells += [str(r.faces_scored) if r.frames else "", f"{r.frames_with_face}/{len(r.frames)}" if r.frames else ""]
+        video = Text(shown[id(r)])
+        moved = []
+        if scores is None and r.score is not None:
+            moved.append(f"score {r.score:.3f}")
+        if counts is None and r.frames:
+            moved.append(f"{r.faces_scored} faces, {r.frames_with_face}/{len(r.frames)} frames with a face")
+        detail = [x for x in (*moved, r.error, _shorten("; ".join(r.notes), 120) if r.notes else None,
+                              _reused_note(r)) if x]
+        if detail:
+            video.append("\n" + printable(" · ".join(detail)), style="dim")
+        cells.append(video)
+        table.add_row(*cells)
+    caption = []
+    if counts:
+        caption.append("Faces: crops scored.  Frames: frames with a face / sampled.")
+    if any(r.cached for r in ordered):
+        caption.append("reused: an earlier scan's result for the same bytes (the result store).")
+    table.caption = "\n".join(caption) or None
+    if len(folders) != 1:
+        return table
+    return Group(Text(f"dfscan results in {folders[0]}", style="italic"), table)
+
+
+def _reused_note(r: VideoResult) -> str | None:
+    if not r.cached:
+        return None
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.scanned_at)) if r.scanned_at else "earlier"
+    return f"reused (scanned {when})"
 
 
 def _shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def summary(report: ScanReport, files: dict[str, Path] | None = None):
-    """A rich renderable: counts per verdict, time, speed, the model and settings."""
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def summary(report: ScanReport, files: dict[str, Path] | None = None, store: str | None = None,
+            store_problem: str | None = None):
+    """A rich renderable: counts per verdict, what a verdict means, time, the store, the model and settings.
+
+    `store`: where results are kept (None: not kept); `store_problem`: why the store could not be used.
+    """
     from rich.text import Text
 
     counts = report.counts()
@@ -314,12 +560,25 @@ def summary(report: ScanReport, files: dict[str, Path] | None = None):
     for v in Verdict:
         text.append(f"{v.value}: {counts[v]}", style=VERDICT_STYLE[v] if counts[v] else "dim")
         text.append("   ")
+    text.append(f"\n{CAVEAT}", style="italic")
     rate = n / report.elapsed_s if report.elapsed_s > 0 else 0.0
-    text.append(f"\n{n} videos in {report.elapsed_s:.1f} s ({rate:.2f} videos/s) on {report.device}")
+    text.append(f"\n{_plural(n, 'video')} in {report.elapsed_s:.1f} s ({rate:.2f} videos/s) on {report.device}")
+    reused = sum(r.cached for r in report.results)
+    if n:
+        text.append(f": {reused} reused from the result store (scanned before), {n - reused} scanned now")
+    if store_problem:
+        text.append(f"\nresults not kept: {printable(store_problem)}", style="yellow")
+    elif store:
+        text.append(f"\nresults kept in {printable(str(store))} (see `dfscan store info`, `forget`, `clear`)")
+    else:
+        text.append("\nresults not kept (--no-store)")
     c = report.config
-    threshold = report.results[0].threshold if report.results else c.threshold
+    threshold = report.settings.get("threshold") if report.settings else None
+    if threshold is None:
+        threshold = report.results[0].threshold if report.results else c.threshold
     text.append(f"\nmodel: {report.model}")
-    text.append(f"\nframes: {c.frames.describe()}   aggregate: {c.aggregate}   threshold: {threshold}")
+    text.append(f"\nframes: {c.frames.describe()}   aggregate: {c.aggregate}   threshold: "
+                + (f"{threshold:g}" if threshold is not None else "the model's"))
     if note := flat_note(report):
         text.append(f"\nwarning: {note}", style="bold yellow")
     for fmt, path in (files or {}).items():

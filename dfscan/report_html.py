@@ -12,7 +12,7 @@ from html import escape
 
 from .aggregate import Verdict
 from .pipeline import ScanReport, VideoResult
-from .report import flat_note, printable, suspicion_order
+from .report import CAVEAT, flat_note, printable, suspicion_order, utf8_text
 
 COLOURS = {Verdict.FAKE: "#c62828", Verdict.REAL: "#2e7d32", Verdict.NO_FACE: "#b28704", Verdict.ERROR: "#6a1b9a"}
 
@@ -77,8 +77,8 @@ def render_html(report: ScanReport) -> str:
         _header(report),
         "<main>",
         _counts(report),
-        "<p class='disclaimer'>A FAKE verdict is a reason to look closer, not proof; a REAL verdict does not clear "
-        "a video. Scores come from a classifier of face crops with limited accuracy (see the model's card).</p>",
+        f"<p class='disclaimer'>{escape(CAVEAT)} Scores come from a classifier of face crops with limited accuracy "
+        "(see the model's card).</p>",
         *([f"<p class='flat'><b>Warning:</b> {escape(note)}.</p>"] if (note := flat_note(report)) else []),
         "<p><input id='q' type='search' placeholder='filter by path'></p>",
         _table(ordered, report),
@@ -96,14 +96,16 @@ def _header(report: ScanReport) -> str:
     n = len(report.results)
     rate = n / report.elapsed_s if report.elapsed_s > 0 else 0.0
     s = report.settings
-    settings = ", ".join(f"{k}={_short_setting(v)}" for k, v in s.items()) if s else "-"
+    settings = "; ".join(f"{k.replace('_', ' ')}: {_short_setting(v)}" for k, v in s.items()
+                         if v is not None) if s else "-"
     rows = [
         ("scanned", _when(report.started_at)),
         ("folders / files", "; ".join(printable(p) for p in report.paths) or "-"),
         ("model", report.model),
         ("device", report.device),
         ("settings that change scores", settings),
-        ("time", f"{n} videos in {report.elapsed_s:.1f} s ({rate:.2f} videos/s)"),
+        ("time", f"{n} video{'' if n == 1 else 's'} in {report.elapsed_s:.1f} s ({rate:.2f} videos/s); "
+                 f"{sum(r.cached for r in report.results)} reused from the result store of earlier scans"),
     ]
     meta = "".join(f"<b>{escape(k)}</b><span>{escape(v)}</span>" for k, v in rows)
     return f"<header><h1>dfscan report</h1><div class='meta'>{meta}</div></header>"
@@ -111,9 +113,10 @@ def _header(report: ScanReport) -> str:
 
 def _short_setting(value) -> str:
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {v}" for k, v in value.items()) + "}"
-    if isinstance(value, list) and len(value) > 4:
-        return f"[{value[0]}, {value[1]}, …, {value[-1]}]"
+        return ", ".join(f"{k.replace('_', ' ')} {_short_setting(v)}" for k, v in value.items() if v is not None)
+    if isinstance(value, list):
+        items = [str(v) for v in value]
+        return " ".join(items) if len(items) <= 4 else f"{items[0]} {items[1]} … {items[-1]}"
     return str(value)
 
 
@@ -140,12 +143,19 @@ def _table(results: list[VideoResult], report: ScanReport) -> str:
             (f"{r.duration_s:.1f} s" if r.duration_s else "", str(r.duration_s or 0), "num"),
             (f"{r.width}×{r.height}" if r.width else "", str((r.width or 0) * (r.height or 0)), "num"),
             (f"<a href='#v{i}'>{escape(path)}</a>", path, "path"),
-            (escape(r.error or "; ".join(r.notes)), r.error or "", ""),
+            (escape(utf8_text(r.error or "; ".join(r.notes))) + _reused(r), r.error or "", ""),  # noqa: E501
         ]
         tds = "".join(f"<td class='{cls}' data-sort=\"{escape(key)}\">{html}</td>" for html, key, cls in cells)
         body.append(f"<tr data-verdict='{r.verdict.value}' data-path=\"{escape(path)}\">{tds}</tr>")
     ths = "".join(f"<th>{escape(h)}</th>" for h in head)
     return f"<table id='results'><thead><tr>{ths}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _reused(r: VideoResult) -> str:
+    if not r.cached:
+        return ""
+    when = f" (scanned {escape(_when(r.scanned_at))})" if r.scanned_at else ""
+    return f"<span class='note'> reused{when}</span>"
 
 
 def _fmt(score: float | None, missing: float | None = None) -> str:
@@ -164,12 +174,15 @@ def _card(i: int, r: VideoResult) -> str:
     if r.frames:
         facts.append(f"frames {escape(' '.join(map(str, r.frames)))}")
     facts.append(f"SHA-256 <code>{escape(r.sha256 or '-')}</code>")
+    if r.cached:
+        facts.append(f"reused from the result store (scanned {escape(_when(r.scanned_at))})" if r.scanned_at
+                     else "reused from the result store")
     out = [f"<section class='card' id='v{i}' data-verdict='{r.verdict.value}' data-path=\"{escape(path)}\">",
            f"<h3>{escape(path)}</h3><div class='facts'>{' · '.join(facts)}</div>"]
     if r.error:
-        out.append(f"<p><b>Why:</b> {escape(r.error)}</p>")
+        out.append(f"<p><b>Why:</b> {escape(utf8_text(r.error))}</p>")
     if r.notes:
-        out.append(f"<p class='note'>{escape('; '.join(r.notes))}</p>")
+        out.append(f"<p class='note'>{escape(utf8_text('; '.join(r.notes)))}</p>")
     if r.faces:
         out.append(_thumbs(r))
         out.append(_plot(r))
@@ -183,8 +196,9 @@ def _card(i: int, r: VideoResult) -> str:
 
 def _thumbs(r: VideoResult) -> str:
     if not any(f.thumbnail for f in r.faces):
-        return ("<p class='note'>Face crops were not kept for this video (its result came from the store of an "
-                "earlier scan made without --html; --rescan recomputes it).</p>")
+        return ("<p class='note'>No face crops for this video: its result was reused from the result store, "
+                "which keeps no face images, and they could not be recomputed here (a note above may say why; "
+                "--rescan computes everything again).</p>")
     worst = max(range(len(r.faces)), key=lambda k: r.faces[k].score)
     figs = []
     for k, f in enumerate(r.faces):

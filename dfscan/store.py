@@ -5,20 +5,30 @@ of the settings that change scores: a renamed file is not scanned again, a
 changed one is. Each result is committed as soon as its video finishes (WAL
 mode, so a killed process leaves a consistent file and two scans can share it).
 ERROR results are not kept: the next scan tries those files again.
+
+Journalists protect sources: the store (and SQLite's -wal/-shm/-journal files
+beside it) is readable by its owner only (0600, in a 0700 folder), keeps no face
+images, and a store that cannot be used never costs the scan: it is left as it
+is, with a warning, and the scan goes on without keeping results.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import sqlite3
+import stat
 import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+log = logging.getLogger(__name__)
+
 STORE_ENV = "DFSCAN_STORE"
+SIDE_FILES = ("-wal", "-shm", "-journal")  # SQLite's own files beside the store
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
@@ -37,17 +47,63 @@ CREATE TABLE IF NOT EXISTS settings (
 """
 
 
-def default_store_path() -> Path:
-    """$DFSCAN_STORE, else the platform's per-user data folder."""
-    if os.environ.get(STORE_ENV):
-        return Path(os.environ[STORE_ENV]).expanduser()
+def data_dir() -> Path:
+    """dfscan's per-user data folder (the store's default home): 0700 when dfscan creates it."""
     if sys.platform == "win32":
         base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
     elif sys.platform == "darwin":
         base = Path.home() / "Library" / "Application Support"
     else:
         base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return base / "dfscan" / "results.sqlite"
+    return base / "dfscan"
+
+
+def default_store_path() -> Path:
+    """$DFSCAN_STORE, else results.sqlite in the per-user data folder."""
+    if os.environ.get(STORE_ENV):
+        return Path(os.environ[STORE_ENV]).expanduser()
+    return data_dir() / "results.sqlite"
+
+
+def private_dir(path: Path) -> Path:
+    """Create `path` (and missing parents) readable by this user only (0700); tighten it if it is dfscan's own.
+
+    A folder that exists already keeps its mode unless it is dfscan's data folder or below it.
+    """
+    path = Path(path)
+    missing = []
+    p = path
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+        _chmod(folder, 0o700)
+    own = data_dir()
+    if path == own or own in path.parents:
+        _chmod(path, 0o700)
+    return path
+
+
+def private_file(path: Path) -> None:
+    """Create `path` if missing, 0600 (never through a link); tighten an existing file of this user to 0600."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        os.close(fd)
+    except FileExistsError:
+        pass
+    _chmod(path, 0o600)
+
+
+def _chmod(path: Path, mode: int) -> None:
+    try:
+        st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode) or (hasattr(os, "getuid") and st.st_uid != os.getuid()):
+            return
+        if stat.S_IMODE(st.st_mode) != mode:
+            os.chmod(path, mode)
+    except OSError:
+        pass
 
 
 def settings_key(settings: dict[str, Any]) -> tuple[str, str]:
@@ -56,51 +112,200 @@ def settings_key(settings: dict[str, Any]) -> tuple[str, str]:
     return hashlib.sha256(text.encode()).hexdigest()[:16], text
 
 
-class ResultStore:
-    """One SQLite file; one connection per thread (sqlite3 objects stay in their thread)."""
+def path_key(path: str | os.PathLike) -> str:
+    """A path as the store keeps it: absolute, and valid UTF-8 (bad bytes as \\xNN, as in the reports)."""
+    from .report import path_text
 
-    def __init__(self, path: str | os.PathLike):
+    return path_text(os.path.abspath(path))
+
+
+class StoreUnusable(Exception):
+    """The store file cannot be opened or used (not SQLite, corrupted, read-only, a file as its folder)."""
+
+
+class ResultStore:
+    """One SQLite file; one connection per thread (sqlite3 objects stay in their thread).
+
+    A store that cannot be opened or fails later is not fatal: `problem` says why, a warning is
+    logged once, and from then on nothing is read or written (the scan goes on, computing).
+    `strict=True` raises StoreUnusable instead (the `dfscan store` commands).
+    """
+
+    def __init__(self, path: str | os.PathLike, strict: bool = False):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.problem: str | None = None
+        self._strict = strict
         self._local = threading.local()
-        with self._connect() as db:
-            db.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+        self._all: list[sqlite3.Connection] = []
+        self._closed = False
+        try:
+            private_dir(self.path.parent)
+            private_file(self.path)
+            with self._connect() as db:
+                db.executescript(_SCHEMA)
+            for suffix in SIDE_FILES:  # SQLite gives them the store's mode; a store from before 0600 had 0644 ones
+                side = Path(str(self.path) + suffix)
+                if side.exists():
+                    _chmod(side, 0o600)
+        except (sqlite3.Error, OSError) as exc:
+            self._fail(exc)
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._closed:  # a worker thread still busy when the scan was closed (after Ctrl-C): not a store problem
+            return
+        reason = f"the result store {self.path} cannot be used ({_why(exc)})"
+        if self._strict:
+            raise StoreUnusable(reason) from exc
+        with self._lock:
+            if self.problem is None:
+                self.problem = reason
+                log.warning("%s; scanning without it: results are not kept or reused. Move it aside or "
+                            "choose another with --store FILE.", reason)
+
+    @property
+    def usable(self) -> bool:
+        return self.problem is None
+
+    @property
+    def _open(self) -> bool:
+        return self.problem is None and not self._closed
 
     def _connect(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, timeout=60)
+            # Used by this thread only; check_same_thread=False lets close() end every thread's connection,
+            # so that the last one folds the WAL back into the file and removes it.
+            db = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
+            with self._lock:
+                self._all.append(db)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA secure_delete=ON")  # forgotten results are overwritten, not left in free pages
             self._local.db = db
         return db
 
+    def lookup(self, sha256: str, model: str, settings: str) -> tuple[dict[str, Any], float] | None:
+        """The stored result for this key and when it was computed, or None."""
+        if not self._open:
+            return None
+        try:
+            row = self._connect().execute(
+                "SELECT result, updated FROM results WHERE sha256=? AND model=? AND settings=?",
+                (sha256, model, settings)).fetchone()
+            return (json.loads(row[0]), row[1]) if row else None
+        except (sqlite3.Error, ValueError) as exc:
+            self._fail(exc)
+            return None
+
     def get(self, sha256: str, model: str, settings: str) -> dict[str, Any] | None:
-        row = self._connect().execute(
-            "SELECT result FROM results WHERE sha256=? AND model=? AND settings=?", (sha256, model, settings)
-        ).fetchone()
-        return json.loads(row[0]) if row else None
+        found = self.lookup(sha256, model, settings)
+        return None if found is None else found[0]
 
     def put(self, sha256: str, model: str, settings: tuple[str, str], result: dict[str, Any], path: str) -> None:
+        if not self._open:
+            return
         key, text = settings
-        with self._connect() as db:  # one transaction per video: committed before the next starts
-            db.execute("INSERT OR IGNORE INTO settings (hash, json) VALUES (?, ?)", (key, text))
-            db.execute(
-                "INSERT OR REPLACE INTO results (sha256, model, settings, result, path, updated) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (sha256, model, key, json.dumps(result), path, time.time()),
-            )
+        try:
+            with self._connect() as db:  # one transaction per video: committed before the next starts
+                db.execute("INSERT OR IGNORE INTO settings (hash, json) VALUES (?, ?)", (key, text))
+                db.execute(
+                    "INSERT OR REPLACE INTO results (sha256, model, settings, result, path, updated) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (sha256, model, key, json.dumps(result), path_key(path), time.time()),
+                )
+        except sqlite3.Error as exc:
+            self._fail(exc)
 
     def hashes(self, model: str, settings: str) -> frozenset[str]:
         """The SHA-256 of every file with a stored result for this model and these settings."""
-        rows = self._connect().execute("SELECT sha256 FROM results WHERE model=? AND settings=?", (model, settings))
+        if not self._open:
+            return frozenset()
+        try:
+            rows = self._connect().execute("SELECT sha256 FROM results WHERE model=? AND settings=?",
+                                           (model, settings)).fetchall()
+        except sqlite3.Error as exc:
+            self._fail(exc)
+            return frozenset()
         return frozenset(r[0] for r in rows)
 
     def count(self) -> int:
         return self._connect().execute("SELECT COUNT(*) FROM results").fetchone()[0]
 
+    def info(self) -> dict[str, Any]:
+        """What the store holds, for `dfscan store info`."""
+        db = self._connect()
+        n, files, oldest, newest = db.execute(
+            "SELECT COUNT(*), COUNT(DISTINCT sha256), MIN(updated), MAX(updated) FROM results").fetchone()
+        images = db.execute("SELECT COUNT(*) FROM results WHERE result LIKE '%thumbnail_jpeg%' "
+                            "OR result LIKE '%explanation_jpeg%'").fetchone()[0]
+        models = db.execute("SELECT COUNT(DISTINCT model) FROM results").fetchone()[0]
+        return {"results": n, "files": files, "models": models, "oldest": oldest, "newest": newest,
+                "with_face_images": images}
+
+    def forget(self, paths: list[str]) -> int:
+        """Delete the results of these files or of everything under these folders; return how many.
+
+        A file is found by its path (as scanned, or absolute) and, if it still exists, by its
+        SHA-256 too (so copies and renamed files scanned elsewhere go as well). The freed pages
+        are overwritten (secure_delete) and the file compacted.
+        """
+        from .model import file_sha256
+
+        db = self._connect()
+        gone = 0
+        with db:
+            for raw in paths:
+                whole = path_key(raw)
+                names = {whole, os.fspath(raw)}
+                for name in names:
+                    prefix = name.rstrip(os.sep) + os.sep
+                    gone += db.execute("DELETE FROM results WHERE path=? OR substr(path, 1, ?)=?",
+                                       (name, len(prefix), prefix)).rowcount
+                if os.path.isfile(raw):
+                    gone += db.execute("DELETE FROM results WHERE sha256=?", (file_sha256(Path(raw)),)).rowcount
+        self.compact()
+        return gone
+
+    def clear_rows(self) -> int:
+        with self._connect() as db:
+            gone = db.execute("DELETE FROM results").rowcount
+            db.execute("DELETE FROM settings")
+        self.compact()
+        return gone
+
+    def compact(self) -> None:
+        """Fold the WAL back into the file and rebuild it, so that deleted results leave no trace."""
+        db = self._connect()
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        db.execute("VACUUM")
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def close(self) -> None:
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            db.close()
-            self._local.db = None
+        self._closed = True
+        with self._lock:
+            every, self._all = self._all, []
+        for db in every:
+            try:
+                db.close()
+            except sqlite3.Error:
+                pass
+        self._local = threading.local()
+
+
+def remove_store(path: Path) -> list[Path]:
+    """Delete the store file and SQLite's files beside it; return what was removed."""
+    removed = []
+    for p in [Path(path), *(Path(str(path) + s) for s in SIDE_FILES)]:
+        try:
+            p.unlink()
+            removed.append(p)
+        except FileNotFoundError:
+            continue
+    return removed
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    return str(exc).strip() or type(exc).__name__

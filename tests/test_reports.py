@@ -97,10 +97,10 @@ def test_write_reports_writes_each_format_with_its_own_writer(tmp_path, colour_m
     report = scan([clips["fake_mp4"], clips["real_avi"]], ScanConfig(model=str(colour_model)))
     paths = {fmt: tmp_path / f"r.{fmt}" for fmt in ("csv", "json", "dfdc", "html")}
     paths["csv"].write_text("precious")
-    with pytest.raises(FileExistsError):  # never over a file that is there, unless asked
-        write_reports(report, {"csv": paths["csv"]})
+    failed = write_reports(report, {"csv": paths["csv"]})  # never over a file that is there, unless asked
+    assert list(failed) == ["csv"] and "not replaced" in failed["csv"]
     assert paths["csv"].read_text() == "precious"
-    write_reports(report, paths, overwrite=True)
+    assert write_reports(report, paths, overwrite=True) == {}
     assert paths["csv"].read_bytes() == to_csv_text(report.results).encode()
     assert paths["dfdc"].read_bytes() == to_dfdc(report).encode()
     doc = json.loads(paths["json"].read_text())
@@ -178,5 +178,35 @@ def test_html_report_in_a_real_browser(scanned, tmp_path):
             shot = tmp_path / "report.png"
             page.screenshot(path=str(shot), full_page=False)
             assert shot.stat().st_size > 10_000
+        finally:
+            browser.close()
+
+
+def test_html_of_a_scan_from_the_store_is_complete_in_a_browser(clips, colour_model, tmp_path):
+    """Results reused from the store (which keeps no face images) still get their crops in the HTML report."""
+    browser_path = chromium()
+    if browser_path is None:
+        pytest.skip("no chromium on this machine (apt-get install chromium)")
+    store = tmp_path / "s.sqlite"
+    args = ["--model", str(colour_model), "--store", str(store), "--no-recursive", "-q"]
+    assert main(["scan", str(clips["root"]), "--csv", str(tmp_path / "1.csv"), *args]) == 1  # no --html: no crops
+    html = tmp_path / "again.html"
+    assert main(["scan", str(clips["root"]), "--csv", str(tmp_path / "2.csv"), "--html", str(html), *args]) == 1
+    text = html.read_text()
+    assert "could not be recomputed" not in text and text.count(" reused (scanned ") == 3
+    assert "None" not in text.split("settings that change scores")[1].split("</span>")[0]
+    assert "{" not in text.split("settings that change scores")[1].split("</span>")[0]
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=browser_path, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page()
+            page.goto(html.as_uri())
+            page.wait_for_load_state("load")
+            images = page.evaluate("Array.from(document.images).map(i => [i.complete, i.naturalWidth])")
+            assert len(images) == 10 + 10 + 10  # every scored face of the three videos with faces
+            assert all(done and width > 0 for done, width in images)
+            assert page.locator(".card .facts", has_text="reused from the result store").count() == 3
         finally:
             browser.close()

@@ -25,9 +25,9 @@ def folder(tmp_path_factory):
     return d
 
 
-def command(folder, model, store, out):
+def command(folder, model, store, out, *more):
     return [sys.executable, "-m", "dfscan", "scan", str(folder), "--model", str(model), "--store", str(store),
-            "--csv", str(out), "-q"]
+            "--csv", str(out), "-q", *map(str, more)]
 
 
 def run(args):
@@ -36,11 +36,42 @@ def run(args):
 
 
 def stored(store: Path) -> int:
-    try:
-        with sqlite3.connect(store, timeout=10) as db:
-            return db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
-    except sqlite3.OperationalError:  # not created yet
+    if not store.exists():
         return 0
+    try:  # read-only: the test never creates the store itself (nor races the scan to it)
+        with sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=10) as db:
+            return db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+    except sqlite3.OperationalError:  # its tables do not exist yet
+        return 0
+
+
+def facts(csv_text: str) -> list[list[str]]:
+    """A CSV report without the columns that say when and whether a result was computed in this run."""
+    import csv
+
+    rows = list(csv.reader(csv_text.splitlines()))
+    keep = [i for i, name in enumerate(rows[0]) if name not in ("reused", "scanned_at")]
+    assert len(keep) == len(rows[0]) - 2
+    return [[row[i] for i in keep] for row in rows]
+
+
+def reused(csv_text: str) -> list[str]:
+    import csv
+
+    return [row["reused"] for row in csv.DictReader(csv_text.splitlines())]
+
+
+def interrupt_after(args, store: Path, at_least: int = 2, sig=signal.SIGINT):
+    """Start a scan, send `sig` once `at_least` videos are stored, return (returncode, stderr)."""
+    proc = subprocess.Popen(args, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while stored(store) < at_least and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the scan finished before it could be interrupted"
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    return proc.returncode, err
 
 
 @pytest.fixture(scope="module")
@@ -54,22 +85,17 @@ def reference(folder, colour_model, tmp_path_factory):
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT])
 def test_killed_scan_resumes_to_the_same_report(folder, colour_model, reference, tmp_path, sig):
     store, out = tmp_path / "s.sqlite", tmp_path / "out.csv"
-    proc = subprocess.Popen(command(folder, colour_model, store, out), env={**os.environ, "PYTHONPATH": str(ROOT)},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while stored(store) < 2 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert proc.poll() is None, "the scan finished before it could be interrupted"
-    proc.send_signal(sig)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode != 0 and not out.exists()  # no half-written report under the final name
+    returncode, err = interrupt_after(command(folder, colour_model, store, out), store, sig=sig)
+    assert returncode != 0 and not out.exists()  # no half-written report under the final name
     if sig == signal.SIGINT:
-        assert proc.returncode == 130 and "run the same command again" in err
+        assert returncode == 130, err
+        assert "Run the same command again to finish: it reuses the" in " ".join(err.split())
     kept = stored(store)
     assert 2 <= kept < N
     done = run(command(folder, colour_model, store, out))
     assert done.returncode == 1, done.stderr
-    assert out.read_text() == reference  # same rows, same order, each video exactly once
+    assert facts(out.read_text()) == facts(reference)  # same rows, same order, each video exactly once
+    assert reused(out.read_text()).count("yes") == kept  # and each says whether it was computed now
     assert stored(store) == N
     assert not Path(str(out) + ".partial").exists()
 
@@ -82,7 +108,7 @@ def test_two_scans_at_once_share_the_store(folder, colour_model, reference, tmp_
     for p in procs:
         p.communicate(timeout=300)
         assert p.returncode == 1
-    assert (tmp_path / "0.csv").read_text() == reference == (tmp_path / "1.csv").read_text()
+    assert facts((tmp_path / "0.csv").read_text()) == facts(reference) == facts((tmp_path / "1.csv").read_text())
     with sqlite3.connect(store) as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert db.execute("SELECT COUNT(*) FROM results").fetchone()[0] == N
@@ -118,3 +144,71 @@ def test_errors_are_not_stored_so_they_are_retried(tmp_path, colour_model):
     cfg = ScanConfig(model=str(colour_model), store=str(tmp_path / "s.sqlite"))
     assert scan([d], cfg).results[0].verdict.value == "ERROR"
     assert ResultStore(cfg.store).count() == 0
+
+
+def test_interrupted_jsonl_is_continued_by_the_same_command(folder, colour_model, reference, tmp_path):
+    import csv
+    import json
+
+    store, out, jsonl = tmp_path / "s.sqlite", tmp_path / "out.csv", tmp_path / "live.jsonl"
+    args = command(folder, colour_model, store, out, "--jsonl", jsonl)
+    returncode, err = interrupt_after(args, store)
+    assert returncode == 130, err
+    hint = " ".join(err.split())
+    assert "the same command continues that file" in hint
+    aside = Path(str(jsonl) + ".partial")
+    before = aside.read_text().splitlines()
+    assert 2 <= len(before) < N and not jsonl.exists()
+    done = run(args)
+    assert done.returncode == 1, done.stderr  # not "live.jsonl exists; pass --overwrite"
+    lines = jsonl.read_text().splitlines()
+    assert lines[: len(before)] == before  # continued, not rewritten
+    paths = [json.loads(line)["path"] for line in lines]
+    expected = [row["path"] for row in csv.DictReader(reference.splitlines())]
+    assert paths == expected  # every video exactly once, in order
+    assert facts(out.read_text()) == facts(reference) and not aside.exists()
+
+
+def test_the_hint_under_rescan_does_not_promise_reuse(folder, colour_model, tmp_path):
+    store, out = tmp_path / "s.sqlite", tmp_path / "out.csv"
+    returncode, err = interrupt_after(command(folder, colour_model, store, out, "--rescan"), store)
+    assert returncode == 130, err
+    hint = " ".join(err.split())
+    assert "scans every video again (--rescan)" in hint and "it reuses" not in hint
+
+
+SWALLOWED = """
+import os, signal, sys
+from dfscan import cli, pipeline
+
+scan = pipeline.Scanner.iter_scan
+
+
+class Finalizer:
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(10000):  # Python runs the handler here: its KeyboardInterrupt is "ignored" and lost
+            pass
+
+
+def iter_scan(self, found):
+    for i, result in enumerate(scan(self, found)):
+        yield result
+        if i == 1:
+            Finalizer()
+
+
+pipeline.Scanner.iter_scan = iter_scan
+sys.argv = ["dfscan", *sys.argv[1:]]
+cli.run()
+"""
+
+
+def test_an_interrupt_lost_in_a_finalizer_still_stops_the_scan(folder, colour_model, tmp_path):
+    """A Ctrl-C that Python delivers inside a __del__ raises a KeyboardInterrupt nobody sees; the scan stops anyway."""
+    store, out = tmp_path / "s.sqlite", tmp_path / "out.csv"
+    args = command(folder, colour_model, store, out)
+    done = run([sys.executable, "-c", SWALLOWED, *args[3:]])
+    assert "KeyboardInterrupt" in done.stderr  # Python's "Exception ignored in ... __del__" report
+    assert done.returncode == 130, done.stderr
+    assert 2 <= stored(store) < N and not out.exists()
