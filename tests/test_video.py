@@ -68,7 +68,7 @@ def test_short_clip_gets_frames_spread_over_its_length(tmp_path):
 
 
 def test_falls_back_to_the_next_decoder(numbered_h264, monkeypatch):
-    def broken(path, spec, threads):
+    def broken(path, spec, threads, keep):
         raise VideoError("cannot open")
 
     monkeypatch.setitem(video._BACKENDS, "pyav", broken)
