@@ -199,7 +199,7 @@ def check_container(path: str | Path) -> None:
     except VideoError:
         raise
     except av.error.ArgumentError as exc:  # FFmpeg's answer to a format off the whitelist
-        raise VideoError(diagnose(path) or _refused_format(path) or _short(exc, path)) from exc
+        raise VideoError(diagnose(path) or _REFUSED_FORMAT) from exc
     except Exception as exc:  # av.error.* and friends
         raise VideoError(diagnose(path) or _short(exc, path)) from exc
 
@@ -209,6 +209,9 @@ def _open_av(path: str):
 
     # An absolute name: FFmpeg would read a relative "concat:a|b" or "http:x" as a protocol.
     return av.open(os.path.abspath(path), options=dict(_AV_OPTIONS))
+
+
+_REFUSED_FORMAT = "not a video container dfscan reads (FFmpeg sees another format: audio, image, playlist or script?)"
 
 
 def _check_limits(container) -> None:
@@ -224,29 +227,17 @@ def _check_limits(container) -> None:
                          f"({MAX_FRAME_PIXELS / 1e6:.1f} Mpx, the limit dfscan reads)")
 
 
-def _refused_format(path: str) -> str | None:
-    """Why FFmpeg refused a file it recognised as a format dfscan does not read."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(64).lstrip(b"\xef\xbb\xbf")
-    except OSError:
-        return None
-    if head.startswith(b"ffconcat"):
-        return "an FFmpeg concat script (a list of other files), not a video"
-    if head.startswith(b"#EXTM3U"):
-        return "an M3U/HLS playlist (a list of other files), not a video"
-    return "a format dfscan does not read (a playlist, script or image sequence, not a video file)"
-
-
 _MAGIC = ((b"\xff\xd8\xff", "a JPEG image"), (b"\x89PNG", "a PNG image"), (b"%PDF", "a PDF document"),
-          (b"PK\x03\x04", "a ZIP archive (or an office document)"))
+          (b"PK\x03\x04", "a ZIP archive (or an office document)"),
+          (b"ffconcat", "an FFmpeg concat script (a list of other files)"),
+          (b"#EXTM3U", "an M3U/HLS playlist (a list of other files)"))
 
 
 def _sniff(path: str) -> str | None:
     """'a JPEG image, not a video' and the like, from the first bytes; None when it may be a video."""
     try:
         with open(path, "rb") as fh:
-            head = fh.read(8)
+            head = fh.read(16).removeprefix(b"\xef\xbb\xbf")  # a text editor's byte-order mark
     except OSError:
         return None
     return next((f"{what}, not a video" for magic, what in _MAGIC if head.startswith(magic)), None)
