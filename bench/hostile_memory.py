@@ -98,7 +98,7 @@ def scan(code: Path, model: Path, files: list[Path], out: Path) -> dict:
     cmd = [sys.executable, "-m", "dfscan", "scan", *map(str, files), "--model", str(model), "--no-store",
            "--csv", str(csv_path), "-q"]
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    proc = subprocess.Popen(cmd, env=env, cwd=code, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             preexec_fn=_raise_nofile)
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - start
