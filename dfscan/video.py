@@ -145,7 +145,7 @@ def read_frames(path: str | Path, spec: FrameSpec, backend: str = "auto", thread
     should have no side effects: a decoder failing half-way hands the frames to the next one.
     An exception from it comes out as KeepError.
     """
-    path = str(path)
+    path = os.path.abspath(path)  # FFmpeg, in all three decoders, would read "subfile:x.mp4" as a protocol
     check_container(path)
     failures, reasons = [], []
     backends = AUTO_ORDER if backend == "auto" else (backend,)
@@ -215,7 +215,7 @@ _PROBE_OPTIONS = {"threads": "1", "skip_frame": "all"}
 def _open_av(path: str):
     import av
 
-    # An absolute name: FFmpeg would read a relative "concat:a|b" or "http:x" as a protocol.
+    # An absolute name: FFmpeg would read a relative "concat:a|b" or "subfile:x" as a protocol.
     return av.open(os.path.abspath(path), options=dict(_AV_OPTIONS),
                    stream_options=[dict(_PROBE_OPTIONS) for _ in range(MAX_STREAMS + 1)])
 
@@ -276,13 +276,14 @@ def _diagnose_mp4(fh, size: int) -> str | None:
         elif kind == b"!cut":
             return "the file is truncated (it ends in the middle of its data): an incomplete copy or download"
         elif kind == b"!many":
-            return _TOO_MANY_BOXES
+            return _too_many_boxes()
     if not seen_moov:
         return "the MP4 index (moov box) is missing: the file is truncated or was never finished"
     return None
 
 
-_TOO_MANY_BOXES = f"more than {MAX_MP4_BOXES:,} top-level MP4 boxes: not a file a camera or editor writes (limit)"
+def _too_many_boxes() -> str:
+    return f"more than {MAX_MP4_BOXES:,} top-level MP4 boxes: not a file a camera or editor writes (limit)"
 
 
 def _mp4_boxes(fh, size: int) -> Iterator[tuple[bytes, int]]:
@@ -318,7 +319,7 @@ def _count_mp4_boxes(path: str) -> str | None:
                 return None
             size = os.fstat(fh.fileno()).st_size
             if any(kind == b"!many" for kind, _ in _mp4_boxes(fh, size)):
-                return _TOO_MANY_BOXES
+                return _too_many_boxes()
     except OSError:
         return None
     return None

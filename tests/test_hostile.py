@@ -5,6 +5,7 @@ Every input gets a row with a verdict, ERROR rows a one-line reason, and the sca
 import csv
 import os
 import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -164,3 +165,128 @@ def test_terminal_output_shows_control_characters_escaped(corpus, colour_model, 
                  "--csv", str(tmp_path / "r.csv"), "--no-store"])
     out = capsys.readouterr().out
     assert code == 1 and "\x1b" not in out and "\\x1b[31mred.mp4" in out and "new\\nline.mp4" in out
+
+
+# Crafted files (issue 17): each must give a clear row beside a good clip, never a crash, and
+# cost no more memory than the good clip alone (within 1.5x). The scans run in fresh processes:
+# the self-listing concat script segfaulted the whole process, and peak RSS is per process.
+
+SCAN_IN_FRESH_PROCESS = """
+import resource, sys
+_, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the crash needed 8192 handles or more
+import dfscan.video as video
+video.MAX_MP4_BOXES = 10_000  # the box file stays small; the real limit is 1,000,000
+if "--no-sniff" in sys.argv:  # only FFmpeg's format whitelist stands between the script and the decoders
+    sys.argv.remove("--no-sniff")
+    video._MAGIC = ()
+from dfscan.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def scan_in_fresh_process(files, model, csv_path, *extra):
+    """Exit status, peak RSS (bytes) and rows (by file name) of `dfscan scan` in a new interpreter."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=root)
+    args = [sys.executable, "-c", SCAN_IN_FRESH_PROCESS, "scan", *map(str, files), "--model", str(model),
+            "--no-store", "--csv", str(csv_path), "-q", *extra]
+    proc = subprocess.Popen(args, env=env, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    stderr = proc.stderr.read().decode(errors="replace")
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.stderr.close()
+    rows = {}
+    if csv_path.exists():
+        with open(csv_path, newline="", encoding="utf-8") as fh:
+            rows = {os.path.basename(restore(r["path"])): r for r in csv.DictReader(fh)}
+    return os.waitstatus_to_exitcode(status), usage.ru_maxrss * 1024, rows, stderr
+
+
+@pytest.fixture(scope="module")
+def crafted(tmp_path_factory):
+    d = tmp_path_factory.mktemp("crafted")
+    good = write_ffmpeg(d / "good.mp4", frames_for(300, tint="red"), H264)
+    (d / "self.mp4").write_text("ffconcat version 1.0\nfile self.mp4\n")
+    (d / "playlist.mp4").write_text("ffconcat version 1.0\n" + "file good.mp4\n" * 1000)
+    (d / "playlist.m3u8.mp4").write_text("#EXTM3U\n#EXTINF:10,\ngood.mp4\n#EXT-X-ENDLIST\n")
+    ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:duration=1", "-f", "mp3", d / "song.mp4")
+    # 12 frames of 6000x6000 (36 Mpx, just over 8K's 35.4): ~1 GB of RGB frames if all were kept
+    ffmpeg("-f", "lavfi", "-i", "color=gray:s=6000x6000:r=30", "-frames:v", 12, "-c:v", "libx264",
+           "-preset", "ultrafast", d / "huge_frames.mp4")
+    ffmpeg("-i", good, *[a for _ in range(70) for a in ("-map", "0:v")], "-c", "copy", d / "streams.mkv")
+    ffmpeg("-i", good, *[a for _ in range(70) for a in ("-map", "0:v")], "-c", "copy", d / "streams.mov")
+    (d / "boxes.mp4").write_bytes(b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + b"\x00\x00\x00\x08free" * 20_000)
+    return d, good
+
+
+CRAFTED = {
+    "self.mp4": "an FFmpeg concat script (a list of other files), not a video",
+    "playlist.mp4": "an FFmpeg concat script (a list of other files), not a video",
+    "playlist.m3u8.mp4": "an M3U/HLS playlist (a list of other files), not a video",
+    "song.mp4": "not a video container dfscan reads",
+    "huge_frames.mp4": "frames of 6000x6000 pixels: larger than 8K",
+    "streams.mkv": "more than 64 streams",
+    "streams.mov": "more than 64 streams",
+    "boxes.mp4": "more than 10,000 top-level MP4 boxes",
+}
+
+
+@pytest.fixture(scope="module")
+def crafted_scans(crafted, colour_model, tmp_path_factory):
+    d, good = crafted
+    out = tmp_path_factory.mktemp("crafted-out")
+    alone = scan_in_fresh_process([good], colour_model, out / "alone.csv")
+    together = scan_in_fresh_process([d], colour_model, out / "together.csv")
+    return alone, together
+
+
+def test_crafted_files_get_a_clear_row_beside_a_good_clip(crafted_scans):
+    _, (code, _, rows, stderr) = crafted_scans
+    assert code == 1, stderr[-2000:]  # the good clip is FAKE; no crash (the concat script gave -11)
+    assert rows["good.mp4"]["verdict"] == "FAKE"
+    for name, reason in CRAFTED.items():
+        assert rows[name]["verdict"] == "ERROR" and reason in rows[name]["error"], (name, rows[name])
+    assert "Traceback" not in stderr
+
+
+def test_a_scan_with_crafted_files_peaks_within_1_5x_of_the_good_clip_alone(crafted_scans):
+    (code_alone, alone, _, _), (_, together, _, _) = crafted_scans
+    assert code_alone == 1
+    # Before the limits: 10 RGB frames of 6000x6000 kept at once (1 GB), 70 probed decoders.
+    assert together <= 1.5 * alone, (together / 2**20, alone / 2**20)
+
+
+def test_the_format_whitelist_alone_keeps_a_self_listing_concat_script_from_the_decoders(crafted, colour_model,
+                                                                                        tmp_path):
+    d, good = crafted
+    code, _, rows, stderr = scan_in_fresh_process([good, d / "self.mp4", d / "playlist.mp4"], colour_model,
+                                                  tmp_path / "r.csv", "--no-sniff")
+    assert code == 1, stderr[-2000:]  # without the whitelist: decord segfaults (-11) or the playlist is read
+    for name in ("self.mp4", "playlist.mp4"):
+        assert rows[name]["verdict"] == "ERROR" and rows[name]["error"], rows[name]
+
+
+def test_a_list_of_paths_that_is_not_one_is_refused_before_scanning(crafted, colour_model, tmp_path, capsys):
+    d, good = crafted
+    base = ["--model", str(colour_model), "--no-store", "--csv", str(tmp_path / "r.csv")]
+    assert main(["scan", "--from-file", "/dev/zero", *base]) == 2  # read with a bound: memory does not grow
+    assert "NUL byte" in capsys.readouterr().err
+    huge = tmp_path / "huge.txt"
+    huge.write_bytes(f"{good}\n".encode() + b"x" * 1_000_000 + b"\n")
+    assert main(["scan", "--from-file", str(huge), *base]) == 2
+    err = capsys.readouterr().err
+    assert "line 2: longer than 4096 bytes" in err and len(err) < 1000  # the line is not printed
+    assert not (tmp_path / "r.csv").exists()
+
+
+def test_listed_names_no_file_can_have_become_rows(crafted, colour_model, tmp_path):
+    d, good = crafted
+    queue = tmp_path / "queue.txt"
+    long_name = str(d / ("n" * 300 + ".mp4"))
+    queue.write_text(f"{long_name}\n{good}\n")
+    out = tmp_path / "r.csv"
+    assert main(["scan", "--from-file", str(queue), "--model", str(colour_model), "--no-store", "--csv", str(out),
+                 "-q"]) == 1
+    rows = {restore(r["path"]): r for r in csv.DictReader(open(out, newline="", encoding="utf-8"))}
+    assert rows[long_name]["verdict"] == "ERROR" and "too long" in rows[long_name]["error"]
+    assert rows[str(good)]["verdict"] == "FAKE"
