@@ -4,8 +4,8 @@
     python bench/hostile_memory.py --code /work/main     # another checkout, for a before/after table
     python bench/hostile_memory.py --boxes 1000000       # a smaller box file (the full one is 192 MB)
 
-Each scan runs as `python -m dfscan scan GOOD [CRAFTED] --no-store` in its own process; its peak
-RSS comes from wait4(). The crafted files are the ones of issue 17: an ffconcat script that lists
+Each scan runs as `dfscan scan GOOD [CRAFTED] --no-store` in its own process, with as many file
+handles as the system allows; its peak RSS is its own VmHWM (Linux). The crafted files are the ones of issue 17: an ffconcat script that lists
 itself, a 10,000-line concat playlist, 12 frames of 8000x8000, 3 frames of 16000x16000, an 8K
 clip with a face filling the frame (accepted: its crops must stay small), 999 video streams, and
 an MP4 of one ftyp box and millions of 8-byte free boxes. The model is bench_scan's full-size
@@ -17,7 +17,6 @@ import argparse
 import csv
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -90,32 +89,38 @@ def make_files(folder: Path, boxes: int) -> tuple[Path, dict[str, Path]]:
     return good, made
 
 
+WRAPPER = """
+import resource, sys
+_, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the ffconcat crash needs 8192 handles or more
+from dfscan.cli import main
+try:
+    code = main(sys.argv[1:])
+finally:  # this process's own peak; getrusage and wait4 also count the parent it was forked from
+    with open("/proc/self/status") as fh:
+        print("PEAK_KIB", next(line.split()[1] for line in fh if line.startswith("VmHWM:")), file=sys.stderr)
+sys.exit(code)
+"""
+
+
 def scan(code: Path, model: Path, files: list[Path], out: Path) -> dict:
-    """One scan in a fresh process: exit status, peak RSS (MiB), seconds, and the rows."""
+    """One scan in a fresh process: exit status, peak RSS (MiB; None after a crash), seconds, and the rows."""
     env = dict(os.environ, PYTHONPATH=str(code), TF_CPP_MIN_LOG_LEVEL="2")
     csv_path = out / "report.csv"
     csv_path.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "dfscan", "scan", *map(str, files), "--model", str(model), "--no-store",
+    cmd = [sys.executable, "-c", WRAPPER, "scan", *map(str, files), "--model", str(model), "--no-store",
            "--csv", str(csv_path), "-q"]
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, cwd=code, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            preexec_fn=_raise_nofile)
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run(cmd, env=env, cwd=code, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     seconds = time.perf_counter() - start
-    stderr = proc.stderr.read().decode(errors="replace")
-    proc.stderr.close()
+    stderr = proc.stderr.decode(errors="replace")
+    peak = next((int(line.split()[1]) / 1024 for line in stderr.splitlines() if line.startswith("PEAK_KIB ")), None)
     rows = []
     if csv_path.exists():
         with open(csv_path, newline="", encoding="utf-8") as fh:
             rows = [{k: r.get(k) for k in ("path", "verdict", "error")} for r in csv.DictReader(fh)]
-    return {"exit": os.waitstatus_to_exitcode(status), "peak_mib": usage.ru_maxrss / 1024, "seconds": seconds,
-            "rows": rows, "stderr_tail": stderr[-300:]}
-
-
-def _raise_nofile() -> None:
-    """As many file handles as containers give (the ffconcat crash needs 8192 or more)."""
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return {"exit": proc.returncode, "peak_mib": peak, "seconds": seconds, "rows": rows,
+            "stderr_tail": stderr[-300:]}
 
 
 def main() -> None:
@@ -133,7 +138,7 @@ def main() -> None:
         make_model(model)
     scan(args.code, model, [good], args.folder)  # warm-up: converts the model once, into dfscan's cache
     alone = scan(args.code, model, [good], args.folder)
-    print(f"{'good clip alone':40s} exit {alone['exit']:4d}  {alone['peak_mib']:7.0f} MiB  {alone['seconds']:6.1f} s",
+    print(f"{'good clip alone':40s} exit {alone['exit']:4d}  {alone['seconds']:6.1f} s  {alone['peak_mib']:7.0f} MiB",
           flush=True)
     results = {"good clip alone": alone}
     for name, path in crafted.items():
@@ -141,8 +146,8 @@ def main() -> None:
         results[name] = r
         row = next((x for x in r["rows"] if Path(x["path"]).name == path.name), None)
         said = f"{row['verdict']}: {row['error']}" if row else f"no row ({r['stderr_tail'][-80:]!r})"
-        print(f"{name:40s} exit {r['exit']:4d}  {r['peak_mib']:7.0f} MiB  {r['seconds']:6.1f} s  "
-              f"x{r['peak_mib'] / alone['peak_mib']:.2f}  {said[:110]}", flush=True)
+        peak = f"{r['peak_mib']:7.0f} MiB  x{r['peak_mib'] / alone['peak_mib']:.2f}" if r["peak_mib"] else "crashed"
+        print(f"{name:40s} exit {r['exit']:4d}  {r['seconds']:6.1f} s  {peak:>18s}  {said[:110]}", flush=True)
     args.json.write_text(json.dumps({"code": str(args.code), "results": results}, indent=1))
 
 
