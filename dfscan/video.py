@@ -348,10 +348,9 @@ def _short(exc: BaseException, path: str = "") -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 
-def _too_long(total: int) -> VideoError | None:
+def _check_length(total: int) -> None:
     if total > MAX_FRAMES:
-        return VideoError(f"the stream claims {total:,} frames, more than dfscan reads ({MAX_FRAMES:,}, limit)")
-    return None
+        raise VideoError(f"the stream claims {total:,} frames, more than dfscan reads ({MAX_FRAMES:,}, limit)")
 
 
 def _read_decord(path: str, spec: FrameSpec, threads: int, keep: Callable[[np.ndarray], Any]) -> Clip:
@@ -363,8 +362,7 @@ def _read_decord(path: str, spec: FrameSpec, threads: int, keep: Callable[[np.nd
         vr = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=threads)
         total = len(vr)
         fps = float(vr.get_avg_fps() or 0.0)
-        if _too_long(total):
-            raise _too_long(total)
+        _check_length(total)
         indices = spec.resolve(total)
         if not indices:
             raise VideoError("the video has no frames")
@@ -395,8 +393,7 @@ def _read_opencv(path: str, spec: FrameSpec, threads: int, keep: Callable[[np.nd
             total = _count_frames(cap)
             cap.release()
             cap = _open_opencv(path, threads)
-        if _too_long(total):
-            raise _too_long(total)
+        _check_length(total)
         wanted = spec.resolve(total)
         frames, indices, got, size = _grab_sequential(cap, wanted, keep)
     finally:
@@ -496,8 +493,7 @@ def _read_pyav(path: str, spec: FrameSpec, threads: int, keep: Callable[[np.ndar
             if total <= 0:  # no count in the header (WebM, MKV): count the packets, without decoding
                 total = len(_presentation_stamps(container, stream, None))
                 container.seek(0)
-            if _too_long(total):
-                raise _too_long(total)
+            _check_length(total)
             indices = spec.resolve(total)
             if not indices:
                 raise VideoError("the video has no frames")
