@@ -268,12 +268,12 @@ def test_a_scan_with_crafted_files_peaks_within_1_5x_of_the_good_clip_alone(craf
     assert together is not None and together <= 1.5 * alone, (together, alone)
 
 
-def test_the_format_whitelist_alone_keeps_a_self_listing_concat_script_from_the_decoders(crafted, colour_model,
-                                                                                        tmp_path):
+def test_without_the_first_bytes_check_ffmpeg_keeps_concat_scripts_from_the_decoders(crafted, colour_model, tmp_path):
     d, good = crafted
     code, _, rows, stderr = scan_in_fresh_process([good, d / "self.mp4", d / "playlist.mp4"], colour_model,
                                                   tmp_path / "r.csv", "--no-sniff")
-    assert code == 1, stderr[-2000:]  # without the whitelist: decord segfaults (-11) or the playlist is read
+    # Without the container check decord segfaults (-11); without the format whitelist the playlist is a video.
+    assert code == 1, stderr[-2000:]
     for name in ("self.mp4", "playlist.mp4"):
         assert rows[name]["verdict"] == "ERROR" and rows[name]["error"], rows[name]
 
@@ -302,3 +302,23 @@ def test_listed_names_no_file_can_have_become_rows(crafted, colour_model, tmp_pa
     rows = {restore(r["path"]): r for r in csv.DictReader(open(out, newline="", encoding="utf-8"))}
     assert rows[long_name]["verdict"] == "ERROR" and "too long" in rows[long_name]["error"]
     assert rows[str(good)]["verdict"] == "FAKE"
+
+
+def test_face_crops_are_kept_at_the_models_input_size_and_score_the_same(colour_model, tmp_path):
+    from conftest import face_photo
+    from dfscan.discover import Found
+    from dfscan.pipeline import ScanConfig, Scanner
+    from dfscan.video import FrameSpec, read_frames
+
+    frame = np.full((720, 1280, 3), 90, np.uint8)
+    face = cv2.resize(face_photo(), (560, 610))  # a close-up: crops of ~340 px
+    frame[50:660, 360:920] = face
+    path = write_ffmpeg(tmp_path / "close_up.mp4", [frame] * 40, H264)
+    scanner = Scanner(ScanConfig(model=str(colour_model), workers=1))
+    prepared = scanner._prepare(Found(path), 1)
+    assert prepared.result.error is None and len(prepared.crops) == 10
+    assert {c.shape for c in prepared.crops} == {(224, 224, 3)}
+    full = [f.crop for f in scanner.detector.faces(read_frames(path, FrameSpec.parse("0")).frames[0])]
+    assert full[0].shape[0] > 300  # what was held for each face before
+    prep = scanner.model_info.preprocess
+    assert np.array_equal(prep.apply(full[0]), prep.apply(prepared.crops[0]))  # the same network input
