@@ -67,7 +67,7 @@ def _frames_option(ctx, param, value):
 
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--from-file", "path_list", type=click.File("r", encoding="utf-8", errors="surrogateescape"),
+@click.option("--from-file", "path_list", type=click.File("rb"),
               metavar="LIST",
               help="Also scan the paths listed in LIST, one per line ('-': stdin); blank lines and # comments "
                    "are skipped.")
@@ -282,10 +282,14 @@ def _all_paths(paths: tuple[Path, ...], path_list) -> list[Path]:
         if not paths:
             raise click.UsageError("give at least one PATH, or --from-file LIST")
         return list(paths)
-    from .discover import read_path_list
+    from .discover import PathListError, read_path_list
+    from .errors import ConfigError
 
     with path_list:
-        return [*paths, *map(Path, read_path_list(path_list))]
+        try:
+            return [*paths, *map(Path, read_path_list(path_list, getattr(path_list, "name", "LIST")))]
+        except PathListError as exc:
+            raise ConfigError(f"--from-file: {exc}") from exc
 
 
 def _default_csv() -> Path:

@@ -6,10 +6,11 @@ report shows them instead of silently dropping them.
 """
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import IO, Iterable, Iterator
 
 VIDEO_EXTENSIONS: frozenset[str] = frozenset(
     {
@@ -31,18 +32,59 @@ class Found:
     error: str | None = None
 
 
-def read_path_list(lines: Iterable[str]) -> list[str]:
+# A list of paths is read within these bounds: a line longer than any path, a NUL byte (binary
+# data, or `find -print0`) or a list larger than any queue is refused before anything is scanned.
+MAX_LIST_LINE = 4096  # bytes: Linux's PATH_MAX
+MAX_LIST_BYTES = 256 * 1024 * 1024
+MAX_LIST_ENTRIES = 1_000_000
+
+
+class PathListError(ValueError):
+    """A list of paths that is not one (binary data, an over-long line, too large)."""
+
+
+def read_path_list(source: IO[bytes] | IO[str] | Iterable[str] | Iterable[bytes], name: str = "the list") -> list[str]:
     """Paths from a queue's list: one per line; blank lines and lines whose first non-blank is `#` are skipped.
 
     Only the line ending is removed, so names with leading or trailing spaces survive; a name
     that starts with `#` is written `./#name`. A name cannot hold a newline in this format.
+    Bytes are decoded as UTF-8, undecodable bytes kept as surrogates (os.fsdecode's rule).
+    Memory stays bounded whatever `source` holds (even /dev/zero): raises PathListError past
+    MAX_LIST_LINE bytes on one line, MAX_LIST_BYTES in all or MAX_LIST_ENTRIES paths, or at a NUL byte.
     """
-    out = []
-    for line in lines:
+    out, total = [], 0
+    for number, line in enumerate(_bounded_lines(source), 1):
+        if isinstance(line, bytes):
+            line = line.decode("utf-8", "surrogateescape")
         path = line.rstrip("\r\n")
+        total += len(line)
+        where = f"{name}, line {number}"
+        if "\0" in line:
+            raise PathListError(f"{where}: a NUL byte, which no path holds (a binary file? "
+                                "`find -print0` output? give one path per line)")
+        if len(path.encode("utf-8", "surrogateescape")) > MAX_LIST_LINE:
+            raise PathListError(f"{where}: longer than {MAX_LIST_LINE} bytes, longer than any path "
+                                "(is this a list of paths, one per line?)")
+        if total > MAX_LIST_BYTES:
+            raise PathListError(f"{name}: larger than {MAX_LIST_BYTES // 2**20} MiB (limit)")
         if path.strip() and not path.lstrip().startswith("#"):
             out.append(path)
+            if len(out) > MAX_LIST_ENTRIES:
+                raise PathListError(f"{name}: more than {MAX_LIST_ENTRIES:,} paths (limit)")
     return out
+
+
+def _bounded_lines(source) -> Iterator[str | bytes]:
+    """The lines of a stream, each read with a bound (a stream without newlines is not read whole)."""
+    readline = getattr(source, "readline", None)
+    if readline is None:  # a list of lines, already in memory
+        yield from source
+        return
+    while True:
+        line = readline(MAX_LIST_LINE + 3)  # one past the longest line allowed: too long is seen
+        if not line:
+            return
+        yield line
 
 
 def normalise_extensions(extensions: Iterable[str]) -> frozenset[str]:
@@ -85,12 +127,27 @@ def _identity(path: Path) -> str:
     """One key per file, so the same video reached twice is scanned once."""
     try:
         return os.path.realpath(path)
-    except OSError:
+    except (OSError, ValueError):
         return os.path.abspath(path)
 
 
+def _unusable_name(path: Path) -> str | None:
+    """Why no file can have this name (a NUL byte, a name too long for the system), or None."""
+    try:
+        os.lstat(path)
+    except ValueError:  # Python's answer to a NUL byte
+        return "the name holds a NUL byte, which no file name can"
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            return "the name is too long for the file system (no file can have it)"
+    return None
+
+
 def _walk_argument(path: Path, recursive: bool, exts: frozenset[str], hidden: bool) -> Iterator[Found]:
-    if path.is_symlink() and not path.exists():
+    problem = _unusable_name(path)
+    if problem:
+        yield Found(path, problem)
+    elif path.is_symlink() and not path.exists():
         yield Found(path, BROKEN_LINK)
     elif path.is_dir():
         yield from _walk_dir(path, recursive, exts, hidden, ancestors=frozenset())

@@ -1,3 +1,4 @@
+import io
 import os
 from pathlib import Path
 
@@ -85,3 +86,58 @@ def test_path_lists_skip_blanks_and_comments_and_keep_names_whole():
     lines = ["a.mp4\n", "\n", "   \n", "# a comment\n", "  # an indented one\r\n", " spaced name .mp4 \r\n",
              "./#hash.mp4\n", "last.mp4"]
     assert read_path_list(lines) == ["a.mp4", " spaced name .mp4 ", "./#hash.mp4", "last.mp4"]
+
+
+class Endless:
+    """/dev/zero as a stream: every read returns as many NUL bytes as asked for, forever."""
+
+    def __init__(self, byte=b"\0"):
+        self.byte, self.asked = byte, 0
+
+    def readline(self, size=-1):
+        assert size > 0, "an unbounded read of an endless stream"
+        self.asked += size
+        return self.byte * size
+
+
+def test_path_lists_are_read_within_bounds():
+    from dfscan.discover import MAX_LIST_LINE, PathListError
+
+    zero = Endless()
+    with pytest.raises(PathListError, match="line 1: a NUL byte"):
+        read_path_list(zero, "/dev/zero")
+    assert zero.asked <= MAX_LIST_LINE + 3
+    letters = Endless(b"a")
+    with pytest.raises(PathListError, match=f"line 1: longer than {MAX_LIST_LINE} bytes"):
+        read_path_list(letters)
+    assert letters.asked <= MAX_LIST_LINE + 3
+    with pytest.raises(PathListError, match="line 2: a NUL byte"):
+        read_path_list(io.BytesIO(b"a.mp4\nfind\0print0\0"))
+    exact = b"/" + b"d" * (MAX_LIST_LINE - 1)
+    assert read_path_list(io.BytesIO(exact + b"\r\nnext.mp4")) == [exact.decode(), "next.mp4"]
+    with pytest.raises(PathListError, match="line 1: longer"):
+        read_path_list(io.BytesIO(exact + b"e\n"))
+
+
+def test_path_lists_larger_than_any_queue_are_refused(monkeypatch):
+    import dfscan.discover as discover_mod
+
+    monkeypatch.setattr(discover_mod, "MAX_LIST_ENTRIES", 3)
+    assert len(read_path_list(io.BytesIO(b"a\nb\nc\n# not a path\n\n"))) == 3
+    with pytest.raises(discover_mod.PathListError, match="more than 3 paths"):
+        read_path_list(io.BytesIO(b"a\nb\nc\nd\n"))
+    monkeypatch.setattr(discover_mod, "MAX_LIST_BYTES", 100)
+    with pytest.raises(discover_mod.PathListError, match="larger than"):
+        read_path_list(io.BytesIO(b"# comment\n" * 20))
+
+
+def test_path_lists_keep_undecodable_bytes_as_the_os_does():
+    names = read_path_list(io.BytesIO(b"caf\xe9.mp4\n\xd0\xb2\xd0\xb8\xd0\xb4.mp4\n"))
+    assert [os.fsencode(n) for n in names] == [b"caf\xe9.mp4", "вид.mp4".encode()]
+
+
+def test_names_no_file_can_have_become_entries_with_a_reason(tmp_path):
+    found = discover([tmp_path / ("n" * 300 + ".mp4"), "nul\0byte.mp4", tmp_path / ("d" * 300) / "x.mp4"])
+    assert [f.error for f in found] == ["the name is too long for the file system (no file can have it)",
+                                        "the name holds a NUL byte, which no file name can",
+                                        "the name is too long for the file system (no file can have it)"]

@@ -5,6 +5,7 @@ Every input gets a row with a verdict, ERROR rows a one-line reason, and the sca
 import csv
 import os
 import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -163,3 +164,160 @@ def test_terminal_output_shows_control_characters_escaped(corpus, colour_model, 
                  "--csv", str(tmp_path / "r.csv"), "--no-store"])
     out = capsys.readouterr().out
     assert code == 1 and "\x1b" not in out and "\\x1b[31mred.mp4" in out and "new\\nline.mp4" in out
+
+
+# Crafted files (issue 17): each must give a clear row beside a good clip, never a crash, and
+# cost no more memory than the good clip alone (within 1.5x). The scans run in fresh processes:
+# the self-listing concat script segfaulted the whole process, and peak RSS is per process.
+
+SCAN_IN_FRESH_PROCESS = """
+import resource, sys
+_, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the crash needed 8192 handles or more
+import dfscan.video as video
+video.MAX_MP4_BOXES = 10_000  # the box file stays small; the real limit is 1,000,000
+if "--no-sniff" in sys.argv:  # only FFmpeg's format whitelist stands between the script and the decoders
+    sys.argv.remove("--no-sniff")
+    video._MAGIC = ()
+from dfscan.cli import main
+try:
+    code = main(sys.argv[1:])
+finally:  # this process's own peak: getrusage and wait4 also count the parent's memory it was forked from
+    with open("/proc/self/status") as fh:
+        peak = next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmHWM:"))
+    print(f"PEAK_RSS {peak}", file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def scan_in_fresh_process(files, model, csv_path, *extra):
+    """Exit status, peak RSS (bytes; None after a crash) and rows (by file name) of `dfscan scan` in a new
+    interpreter (Linux: the peak is read from /proc)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=root)
+    args = [sys.executable, "-c", SCAN_IN_FRESH_PROCESS, "scan", *map(str, files), "--model", str(model),
+            "--no-store", "--csv", str(csv_path), "-q", *extra]
+    proc = subprocess.run(args, env=env, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    stderr = proc.stderr.decode(errors="replace")
+    peak = next((int(line.split()[1]) for line in stderr.splitlines() if line.startswith("PEAK_RSS ")), None)
+    rows = {}
+    if csv_path.exists():
+        with open(csv_path, newline="", encoding="utf-8") as fh:
+            rows = {os.path.basename(restore(r["path"])): r for r in csv.DictReader(fh)}
+    return proc.returncode, peak, rows, stderr
+
+
+@pytest.fixture(scope="module")
+def crafted(tmp_path_factory):
+    d = tmp_path_factory.mktemp("crafted")
+    good = write_ffmpeg(d / "good.mp4", frames_for(300, tint="red"), H264)
+    (d / "self.mp4").write_text("ffconcat version 1.0\nfile self.mp4\n")
+    (d / "playlist.mp4").write_text("ffconcat version 1.0\n" + "file good.mp4\n" * 1000)
+    (d / "playlist.m3u8.mp4").write_text("#EXTM3U\n#EXTINF:10,\ngood.mp4\n#EXT-X-ENDLIST\n")
+    ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:duration=1", "-f", "mp3", d / "song.mp4")
+    # 12 frames of 6000x6000 (36 Mpx, just over 8K's 35.4): ~1 GB of RGB frames if all were kept
+    ffmpeg("-f", "lavfi", "-i", "color=gray:s=6000x6000:r=30", "-frames:v", 12, "-c:v", "libx264",
+           "-preset", "ultrafast", d / "huge_frames.mp4")
+    ffmpeg("-i", good, *[a for _ in range(70) for a in ("-map", "0:v")], "-c", "copy", d / "streams.mkv")
+    ffmpeg("-i", good, *[a for _ in range(70) for a in ("-map", "0:v")], "-c", "copy", d / "streams.mov")
+    (d / "boxes.mp4").write_bytes(b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + b"\x00\x00\x00\x08free" * 20_000)
+    return d, good
+
+
+CRAFTED = {
+    "self.mp4": "an FFmpeg concat script (a list of other files), not a video",
+    "playlist.mp4": "an FFmpeg concat script (a list of other files), not a video",
+    "playlist.m3u8.mp4": "an M3U/HLS playlist (a list of other files), not a video",
+    "song.mp4": "not a video container dfscan reads",
+    "huge_frames.mp4": "frames of 6000x6000 pixels: larger than 8K",
+    "streams.mkv": "more than 64 streams",
+    "streams.mov": "more than 64 streams",
+    "boxes.mp4": "more than 10,000 top-level MP4 boxes",
+}
+
+
+@pytest.fixture(scope="module")
+def crafted_scans(crafted, colour_model, tmp_path_factory):
+    d, good = crafted
+    out = tmp_path_factory.mktemp("crafted-out")
+    scan_in_fresh_process([good], colour_model, out / "warm.csv")  # converts the model once, into the cache
+    alone = scan_in_fresh_process([good], colour_model, out / "alone.csv")
+    together = scan_in_fresh_process([d], colour_model, out / "together.csv")
+    # The costly ones without the concat script, which ended the scan before them on the old code.
+    heavy = [good, *(d / name for name in ("huge_frames.mp4", "streams.mkv", "streams.mov", "boxes.mp4"))]
+    costly = scan_in_fresh_process(heavy, colour_model, out / "costly.csv")
+    return alone, together, costly
+
+
+def test_crafted_files_get_a_clear_row_beside_a_good_clip(crafted_scans):
+    _, (code, _, rows, stderr), _ = crafted_scans
+    assert code == 1, stderr[-2000:]  # the good clip is FAKE; no crash (the concat script gave -11)
+    assert rows["good.mp4"]["verdict"] == "FAKE"
+    for name, reason in CRAFTED.items():
+        assert rows[name]["verdict"] == "ERROR" and reason in rows[name]["error"], (name, rows[name])
+    assert "Traceback" not in stderr
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="peak memory is read from Linux's /proc")
+def test_a_scan_with_crafted_files_peaks_within_1_5x_of_the_good_clip_alone(crafted_scans):
+    (code_alone, alone, _, _), (_, together, _, _), (code, costly, rows, _) = crafted_scans
+    assert code_alone == code == 1 and len(rows) == 5
+    # Before the limits: 10 RGB frames of 6000x6000 kept at once (1 GB), 70 probed decoders.
+    assert costly <= 1.5 * alone, (costly / 2**20, alone / 2**20)
+    assert together is not None and together <= 1.5 * alone, (together, alone)
+
+
+def test_without_the_first_bytes_check_ffmpeg_keeps_concat_scripts_from_the_decoders(crafted, colour_model, tmp_path):
+    d, good = crafted
+    code, _, rows, stderr = scan_in_fresh_process([good, d / "self.mp4", d / "playlist.mp4"], colour_model,
+                                                  tmp_path / "r.csv", "--no-sniff")
+    # Without the container check decord segfaults (-11); without the format whitelist the playlist is a video.
+    assert code == 1, stderr[-2000:]
+    for name in ("self.mp4", "playlist.mp4"):
+        assert rows[name]["verdict"] == "ERROR" and rows[name]["error"], rows[name]
+
+
+def test_a_list_of_paths_that_is_not_one_is_refused_before_scanning(crafted, colour_model, tmp_path, capsys):
+    d, good = crafted
+    base = ["--model", str(colour_model), "--no-store", "--csv", str(tmp_path / "r.csv")]
+    assert main(["scan", "--from-file", "/dev/zero", *base]) == 2  # read with a bound: memory does not grow
+    assert "NUL byte" in capsys.readouterr().err
+    huge = tmp_path / "huge.txt"
+    huge.write_bytes(f"{good}\n".encode() + b"x" * 1_000_000 + b"\n")
+    assert main(["scan", "--from-file", str(huge), *base]) == 2
+    err = capsys.readouterr().err
+    assert "line 2: longer than 4096 bytes" in err and len(err) < 1000  # the line is not printed
+    assert not (tmp_path / "r.csv").exists()
+
+
+def test_listed_names_no_file_can_have_become_rows(crafted, colour_model, tmp_path):
+    d, good = crafted
+    queue = tmp_path / "queue.txt"
+    long_name = str(d / ("n" * 300 + ".mp4"))
+    queue.write_text(f"{long_name}\n{good}\n")
+    out = tmp_path / "r.csv"
+    assert main(["scan", "--from-file", str(queue), "--model", str(colour_model), "--no-store", "--csv", str(out),
+                 "-q"]) == 1
+    rows = {restore(r["path"]): r for r in csv.DictReader(open(out, newline="", encoding="utf-8"))}
+    assert rows[long_name]["verdict"] == "ERROR" and "too long" in rows[long_name]["error"]
+    assert rows[str(good)]["verdict"] == "FAKE"
+
+
+def test_face_crops_are_kept_at_the_models_input_size_and_score_the_same(colour_model, tmp_path):
+    from conftest import face_photo
+    from dfscan.discover import Found
+    from dfscan.pipeline import ScanConfig, Scanner
+    from dfscan.video import FrameSpec, read_frames
+
+    frame = np.full((720, 1280, 3), 90, np.uint8)
+    face = cv2.resize(face_photo(), (560, 610))  # a close-up: crops of ~340 px
+    frame[50:660, 360:920] = face
+    path = write_ffmpeg(tmp_path / "close_up.mp4", [frame] * 40, H264)
+    scanner = Scanner(ScanConfig(model=str(colour_model), workers=1))
+    prepared = scanner._prepare(Found(path), 1)
+    assert prepared.result.error is None and len(prepared.crops) == 10
+    assert {c.shape for c in prepared.crops} == {(224, 224, 3)}
+    full = [f.crop for f in scanner.detector.faces(read_frames(path, FrameSpec.parse("0")).frames[0])]
+    assert full[0].shape[0] > 300  # what was held for each face before
+    prep = scanner.model_info.preprocess
+    assert np.array_equal(prep.apply(full[0]), prep.apply(prepared.crops[0]))  # the same network input

@@ -129,9 +129,9 @@ def test_the_cores_are_shared_among_the_videos_decoded_at_once(clips, colour_mod
     asked = []
     real_read = pipeline.read_frames
 
-    def recording_read(path, spec, backend, threads):
+    def recording_read(path, spec, backend, threads, **kw):
         asked.append(threads)
-        return real_read(path, spec, backend, threads)
+        return real_read(path, spec, backend, threads, **kw)
 
     monkeypatch.setattr(pipeline, "read_frames", recording_read)
     monkeypatch.setattr(pipeline, "available_cores", lambda: 8)

@@ -68,7 +68,7 @@ def test_short_clip_gets_frames_spread_over_its_length(tmp_path):
 
 
 def test_falls_back_to_the_next_decoder(numbered_h264, monkeypatch):
-    def broken(path, spec, threads):
+    def broken(path, spec, threads, keep):
         raise VideoError("cannot open")
 
     monkeypatch.setitem(video._BACKENDS, "pyav", broken)
@@ -143,3 +143,90 @@ def test_pyav_counts_frames_when_the_header_has_no_count(tmp_path):
     assert clip.total_frames == 24 and len(clip.indices) == 10 and clip.indices[-1] == 23
     for i, frame in zip(clip.indices, clip.frames):
         assert abs(float(frame.mean()) - level(i)) < 4
+
+
+@pytest.mark.parametrize("backend", ["pyav", "decord", "opencv"])
+def test_keep_gets_each_frame_as_it_is_decoded_and_the_clip_holds_what_it_returns(numbered_h264, backend):
+    seen = []
+
+    def keep(frame):
+        seen.append(frame.shape)
+        return round(float(frame.mean()))
+
+    clip = read_frames(numbered_h264, FrameSpec(), backend, keep=keep)
+    assert seen == [(64, 96, 3)] * len(REFERENCE_FRAMES)
+    assert [abs(v - level(i)) < 4 for i, v in zip(clip.indices, clip.frames)] == [True] * len(REFERENCE_FRAMES)
+    assert (clip.width, clip.height) == (96, 64)
+
+
+def test_a_failing_keep_is_not_blamed_on_the_decoder(numbered_h264):
+    calls = []
+
+    def keep(frame):
+        calls.append(1)
+        raise RuntimeError("detector broke")
+
+    with pytest.raises(video.KeepError, match="RuntimeError: detector broke"):
+        read_frames(numbered_h264, FrameSpec(), keep=keep)
+    assert calls == [1]  # no other decoder was tried on the same frames
+
+
+def test_files_over_the_limits_are_refused_before_decoding(numbered_h264, tmp_path, monkeypatch):
+    monkeypatch.setattr(video, "MAX_FRAME_PIXELS", 96 * 64 - 1)
+    with pytest.raises(VideoError, match="frames of 96x64 pixels"):
+        read_frames(numbered_h264, FrameSpec(), "decord")  # checked whatever the decoder
+    monkeypatch.undo()
+    monkeypatch.setattr(video, "MAX_FRAMES", 299)
+    for backend in ("pyav", "decord", "opencv"):
+        with pytest.raises(VideoError, match="claims 300 frames"):
+            read_frames(numbered_h264, FrameSpec(), backend)
+
+
+def test_mp4_boxes_are_walked_in_a_stream_and_within_a_bound(tmp_path, monkeypatch):
+    ftyp = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom"
+    path = tmp_path / "boxes.mp4"
+    path.write_bytes(ftyp + b"\x00\x00\x00\x08free" * 3000)
+    monkeypatch.setattr(video, "MAX_MP4_BOXES", 2000)
+    with pytest.raises(VideoError, match="more than 2,000 top-level MP4 boxes"):
+        read_frames(path, FrameSpec())
+    monkeypatch.setattr(video, "MAX_MP4_BOXES", 5000)  # under the bound: the index check says what is wrong
+    with pytest.raises(VideoError, match="moov box"):
+        read_frames(path, FrameSpec())
+    with open(path, "rb") as fh:
+        boxes = video._mp4_boxes(fh, path.stat().st_size)
+        assert not isinstance(boxes, (list, tuple)) and next(boxes) == (b"ftyp", 24)
+
+
+@pytest.mark.parametrize("head, reason", [
+    (b"ffconcat version 1.0\nfile x.mp4\n", "an FFmpeg concat script"),
+    (b"\xef\xbb\xbfffconcat version 1.0\nfile x.mp4\n", "an FFmpeg concat script"),
+    (b"#EXTM3U\n#EXTINF:1,\nx.ts\n", "an M3U/HLS playlist"),
+])
+def test_playlists_and_concat_scripts_are_not_videos(tmp_path, head, reason):
+    path = tmp_path / "list.mp4"
+    path.write_bytes(head)
+    with pytest.raises(VideoError, match=reason):
+        read_frames(path, FrameSpec())
+
+
+def test_only_the_containers_of_real_videos_are_opened(tmp_path):
+    import subprocess
+
+    import imageio_ffmpeg
+
+    song = tmp_path / "song.mp4"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "lavfi", "-i",
+                    "sine=duration=1", "-f", "wav", str(song)], check=True)
+    with pytest.raises(VideoError, match="not a video container dfscan reads"):
+        read_frames(song, FrameSpec())
+    assert "concat" not in video.CONTAINERS and "hls" not in video.CONTAINERS
+    assert video._AV_OPTIONS["protocol_whitelist"] == "file"
+
+
+def test_a_relative_name_is_never_read_as_an_ffmpeg_protocol(numbered_h264, tmp_path, monkeypatch):
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(numbered_h264, tmp_path / "subfile:x.mp4")
+    for backend in ("pyav", "decord", "opencv"):
+        assert read_frames("subfile:x.mp4", FrameSpec.parse("0"), backend).width == 96
