@@ -296,8 +296,9 @@ def test_listed_names_no_file_can_have_become_rows(crafted, colour_model, tmp_pa
     long_name = str(d / ("n" * 300 + ".mp4"))
     queue.write_text(f"{long_name}\n{good}\n")
     out = tmp_path / "r.csv"
+    # A listed path that cannot exist is a usage error (exit 2), but the scan goes on and keeps its row.
     assert main(["scan", "--from-file", str(queue), "--model", str(colour_model), "--no-store", "--csv", str(out),
-                 "-q"]) == 1
+                 "-q"]) == 2
     rows = {restore(r["path"]): r for r in csv.DictReader(open(out, newline="", encoding="utf-8"))}
     assert rows[long_name]["verdict"] == "ERROR" and "too long" in rows[long_name]["error"]
     assert rows[str(good)]["verdict"] == "FAKE"
