@@ -110,7 +110,7 @@ def read_config(path: Path) -> dict[str, Any]:
         raw = fh.read(ENTRY_LIMITS["config.json"] + 1)
     try:
         config = json.loads(raw)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than the parser's stack
         raise ModelError(f"cannot load the model {path}: its config.json is not JSON ({first_line(exc)})") from exc
     if not isinstance(config, dict):
         raise ModelError(f"cannot load the model {path}: its config.json is not an object")
@@ -195,13 +195,16 @@ def weights_layout(h5_path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
     def visit(name: str, obj) -> None:
         nonlocal declared
         if isinstance(obj, h5py.Dataset):
-            if obj.id.get_create_plist().get_nfilters():
-                problems.append(f"array {name!r} is compressed")
+            problem = _dataset_problem(obj)
+            if problem:
+                problems.append(f"array {name[:120]!r} {problem}")
             declared += int(obj.size) * obj.dtype.itemsize
             layout[name] = (tuple(int(d) for d in obj.shape), obj.dtype.str)
 
     try:
         with h5py.File(h5_path, "r") as f:
+            # Links to other files (or soft links) would make Keras read outside this one: Keras writes none.
+            f.visit_links(lambda name: _link_problem(f, name, problems))
             f.visititems(visit)
     except (OSError, ValueError, RuntimeError) as exc:
         raise ModelError(f"cannot read the model's weights: {first_line(exc, 200)}") from exc
@@ -211,6 +214,25 @@ def weights_layout(h5_path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
         raise ModelError(f"the model's weights declare {declared / MiB:.0f} MiB of arrays in a "
                          f"{size / MiB:.0f} MiB file: refused")
     return layout
+
+
+def _dataset_problem(ds) -> str | None:
+    """Why an HDF5 array is not one Keras writes: stored elsewhere, compressed, or not plain numbers."""
+    if ds.is_virtual or ds.external:
+        return "is stored outside the file"  # reading it would read other files of this machine
+    if ds.id.get_create_plist().get_nfilters():
+        return "is compressed"
+    if ds.dtype.kind not in "biuf":
+        return f"holds {ds.dtype} values, not numbers"
+    return None
+
+
+def _link_problem(f, name: str, problems: list[str]) -> None:
+    import h5py
+
+    link = f.get(name, getlink=True)
+    if not isinstance(link, h5py.HardLink):
+        problems.append(f"{name[:120]!r} is a {type(link).__name__}")
 
 
 # -- networks dfscan builds in code ------------------------------------------------------------

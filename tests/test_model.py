@@ -205,6 +205,36 @@ def test_weights_that_claim_more_memory_than_the_file_holds_are_refused(colour_m
         Classifier(describe_local_model(packed), "cpu")
 
 
+def test_weights_stored_outside_the_file_are_refused(colour_model, tmp_path):
+    """An HDF5 array may live in another file of the machine (external storage, a link): never read."""
+    import h5py
+
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(bytes(range(256)) * 4)
+    h5 = tmp_path / "w.h5"
+    with h5py.File(h5, "w") as f:
+        f.create_dataset("layers/dense/vars/0", shape=(256,), dtype="float32", external=[(str(secret), 0, 1024)])
+    outside = rezip(colour_model, tmp_path / "ext.keras", replace={"model.weights.h5": h5.read_bytes()})
+    with pytest.raises(ModelError, match="'layers/dense/vars/0' is stored outside the file"):
+        Classifier(describe_local_model(outside), "cpu")
+    with h5py.File(h5, "w") as f:
+        f["layers/dense/vars/0"] = h5py.ExternalLink(str(tmp_path / "other.h5"), "/x")
+    linked = rezip(colour_model, tmp_path / "link.keras", replace={"model.weights.h5": h5.read_bytes()})
+    with pytest.raises(ModelError, match="is a ExternalLink"):
+        Classifier(describe_local_model(linked), "cpu")
+    with h5py.File(h5, "w") as f:
+        f.create_dataset("layers/dense/vars/0", data=np.array([b"x" * 100], dtype=object), dtype=h5py.string_dtype())
+    text = rezip(colour_model, tmp_path / "text.keras", replace={"model.weights.h5": h5.read_bytes()})
+    with pytest.raises(ModelError, match="values, not numbers"):
+        Classifier(describe_local_model(text), "cpu")
+
+
+def test_a_config_nested_past_the_parser_is_a_clear_error(colour_model, tmp_path):
+    deep = rezip(colour_model, tmp_path / "deep.keras", replace={"config.json": b"[" * 200_000})
+    with pytest.raises(ModelError, match="config.json is not JSON"):
+        Classifier(describe_local_model(deep), "cpu")
+
+
 def test_a_device_is_refused_at_once():
     started = time.monotonic()
     with pytest.raises(ModelError, match="not a regular file"):
