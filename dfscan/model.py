@@ -158,7 +158,7 @@ def read_metadata(side: Path) -> Any:
         if len(raw) > MAX_SIDECAR:
             raise ModelError(f"the model's metadata {side} is over 1 MiB: refused")
         return json.loads(raw)  # NaN and Infinity parse; the fields dfscan uses are range-checked
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: nested past the parser's stack
         raise ModelError(f"cannot read the model's metadata {side}: {printable(first_line(exc, 200))}") from exc
 
 

@@ -269,6 +269,13 @@ def test_bad_metadata_is_refused_clearly(colour_model, tmp_path, meta, message):
         describe_local_model(path)
 
 
+def test_a_sidecar_nested_past_the_parser_is_a_clear_error(colour_model, tmp_path):
+    path = Path(shutil.copy(colour_model, tmp_path / "m.keras"))
+    sidecar_path(path).write_text("[" * 200_000)
+    with pytest.raises(ModelError, match="cannot read the model's metadata"):
+        describe_local_model(path)
+
+
 def test_bad_metadata_exits_2_without_a_traceback(colour_model, tmp_path, capsys):
     path = Path(shutil.copy(colour_model, tmp_path / "m.keras"))
     sidecar_path(path).write_text('{"threshold": NaN}')  # the probe's case: every video REAL, exit 0

@@ -163,6 +163,34 @@ def test_a_cached_file_altered_after_first_use_is_refused(offline_cache, colour_
     assert "dfscan models fetch dfdc-part34-effnetb0 --refresh" in text
 
 
+@pytest.mark.parametrize("kind", ["symlink", "fifo", "deep", "huge"])
+def test_a_pins_file_dfscan_did_not_write_is_refused_at_once(offline_cache, colour_model, colour_as_reference,
+                                                              tmp_path, kind):
+    """The pins decide what dfscan trusts: a link, a FIFO (which would block), a file nested past the
+    JSON parser or too big to be a pins file stops the scan with a message, never a hang or a traceback."""
+    lay_out_hub_cache(offline_cache, colour_model)
+    resolve_model(None)  # a real pins file, then replaced by something else
+    pins = tmp_path / "data" / "model-pins.json"
+    if kind == "symlink":
+        real = pins.rename(tmp_path / "elsewhere.json")
+        pins.symlink_to(real)
+        message = "symbolic link"
+    elif kind == "fifo":
+        pins.unlink()
+        os.mkfifo(pins)
+        message = "not a regular file"
+    elif kind == "deep":
+        pins.write_text("[" * 200_000)
+        message = "cannot read the model pins"
+    else:
+        pins.write_bytes(b" " * (5 << 20))
+        message = "more than a pins file holds"
+    started = time.monotonic()
+    with pytest.raises(ModelError, match=f"{message}.*[Mm]ove it aside"):
+        resolve_model(None)
+    assert time.monotonic() - started < 10
+
+
 def test_recorded_hash_must_match(offline_cache, colour_model, tmp_path, monkeypatch):
     cached = lay_out_hub_cache(offline_cache, colour_model)
     registry_with(tmp_path, monkeypatch, drop=("architecture",), sha256="f" * 64)
