@@ -8,6 +8,7 @@ build_exe.spec) prefers a model of its own when no --model is given: see frozen_
 """
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -31,6 +32,7 @@ TIMEOUT_ENV = "DFSCAN_HUB_TIMEOUT"
 HUB_TIMEOUT_S = 6.0  # one try, this long: an unreachable hub is said within ~10 s, not after five retries
 _REPO = re.compile(r"[\w.-]+/[\w.-]+")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+_LOCAL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EACCES, errno.EPERM, errno.EROFS}  # our disk, not the hub
 fetch_log = logging.getLogger("dfscan.fetch")  # the CLI shows its INFO lines: a download is never silent
 
 
@@ -330,31 +332,52 @@ def _hf():
 
 def download(ref: HubRef, offline: bool = False, hint: str = "", refresh: bool = False, *,
              for_fetch: bool = False, quiet: bool = False, fallback: bool = True) -> Fetched:
-    """A hub file: from the cache when it is there (no network), else downloaded (one short try).
+    """A hub file: from the cache when it is there (no network), else downloaded.
 
-    A registered file missing from its repository is replaced by the repository's only .keras
-    file, with a note; otherwise the error lists what the repository holds.
+    The hub is first asked once, with a short timeout (_locate), so that an unreachable hub is
+    said within seconds. A registered file missing from its repository is replaced by the
+    repository's only .keras file, with a note; otherwise the error lists what the repository
+    holds. Without the hub (offline, or unreachable) the only .keras file cached from the
+    repository stands in for a registered file that is not cached, with a note.
     """
     hf, errors = _hf()
     offline = is_offline(offline)
     if refresh and offline:
         raise ModelError("--refresh asks the hub again, which needs the network (drop --offline / HF_HUB_OFFLINE)")
     if not refresh:
-        cached = _from_cache(ref, fallback)
+        cached = _from_cache(ref)
         if cached is not None:
             return cached
         if offline:
-            raise ModelError(_not_cached(ref, hint, offline=True, for_fetch=for_fetch))
-    used, notes, size = _locate(ref, hint, for_fetch, fallback)
+            stand_in = _cached_stand_in(ref, "dfscan is offline") if fallback else None
+            if stand_in is None:
+                raise ModelError(_not_cached(ref, hint, offline=True, for_fetch=for_fetch))
+            return stand_in
+    try:
+        used, notes, size = _locate(ref, hint, for_fetch, fallback)
+    except HubUnreachable:
+        stand_in = _cached_stand_in(ref, "the hub cannot be reached") if fallback and not refresh else None
+        if stand_in is None:
+            raise
+        return stand_in
     if not quiet:
         fetch_log.info("downloading %s%s from %s into %s", used,
                        f" ({size / 1e6:.1f} MB)" if size else "", hub_endpoint(), _cache_shown())
     try:
+        # huggingface_hub asks the hub again here (etag_timeout); the download itself has
+        # HF_HUB_DOWNLOAD_TIMEOUT between bytes. If the hub stops answering between _locate's
+        # answer and this request, huggingface_hub retries that request for up to a minute or so.
         local = hf.hf_hub_download(used.repo, used.file, revision=used.revision, cache_dir=hub_cache_dir(),
                                    etag_timeout=_timeout(), force_download=refresh)
     except (errors.RepositoryNotFoundError, errors.RevisionNotFoundError, errors.RemoteEntryNotFoundError) as exc:
         raise ModelError(f"{used} does not exist on the hub (or needs a token): {first_line(exc)}") from exc
-    except Exception as exc:  # noqa: BLE001 - connection reset, timeout, disk full...: one message
+    except OSError as exc:
+        if exc.errno not in _LOCAL_ERRNOS:  # huggingface_hub's HTTP errors are OSErrors without an errno
+            raise HubUnreachable(_unreachable(used, hint, exc, for_fetch)) from exc
+        raise ModelError(f"cannot save {used} in the hub cache {_cache_shown()}: {exc.strerror or exc}"
+                         + (f" ({exc.filename})" if exc.filename else "")
+                         + ". Free some space, or point HF_HUB_CACHE at a folder with room that you can write") from exc
+    except Exception as exc:  # noqa: BLE001 - httpx's connection resets and timeouts, proxies, 5xx
         raise HubUnreachable(_unreachable(used, hint, exc, for_fetch)) from exc
     path = Path(local)
     return Fetched(path, _commit_of(path) or used.revision, used, notes)
@@ -370,7 +393,7 @@ def _commit_of(path: Path) -> str | None:
     return None
 
 
-def _from_cache(ref: HubRef, fallback: bool) -> Fetched | None:
+def _from_cache(ref: HubRef) -> Fetched | None:
     """The cached copy of a hub file, without touching the network; None when it is not there."""
     hf, errors = _hf()
     try:
@@ -378,11 +401,13 @@ def _from_cache(ref: HubRef, fallback: bool) -> Fetched | None:
                                    local_files_only=True)
         return Fetched(Path(local), _commit_of(Path(local)) or ref.revision, ref)
     except errors.LocalEntryNotFoundError:
-        pass
+        return None
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot read the hub cache {_cache_shown()}: {first_line(exc)}") from exc
-    if not fallback:
-        return None
+
+
+def _cached_stand_in(ref: HubRef, why: str) -> Fetched | None:
+    """Without the hub: the only .keras file cached from ref's repository at its revision, if there is one."""
     snapshot = _cached_snapshot(ref)
     if snapshot is None:
         return None
@@ -390,7 +415,9 @@ def _from_cache(ref: HubRef, fallback: bool) -> Fetched | None:
     if len(found) != 1:
         return None
     other = HubRef(ref.repo, found[0].relative_to(snapshot).as_posix(), ref.revision)
-    return Fetched(found[0], snapshot.name, other, (_moved_note(ref, other),))
+    note = (f"{ref} is not in the hub cache and {why}; using {other.file}, the only .keras file cached from "
+            f"hf://{ref.repo} (the registry entry should name the file the repository holds)")
+    return Fetched(found[0], snapshot.name, other, (note,))
 
 
 def _cached_snapshot(ref: HubRef) -> Path | None:
@@ -406,11 +433,6 @@ def _cached_snapshot(ref: HubRef) -> Path | None:
             return None
     snap = storage / "snapshots" / commit
     return snap if re.fullmatch(r"[0-9a-f]{40}", commit) and snap.is_dir() else None
-
-
-def _moved_note(ref: HubRef, other: HubRef) -> str:
-    return (f"hf://{ref.repo} has no {ref.file}; using {other.file}, the only .keras file it holds "
-            "(the registry entry should name it)")
 
 
 def _locate(ref: HubRef, hint: str, for_fetch: bool, fallback: bool) -> tuple[HubRef, tuple[str, ...], int | None]:
@@ -447,7 +469,9 @@ def _fallback(ref: HubRef, hint: str, for_fetch: bool) -> tuple[HubRef, tuple[st
         raise ModelError(f"{ref} does not exist on the hub; the repository holds: {shown or 'nothing'}"
                          + (f". Name one of its .keras files: hf://{ref.repo}/FILE" if keras_files else ""))
     other = HubRef(ref.repo, keras_files[0], ref.revision)
-    return other, (_moved_note(ref, other),), None
+    note = (f"hf://{ref.repo} has no {ref.file}; using {other.file}, the only .keras file it holds "
+            "(the registry entry should name it)")
+    return other, (note,), None
 
 
 def _unreachable(ref: HubRef, hint: str, exc: Exception, for_fetch: bool) -> str:

@@ -221,7 +221,9 @@ def test_offline_flag_works_without_the_environment_variable(tmp_path, monkeypat
 def test_cached_file_at_another_path_is_used_with_a_warning(offline_cache, colour_model, colour_as_reference):
     lay_out_hub_cache(offline_cache, colour_model, file="best_model.keras")  # where the model card says
     info = resolve_model(None)
-    assert any(f"has no {FILE}; using best_model.keras" in w for w in info.warnings)
+    # Only the cache was read: the note says what dfscan knows (not that the repository lacks the file).
+    assert any(FILE in w and "is not in the hub cache and dfscan is offline; using best_model.keras" in w
+               for w in info.warnings), info.warnings
 
 
 def test_any_hub_id_with_its_own_sidecar(offline_cache, colour_model):
@@ -374,6 +376,40 @@ def test_a_moved_file_is_found_and_a_missing_one_lists_the_repository(tmp_path, 
                               (f"hf://{REPO}/{FILE}@v9", "has no revision 'v9'")):
             gone = dfscan(env, "models", "fetch", spec)
             assert gone.returncode == 2 and message in " ".join(gone.stderr.split()), gone.stderr
+
+
+def test_a_cached_stand_in_is_used_only_without_the_hub(tmp_path, reference_like, colour_model):
+    """Another .keras file cached from the repository never hides the registered file the hub holds."""
+    env = dfscan_env(tmp_path, "")
+    lay_out_hub_cache(tmp_path / "hub", colour_model, commit=HUB_COMMIT, file="best_model.keras")
+    unreachable = dfscan(dict(env, HF_ENDPOINT=closed_port_url()), "models", "fetch", timeout=60)
+    assert unreachable.returncode == 0, unreachable.stderr
+    assert "the hub cannot be reached; using best_model.keras" in " ".join(unreachable.stdout.split())
+    with HubStandIn() as hub:
+        hub.add(REPO, real_layout(reference_like["clean"]), commit=HUB_COMMIT)
+        env["HF_ENDPOINT"] = hub.url
+        fetched = dfscan(env, "models", "fetch")
+        assert fetched.returncode == 0, fetched.stderr
+        assert ("GET", f"/{REPO}/resolve/main/{FILE}") in hub.requests
+    assert "using best_model.keras" not in fetched.stdout and f"snapshots/{HUB_COMMIT}/{FILE}" in fetched.stdout
+
+
+def test_a_full_disk_is_not_called_an_unreachable_hub(tmp_path, reference_like):
+    """A write that fails in the hub cache (here: a file size limit, as a full disk) is said as such."""
+    import resource
+
+    def small_files():  # Python ignores SIGXFSZ, so a write past the limit fails with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+
+    env = dfscan_env(tmp_path, "")
+    with HubStandIn() as hub:
+        hub.add(REPO, real_layout(reference_like["clean"]), commit=HUB_COMMIT)
+        env["HF_ENDPOINT"] = hub.url
+        full = subprocess.run([sys.executable, "-m", "dfscan", "models", "fetch"], env=env, capture_output=True,
+                              text=True, timeout=120, preexec_fn=small_files)
+    err = " ".join(full.stderr.split())
+    assert full.returncode == 2 and "Traceback" not in err, err
+    assert "cannot save" in err and "in the hub cache" in err and "cannot reach" not in err, err
 
 
 @pytest.mark.parametrize("where", ["closed port", "silent port"])
