@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import sys
+import threading
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -457,9 +458,10 @@ def _locate(ref: HubRef, hint: str, for_fetch: bool, fallback: bool) -> tuple[Hu
 
 def _fallback(ref: HubRef, hint: str, for_fetch: bool) -> tuple[HubRef, tuple[str, ...], int | None]:
     """The registered file is gone: the repository's only .keras file, or an error listing what it holds."""
-    hf, _ = _hf()
     try:
-        files = hf.HfApi(endpoint=hub_endpoint()).list_repo_files(ref.repo, revision=ref.revision)
+        files = _repo_files(ref)
+    except TimeoutError as exc:
+        raise HubUnreachable(_unreachable(ref, hint, exc, for_fetch)) from exc
     except Exception as exc:  # noqa: BLE001
         raise ModelError(f"{ref} does not exist on the hub, and its file list cannot be read: "
                          f"{first_line(exc, 200)}") from exc
@@ -472,6 +474,32 @@ def _fallback(ref: HubRef, hint: str, for_fetch: bool) -> tuple[HubRef, tuple[st
     note = (f"hf://{ref.repo} has no {ref.file}; using {other.file}, the only .keras file it holds "
             "(the registry entry should name it)")
     return other, (note,), None
+
+
+def _repo_files(ref: HubRef) -> list[str]:
+    """The repository's file list, or TimeoutError after the hub timeout.
+
+    huggingface_hub sets no timeout on listings (and retries them), so a hub that answered the
+    HEAD and then stalls would hang the scan: the listing runs in a daemon thread, left behind
+    if it does not finish in time.
+    """
+    hf, _ = _hf()
+    done: dict[str, Any] = {}
+
+    def listing() -> None:
+        try:
+            done["files"] = hf.HfApi(endpoint=hub_endpoint()).list_repo_files(ref.repo, revision=ref.revision)
+        except Exception as exc:  # noqa: BLE001 - handed to the caller
+            done["error"] = exc
+
+    worker = threading.Thread(target=listing, name="dfscan-hub-listing", daemon=True)
+    worker.start()
+    worker.join(_timeout())
+    if worker.is_alive():
+        raise TimeoutError(f"the hub answered, then did not list hf://{ref.repo}'s files within {_timeout():g} s")
+    if "error" in done:
+        raise done["error"]
+    return done["files"]
 
 
 def _unreachable(ref: HubRef, hint: str, exc: Exception, for_fetch: bool) -> str:

@@ -412,6 +412,21 @@ def test_a_full_disk_is_not_called_an_unreachable_hub(tmp_path, reference_like):
     assert "cannot save" in err and "in the hub cache" in err and "cannot reach" not in err, err
 
 
+def test_a_hub_that_stalls_on_the_file_list_fails_fast(tmp_path, reference_like):
+    """The registered file is gone and the hub never sends the repository's file list: no hang."""
+    env = dfscan_env(tmp_path, "")
+    with HubStandIn() as hub:
+        hub.add(REPO, real_layout(reference_like["clean"], path="models/v3/best.keras"), commit=HUB_COMMIT)
+        hub.stall_listings = True
+        env["HF_ENDPOINT"] = hub.url
+        started = time.monotonic()
+        stalled = dfscan(env, "models", "fetch", timeout=60)
+        took = time.monotonic() - started
+    err = " ".join(stalled.stderr.split())
+    assert stalled.returncode == 2 and took < 20, (took, err)
+    assert "did not list hf://" in err and "cannot reach the Hugging Face hub" in err and "Traceback" not in err
+
+
 @pytest.mark.parametrize("where", ["closed port", "silent port"])
 def test_an_unreachable_hub_fails_fast_and_says_what_to_do(tmp_path, where, clips):
     with SilentPort() as silent:
