@@ -264,19 +264,24 @@ def hub_model(ref: HubRef, offline: bool = False, accept: bool = False) -> Model
     """A hub file outside the registry; its metadata comes from `<stem>.json` in the same repo, if any."""
     got = download(ref, offline, hint=str(ref))
     meta = None
+    notes = got.notes
     sidecar = Path(got.ref.file).with_suffix(".json").as_posix()
     try:
         meta_got = download(HubRef(ref.repo, sidecar, got.commit), offline, hint=str(ref), quiet=True,
                             fallback=False)
+    except HubUnreachable:  # not "no metadata": whether the repository publishes one is unknown
+        meta_got = None
+        notes += (f"the hub could not be reached to look for hf://{ref.repo}/{sidecar} (the model's metadata); "
+                  "the reference model's preprocessing is assumed for this scan",)
     except ModelError:
-        meta_got = None  # no metadata published: the reference profile applies, with a warning
+        meta_got = None  # no metadata published (or, offline, none cached): the reference profile, with a warning
     if meta_got is not None:
         from .model import read_metadata
 
         meta = read_metadata(meta_got.path)
     info = model_info(got.path, meta, default_name=f"hf://{got.ref.repo}/{got.ref.file}", source=str(got.ref),
                       revision=got.commit)
-    return _pinned(_with_warnings(info, got.notes), ref, got, str(ref), accept)
+    return _pinned(_with_warnings(info, notes), ref, got, str(ref), accept)
 
 
 def hub_cache_dir() -> str | None:

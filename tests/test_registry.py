@@ -427,6 +427,14 @@ def test_a_hub_that_stalls_on_the_file_list_fails_fast(tmp_path, reference_like)
     assert "did not list hf://" in err and "cannot reach the Hugging Face hub" in err and "Traceback" not in err
 
 
+def test_metadata_the_hub_could_not_be_asked_for_is_not_called_missing(tmp_path, colour_model):
+    lay_out_hub_cache(tmp_path / "hub", colour_model, repo="someone/model", file="best_model.keras")
+    cached = dfscan(dfscan_env(tmp_path, closed_port_url()), "models", "fetch", "hf://someone/model", timeout=60)
+    assert cached.returncode == 0, cached.stderr
+    out = " ".join(cached.stdout.split())
+    assert "the hub could not be reached to look for hf://someone/model/best_model.json" in out, out
+
+
 @pytest.mark.parametrize("where", ["closed port", "silent port"])
 def test_an_unreachable_hub_fails_fast_and_says_what_to_do(tmp_path, where, clips):
     with SilentPort() as silent:
