@@ -229,6 +229,13 @@ def test_weights_stored_outside_the_file_are_refused(colour_model, tmp_path):
         Classifier(describe_local_model(text), "cpu")
 
 
+def test_a_config_too_big_to_parse_safely_is_refused(colour_model, tmp_path):
+    """Parsed whole, 8 MiB of tiny JSON lists already takes ~220 MB of Python objects."""
+    big = rezip(colour_model, tmp_path / "big.keras", replace={"config.json": b"[" + b"[]," * (3 << 20) + b"[]]"})
+    with pytest.raises(ModelError, match=r"config.json' would inflate to 9 MiB \(at most 8 MiB\)"):
+        Classifier(describe_local_model(big), "cpu")
+
+
 def test_a_config_nested_past_the_parser_is_a_clear_error(colour_model, tmp_path):
     deep = rezip(colour_model, tmp_path / "deep.keras", replace={"config.json": b"[" * 200_000})
     with pytest.raises(ModelError, match="config.json is not JSON"):
