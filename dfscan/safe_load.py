@@ -196,7 +196,9 @@ def weights_layout(h5_path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
 
     def visit(name: str, obj) -> None:
         nonlocal declared
-        if isinstance(obj, h5py.Dataset):
+        if isinstance(obj, h5py.Group):
+            problems.extend(_link_problems(obj, name + "/"))
+        elif isinstance(obj, h5py.Dataset):
             problem = _dataset_problem(obj)
             if problem:
                 problems.append(f"array {name[:120]!r} {problem}")
@@ -205,9 +207,8 @@ def weights_layout(h5_path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
 
     try:
         with h5py.File(h5_path, "r") as f:
-            # Links to other files (or soft links) would make Keras read outside this one: Keras writes none.
-            f.visit_links(lambda name: _link_problem(f, name, problems))
-            f.visititems(visit)
+            problems.extend(_link_problems(f, ""))
+            f.visititems(visit)  # each object once, through hard links only
     except (OSError, ValueError, RuntimeError) as exc:
         raise ModelError(f"cannot read the model's weights: {first_line(exc, 200)}") from exc
     if problems:
@@ -229,12 +230,16 @@ def _dataset_problem(ds) -> str | None:
     return None
 
 
-def _link_problem(f, name: str, problems: list[str]) -> None:
+def _link_problems(group, prefix: str) -> list[str]:
+    """The group's links that are not hard links: to other files, or by name (Keras writes neither)."""
     import h5py
 
-    link = f.get(name, getlink=True)
-    if not isinstance(link, h5py.HardLink):
-        problems.append(f"{name[:120]!r} is a {type(link).__name__}")
+    found = []
+    for key in group:
+        link = group.get(key, getlink=True)  # the link itself: an external one is not followed
+        if not isinstance(link, h5py.HardLink):
+            found.append(f"{(prefix + key)[:120]!r} is a {type(link).__name__}")
+    return found
 
 
 # -- networks dfscan builds in code ------------------------------------------------------------
