@@ -413,8 +413,8 @@ def _load_keras(info: ModelInfo | Path):
             f"(known: {', '.join(safe_load.ARCHITECTURES)}); otherwise re-save the model without Lambda layers.")
     foreign = safe_load.foreign_objects(config)
     if foreign:
-        raise ModelError(f"cannot load the model {path}: its graph names {foreign[0]}, code outside Keras "
-                         "that dfscan does not import: refused")
+        raise ModelError(f"cannot load the model {path}: its graph names {foreign[0]}, code that is not "
+                         "part of a Keras network: refused")
     with safe_load.extracted_weights(path) as h5:
         safe_load.weights_layout(h5)  # no array may claim more memory than the file holds
     keras = import_keras()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -142,14 +143,22 @@ def code_layers(config: dict[str, Any]) -> list[str]:
     return found
 
 
+# Keras functions a network's config may name (activations, ops, losses, metrics). Others, such as
+# keras.utils.get_file, are not part of a network: older Keras (3.0-3.10) called them in safe mode.
+_MODELING_FUNCTIONS = re.compile(r"keras(\.src)?\.(activations|ops|losses|metrics)(\..+)?")
+
+
 def foreign_objects(config: dict[str, Any]) -> list[str]:
-    """Objects that name a Python module outside Keras (custom classes, or worse)."""
+    """Objects that name code outside a Keras network: modules outside Keras, or non-modeling Keras functions."""
     found = []
     for obj in _objects(config):
         module = obj.get("module")
+        shown = f"{str(obj['class_name'])[:60]} from module {str(module)[:60]!r}"
         if module is not None and (not isinstance(module, str) or not (module == "keras" or
                                                                        module.startswith("keras."))):
-            found.append(f"{str(obj['class_name'])[:60]} from module {str(module)[:60]!r}")
+            found.append(shown)
+        elif obj["class_name"] == "function" and module is not None and not _MODELING_FUNCTIONS.fullmatch(module):
+            found.append(f"function {str(obj.get('config'))[:60]!r} from module {str(module)[:60]!r}")
     return found
 
 

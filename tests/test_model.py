@@ -229,6 +229,20 @@ def test_weights_stored_outside_the_file_are_refused(colour_model, tmp_path):
         Classifier(describe_local_model(text), "cpu")
 
 
+@pytest.mark.parametrize("obj, message", [
+    ({"module": "os", "class_name": "system", "config": "id"}, "names system from module 'os'"),
+    ({"module": "keras.utils", "class_name": "function", "config": "get_file"},
+     "names function 'get_file' from module 'keras.utils'"),
+])
+def test_a_graph_naming_code_outside_a_network_is_refused(colour_model, tmp_path, obj, message):
+    with zipfile.ZipFile(colour_model) as z:
+        config = json.loads(z.read("config.json"))
+    config["config"]["layers"][-1]["config"]["activation"] = obj
+    odd = rezip(colour_model, tmp_path / "odd.keras", replace={"config.json": json.dumps(config).encode()})
+    with pytest.raises(ModelError, match=f"{message}, code that is not part of a Keras network: refused"):
+        Classifier(describe_local_model(odd), "cpu")
+
+
 def test_a_config_too_big_to_parse_safely_is_refused(colour_model, tmp_path):
     """Parsed whole, 8 MiB of tiny JSON lists already takes ~220 MB of Python objects."""
     big = rezip(colour_model, tmp_path / "big.keras", replace={"config.json": b"[" + b"[]," * (3 << 20) + b"[]]"})
