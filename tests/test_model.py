@@ -130,7 +130,17 @@ def with_sidecar(path: Path, **meta) -> Path:
     return path
 
 
-def test_known_network_reads_only_the_weights_and_scores_as_a_full_safe_load(reference_like, tmp_path, keras):
+@pytest.fixture
+def own_tmp(tmp_path, monkeypatch) -> Path:
+    """A temporary folder of this test's own, so that leftovers are ours (other processes share /tmp)."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+def test_known_network_reads_only_the_weights_and_scores_as_a_full_safe_load(reference_like, tmp_path, keras,
+                                                                             own_tmp):
     """A Lambda-carrying file, built in code from its weights, scores exactly as Keras' own load of the clean file."""
     lam = with_sidecar(Path(shutil.copy(reference_like["lambda"], tmp_path / "lam.keras")), architecture=REFERENCE_ARCH)
     rng = np.random.default_rng(5)
@@ -144,14 +154,14 @@ def test_known_network_reads_only_the_weights_and_scores_as_a_full_safe_load(ref
     eager = np.asarray(full(batch, training=False)).reshape(-1)
     assert np.allclose(ours, eager, rtol=0, atol=1e-5)  # eager vs graph: float32 rounding only
     assert not reference_like["marker"].exists()
-    leftovers = [p for p in Path(tempfile.gettempdir()).glob("dfscan-weights-*")]
-    assert leftovers == []  # the inflated weights are removed
+    assert list(own_tmp.glob("dfscan-*")) == []  # the inflated weights are removed
 
 
-def test_weights_of_another_network_are_refused(colour_model, tmp_path):
+def test_weights_of_another_network_are_refused(colour_model, tmp_path, own_tmp):
     path = with_sidecar(Path(shutil.copy(colour_model, tmp_path / "c.keras")), architecture=REFERENCE_ARCH)
     with pytest.raises(ModelError, match=f"do not fit the {REFERENCE_ARCH} network: .*arrays missing"):
         Classifier(describe_local_model(path), "cpu", runtime="tensorflow")
+    assert list(own_tmp.glob("dfscan-*")) == []  # removed on the way out of an error too
 
 
 # -- hostile model files ------------------------------------------------------------------------
