@@ -387,7 +387,7 @@ def import_keras():
     return keras
 
 
-def _load_keras(info: ModelInfo | Path):
+def _load_keras(info: ModelInfo):
     """The Keras model of `info`, loaded so that nothing in the file can run code.
 
     A network dfscan knows is built in code and only its weights are read from the archive;
@@ -396,8 +396,6 @@ def _load_keras(info: ModelInfo | Path):
     """
     from . import safe_load
 
-    if not isinstance(info, ModelInfo):  # a bare path: no metadata, so no known network
-        info = ModelInfo(name=Path(info).name, path=Path(info), sha256="")
     path = safe_load.regular_file(info.path)
     safe_load.check_archive(path)
     if info.architecture:
