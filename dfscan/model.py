@@ -158,7 +158,7 @@ def read_metadata(side: Path) -> Any:
         if len(raw) > MAX_SIDECAR:
             raise ModelError(f"the model's metadata {side} is over 1 MiB: refused")
         return json.loads(raw)  # NaN and Infinity parse; the fields dfscan uses are range-checked
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: nested past the parser's stack
         raise ModelError(f"cannot read the model's metadata {side}: {printable(first_line(exc, 200))}") from exc
 
 
@@ -387,7 +387,7 @@ def import_keras():
     return keras
 
 
-def _load_keras(info: ModelInfo | Path):
+def _load_keras(info: ModelInfo):
     """The Keras model of `info`, loaded so that nothing in the file can run code.
 
     A network dfscan knows is built in code and only its weights are read from the archive;
@@ -396,8 +396,6 @@ def _load_keras(info: ModelInfo | Path):
     """
     from . import safe_load
 
-    if not isinstance(info, ModelInfo):  # a bare path: no metadata, so no known network
-        info = ModelInfo(name=Path(info).name, path=Path(info), sha256="")
     path = safe_load.regular_file(info.path)
     safe_load.check_archive(path)
     if info.architecture:
@@ -413,8 +411,8 @@ def _load_keras(info: ModelInfo | Path):
             f"(known: {', '.join(safe_load.ARCHITECTURES)}); otherwise re-save the model without Lambda layers.")
     foreign = safe_load.foreign_objects(config)
     if foreign:
-        raise ModelError(f"cannot load the model {path}: its graph names {foreign[0]}, code outside Keras "
-                         "that dfscan does not import: refused")
+        raise ModelError(f"cannot load the model {path}: its graph names {foreign[0]}, code that is not "
+                         "part of a Keras network: refused")
     with safe_load.extracted_weights(path) as h5:
         safe_load.weights_layout(h5)  # no array may claim more memory than the file holds
     keras = import_keras()

@@ -8,19 +8,22 @@ file served under the same name, stops the scan instead of scoring with unknown 
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
+import stat
 import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .errors import ModelError
+from .errors import ModelError, first_line
 
 DATA_ENV = "DFSCAN_DATA_DIR"
 PINS_FILE = "model-pins.json"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+MAX_PINS_BYTES = 4 << 20  # a few lines per model used; a bigger file is not one dfscan wrote
 
 
 @dataclass(frozen=True)
@@ -46,17 +49,42 @@ def pins_path() -> Path:
 
 
 def _read(path: Path) -> dict[str, dict]:
+    """The pins recorded in `path` ({} when there is none yet); anything but dfscan's own file is refused."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        raw = _read_own_file(path)
     except FileNotFoundError:
         return {}
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"cannot read the model pins {path}: {exc}. Move it aside to start again "
+    except OSError as exc:
+        raise ModelError(f"cannot read the model pins {path}: {exc.strerror or exc}. Move it aside to start again "
                          "(every hub model is then pinned anew on its next use)") from exc
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise ModelError(f"cannot read the model pins {path}: {first_line(exc, 200)}. Move it aside to start "
+                         "again (every hub model is then pinned anew on its next use)") from exc
     pins = data.get("pins") if isinstance(data, dict) else None
     if not isinstance(pins, dict):
         raise ModelError(f"{path} is not a dfscan pins file; move it aside to start again")
     return pins
+
+
+def _read_own_file(path: Path) -> bytes:
+    """The bytes of a regular file that is not a link, at most MAX_PINS_BYTES (OSError otherwise).
+
+    dfscan writes this file itself, never as a link: a link (or a FIFO, a device, /dev/zero) here
+    would let something else decide what dfscan trusts, or hang or fill memory while reading.
+    """
+    if stat.S_ISLNK(os.lstat(path).st_mode):
+        raise OSError(errno.ELOOP, "it is a symbolic link, not the file dfscan wrote")
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    fd = os.open(path, flags)  # O_NONBLOCK: opening a FIFO does not wait for a writer
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "it is not a regular file")
+        if st.st_size > MAX_PINS_BYTES:
+            raise OSError(errno.EFBIG, f"it is {st.st_size} bytes, more than a pins file holds")
+        return fh.read(MAX_PINS_BYTES + 1)
 
 
 def get(key: str) -> Pin | None:
@@ -72,7 +100,11 @@ def get(key: str) -> Pin | None:
 
 
 def record(key: str, sha256: str, commit: str | None) -> Path:
-    """Record (or replace) the pin of `key`; the file is private to the user (0600 in a 0700 folder)."""
+    """Record (or replace) the pin of `key`, atomically; the file is private to the user (0600).
+
+    The folder is made 0700 when dfscan creates it; one that exists already (the result store's)
+    keeps its mode.
+    """
     path = pins_path()
     folder = path.parent
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)

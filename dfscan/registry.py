@@ -2,14 +2,14 @@
 
 `--model` takes a registry name (the first entry is the default), an
 `hf://owner/repo[/file][@revision]` id, or a path to a `.keras` file. Hub files
-are fetched with huggingface_hub into its standard cache; offline (`--offline`
-or HF_HUB_OFFLINE=1) only that cache is read. The standalone executable (see
+are fetched with huggingface_hub into its standard cache (see hub); offline
+(`--offline` or HF_HUB_OFFLINE=1) only that cache is read. Hub files are held to the
+registry's SHA-256 or to the pin recorded at their first use (see pins). The standalone executable (see
 build_exe.spec) prefers a model of its own when no --model is given: see frozen_models().
 """
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import sys
@@ -20,37 +20,15 @@ from typing import Any
 
 from . import pins
 from .errors import ModelError, first_line
+from .hub import (DEFAULT_FILE, Fetched, HubRef, HubUnreachable, download, hub_cache_dir,  # noqa: F401 - API
+                  is_offline)
 from .model import ModelInfo, describe_local_model, file_sha256, model_info, printable
 
 REGISTRY_ENV = "DFSCAN_REGISTRY"  # another registry file (a site's own list, or tests)
 BESIDE_EXECUTABLE = "dfscan.keras"  # a model a user drops next to the standalone executable
 BUNDLED_MODEL = Path("models") / "bundled.keras"  # DFSCAN_BUNDLE_MODEL, inside the bundle
-_TRUE = {"1", "true", "yes", "on"}
-DEFAULT_FILE = "best_model.keras"
-TIMEOUT_ENV = "DFSCAN_HUB_TIMEOUT"
-HUB_TIMEOUT_S = 6.0  # one try, this long: an unreachable hub is said within ~10 s, not after five retries
 _REPO = re.compile(r"[\w.-]+/[\w.-]+")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-fetch_log = logging.getLogger("dfscan.fetch")  # the CLI shows its INFO lines: a download is never silent
-
-
-@dataclass(frozen=True)
-class HubRef:
-    """A file in a hub repository at a revision (branch, tag or commit)."""
-
-    repo: str
-    file: str = "best_model.keras"  # hf://owner/repo alone; a repo without it falls back to its only .keras file
-    revision: str | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> "HubRef":
-        m = re.fullmatch(r"hf://([\w.-]+/[\w.-]+)(/[^@]+)?(@[\w./-]+)?", text)
-        if not m:
-            raise ModelError(f"cannot read hub id {text!r}: use hf://owner/repo[/file.keras][@revision]")
-        return cls(m.group(1), (m.group(2) or "/best_model.keras")[1:], (m.group(3) or "@")[1:] or None)
-
-    def __str__(self) -> str:
-        return f"hf://{self.repo}/{self.file}" + (f"@{self.revision}" if self.revision else "")
 
 
 @dataclass(frozen=True)
@@ -146,10 +124,6 @@ def default_entry() -> Entry:
     return entries[0]
 
 
-def is_offline(offline: bool = False) -> bool:
-    return offline or os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
-
-
 def frozen_models() -> list[Path]:
     """The standalone executable's own models, preferred in this order when no --model is given.
 
@@ -227,7 +201,7 @@ def pin_key(ref: HubRef, used: HubRef) -> str:
     return f"hf://{used.repo}/{used.file}@{ref.revision or 'main'}"
 
 
-def _pinned(info: ModelInfo, ref: HubRef, got: "Fetched", name: str, accept: bool) -> ModelInfo:
+def _pinned(info: ModelInfo, ref: HubRef, got: Fetched, name: str, accept: bool) -> ModelInfo:
     """Trust on first use: record the file's SHA-256 and commit the first time, hold it to them later."""
     key = pin_key(ref, got.ref)
     pin = pins.get(key)
@@ -261,213 +235,24 @@ def hub_model(ref: HubRef, offline: bool = False, accept: bool = False) -> Model
     """A hub file outside the registry; its metadata comes from `<stem>.json` in the same repo, if any."""
     got = download(ref, offline, hint=str(ref))
     meta = None
+    notes = got.notes
     sidecar = Path(got.ref.file).with_suffix(".json").as_posix()
     try:
         meta_got = download(HubRef(ref.repo, sidecar, got.commit), offline, hint=str(ref), quiet=True,
                             fallback=False)
+    except HubUnreachable:  # not "no metadata": whether the repository publishes one is unknown
+        meta_got = None
+        notes += (f"the hub could not be reached to look for hf://{ref.repo}/{sidecar} (the model's metadata); "
+                  "the reference model's preprocessing is assumed for this scan",)
     except ModelError:
-        meta_got = None  # no metadata published: the reference profile applies, with a warning
+        meta_got = None  # no metadata published (or, offline, none cached): the reference profile, with a warning
     if meta_got is not None:
         from .model import read_metadata
 
         meta = read_metadata(meta_got.path)
     info = model_info(got.path, meta, default_name=f"hf://{got.ref.repo}/{got.ref.file}", source=str(got.ref),
                       revision=got.commit)
-    return _pinned(_with_warnings(info, got.notes), ref, got, str(ref), accept)
-
-
-def hub_cache_dir() -> str | None:
-    """HF_HUB_CACHE read now (huggingface_hub reads it once, at import)."""
-    if os.environ.get("HF_HUB_CACHE"):
-        return os.environ["HF_HUB_CACHE"]
-    if os.environ.get("HF_HOME"):
-        return os.path.join(os.environ["HF_HOME"], "hub")
-    return None
-
-
-def _cache_shown() -> str:
-    return hub_cache_dir() or "~/.cache/huggingface/hub"
-
-
-def hub_endpoint() -> str:
-    return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
-
-
-def _timeout() -> float:
-    try:
-        return max(0.5, float(os.environ.get(TIMEOUT_ENV, HUB_TIMEOUT_S)))
-    except ValueError:
-        return HUB_TIMEOUT_S
-
-
-@dataclass(frozen=True)
-class Fetched:
-    """A hub file on disk: where, from which commit, which file (after a fallback), and what to tell."""
-
-    path: Path
-    commit: str | None
-    ref: HubRef
-    notes: tuple[str, ...] = ()
-
-
-class HubUnreachable(ModelError):
-    """The hub did not answer (no network, DNS, proxy, firewall, or a hub outage)."""
-
-
-def _hf():
-    # Telemetry off: besides what it sends, huggingface_hub 2.x asks the hub for an "agent harness"
-    # list on its first request (3 s more against an unreachable hub). It reads this at import.
-    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    try:
-        import huggingface_hub
-        from huggingface_hub import constants, errors
-    except ImportError as exc:
-        raise ModelError("huggingface_hub is not installed: pip install huggingface_hub, or pass --model FILE") from exc
-    if os.environ["HF_HUB_DISABLE_TELEMETRY"].strip().lower() in _TRUE:
-        constants.HF_HUB_DISABLE_TELEMETRY = True  # in case it was imported before
-    return huggingface_hub, errors
-
-
-def download(ref: HubRef, offline: bool = False, hint: str = "", refresh: bool = False, *,
-             for_fetch: bool = False, quiet: bool = False, fallback: bool = True) -> Fetched:
-    """A hub file: from the cache when it is there (no network), else downloaded (one short try).
-
-    A registered file missing from its repository is replaced by the repository's only .keras
-    file, with a note; otherwise the error lists what the repository holds.
-    """
-    hf, errors = _hf()
-    offline = is_offline(offline)
-    if refresh and offline:
-        raise ModelError("--refresh asks the hub again, which needs the network (drop --offline / HF_HUB_OFFLINE)")
-    if not refresh:
-        cached = _from_cache(ref, fallback)
-        if cached is not None:
-            return cached
-        if offline:
-            raise ModelError(_not_cached(ref, hint, offline=True, for_fetch=for_fetch))
-    used, notes, size = _locate(ref, hint, for_fetch, fallback)
-    if not quiet:
-        fetch_log.info("downloading %s%s from %s into %s", used,
-                       f" ({size / 1e6:.1f} MB)" if size else "", hub_endpoint(), _cache_shown())
-    try:
-        local = hf.hf_hub_download(used.repo, used.file, revision=used.revision, cache_dir=hub_cache_dir(),
-                                   etag_timeout=_timeout(), force_download=refresh)
-    except (errors.RepositoryNotFoundError, errors.RevisionNotFoundError, errors.RemoteEntryNotFoundError) as exc:
-        raise ModelError(f"{used} does not exist on the hub (or needs a token): {first_line(exc)}") from exc
-    except Exception as exc:  # noqa: BLE001 - connection reset, timeout, disk full...: one message
-        raise HubUnreachable(_unreachable(used, hint, exc, for_fetch)) from exc
-    path = Path(local)
-    return Fetched(path, _commit_of(path) or used.revision, used, notes)
-
-
-def _commit_of(path: Path) -> str | None:
-    """The commit folder a cached file sits in (.../snapshots/<commit>/sub/file)."""
-    parts = path.parts
-    if "snapshots" in parts:
-        i = len(parts) - 1 - parts[::-1].index("snapshots")
-        if i + 1 < len(parts) - 1:
-            return parts[i + 1]
-    return None
-
-
-def _from_cache(ref: HubRef, fallback: bool) -> Fetched | None:
-    """The cached copy of a hub file, without touching the network; None when it is not there."""
-    hf, errors = _hf()
-    try:
-        local = hf.hf_hub_download(ref.repo, ref.file, revision=ref.revision, cache_dir=hub_cache_dir(),
-                                   local_files_only=True)
-        return Fetched(Path(local), _commit_of(Path(local)) or ref.revision, ref)
-    except errors.LocalEntryNotFoundError:
-        pass
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"cannot read the hub cache {_cache_shown()}: {first_line(exc)}") from exc
-    if not fallback:
-        return None
-    snapshot = _cached_snapshot(ref)
-    if snapshot is None:
-        return None
-    found = sorted(p for p in snapshot.rglob("*.keras") if p.is_file())
-    if len(found) != 1:
-        return None
-    other = HubRef(ref.repo, found[0].relative_to(snapshot).as_posix(), ref.revision)
-    return Fetched(found[0], snapshot.name, other, (_moved_note(ref, other),))
-
-
-def _cached_snapshot(ref: HubRef) -> Path | None:
-    """The cached snapshot folder of the repo at ref's revision, if any."""
-    root = Path(hub_cache_dir() or Path.home() / ".cache" / "huggingface" / "hub").expanduser()
-    storage = root / f"models--{ref.repo.replace('/', '--')}"
-    revision = ref.revision or "main"
-    commit = revision if re.fullmatch(r"[0-9a-f]{40}", revision) else None
-    if commit is None:
-        try:
-            commit = (storage / "refs" / revision).read_text().strip()
-        except OSError:
-            return None
-    snap = storage / "snapshots" / commit
-    return snap if re.fullmatch(r"[0-9a-f]{40}", commit) and snap.is_dir() else None
-
-
-def _moved_note(ref: HubRef, other: HubRef) -> str:
-    return (f"hf://{ref.repo} has no {ref.file}; using {other.file}, the only .keras file it holds "
-            "(the registry entry should name it)")
-
-
-def _locate(ref: HubRef, hint: str, for_fetch: bool, fallback: bool) -> tuple[HubRef, tuple[str, ...], int | None]:
-    """Ask the hub for the file (one HEAD, short timeout): the ref to download, notes, its size."""
-    hf, errors = _hf()
-    url = hf.hf_hub_url(ref.repo, ref.file, revision=ref.revision)
-    try:
-        meta = hf.get_hf_file_metadata(url, timeout=_timeout())
-        return ref, (), meta.size
-    except errors.RemoteEntryNotFoundError as exc:
-        if not fallback:
-            raise ModelError(f"{ref} does not exist on the hub") from exc
-        return _fallback(ref, hint, for_fetch)
-    except errors.RevisionNotFoundError as exc:
-        raise ModelError(f"hf://{ref.repo} has no revision {ref.revision!r} on the hub") from exc
-    except errors.RepositoryNotFoundError as exc:
-        raise ModelError(f"the hub has no repository {ref.repo} (or it is private or gated and needs a token: "
-                         "`hf auth login`)") from exc
-    except Exception as exc:  # noqa: BLE001 - httpx's connect/timeout errors, proxies, 5xx, offline mode
-        raise HubUnreachable(_unreachable(ref, hint, exc, for_fetch)) from exc
-
-
-def _fallback(ref: HubRef, hint: str, for_fetch: bool) -> tuple[HubRef, tuple[str, ...], int | None]:
-    """The registered file is gone: the repository's only .keras file, or an error listing what it holds."""
-    hf, _ = _hf()
-    try:
-        files = hf.HfApi(endpoint=hub_endpoint()).list_repo_files(ref.repo, revision=ref.revision)
-    except Exception as exc:  # noqa: BLE001
-        raise ModelError(f"{ref} does not exist on the hub, and its file list cannot be read: "
-                         f"{first_line(exc, 200)}") from exc
-    keras_files = [f for f in files if f.endswith(".keras")]
-    if len(keras_files) != 1:
-        shown = ", ".join(printable(f) for f in files[:30]) + (f" and {len(files) - 30} more" if len(files) > 30 else "")
-        raise ModelError(f"{ref} does not exist on the hub; the repository holds: {shown or 'nothing'}"
-                         + (f". Name one of its .keras files: hf://{ref.repo}/FILE" if keras_files else ""))
-    other = HubRef(ref.repo, keras_files[0], ref.revision)
-    return other, (_moved_note(ref, other),), None
-
-
-def _unreachable(ref: HubRef, hint: str, exc: Exception, for_fetch: bool) -> str:
-    reason = printable(first_line(exc, 160))
-    head = f"cannot reach the Hugging Face hub at {hub_endpoint()} ({type(exc).__name__}: {reason})"
-    if for_fetch:
-        return (f"{head}. Check the network connection, a proxy (HTTPS_PROXY) or HF_ENDPOINT. Without the network "
-                f"here: download the model on a machine that can reach the hub and copy its hub cache folder "
-                f"({_cache_shown()}) to this machine (or point HF_HUB_CACHE at the copy).")
-    return (f"{head}, and {ref} is not in the hub cache ({_cache_shown()}). To scan anyway: pass a model file with "
-            f"--model FILE; or run `dfscan models fetch {hint or ref}` on a machine that can reach the hub, copy "
-            "its hub cache folder here (or point HF_HUB_CACHE at the copy) and scan with --offline.")
-
-
-def _not_cached(ref: HubRef, hint: str, offline: bool, for_fetch: bool = False) -> str:
-    why = "dfscan is offline (--offline or HF_HUB_OFFLINE=1) and " if offline else ""
-    fix = ("run it without --offline / HF_HUB_OFFLINE on a machine that can reach the hub, "
-           if for_fetch else f"on a connected machine run `dfscan models fetch {hint or ref}` ")
-    return (f"{why}{ref} is not in the hub cache ({_cache_shown()}). To get it: {fix}and copy that cache folder "
-            "here (or point HF_HUB_CACHE at it), or pass the .keras file with --model.")
+    return _pinned(_with_warnings(info, notes), ref, got, str(ref), accept)
 
 
 def verify(entry: Entry, offline: bool = True) -> tuple[str, Path | None, str | None]:

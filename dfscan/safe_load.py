@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -29,7 +30,9 @@ GiB = 1 << 30
 MAX_MODEL_FILE = 2 * GiB  # the reference model is 17 MB; EfficientNetB7 with its head is ~260 MB
 MAX_ENTRIES = 64
 # What a Keras 3 archive holds, with the most each entry may inflate to.
-ENTRY_LIMITS = {"config.json": 64 * MiB, "metadata.json": 1 * MiB, "model.weights.h5": 2 * GiB}
+# config.json is parsed whole: 8 MiB of tiny JSON lists takes ~220 MB of Python objects (64 MiB took
+# ~1.7 GB). EfficientNetB0's is ~0.1 MB; the largest Keras application's a few MB.
+ENTRY_LIMITS = {"config.json": 8 * MiB, "metadata.json": 1 * MiB, "model.weights.h5": 2 * GiB}
 ASSET_LIMIT = 64 * MiB  # assets/... (vocabularies of text layers)
 MAX_TOTAL = 2 * GiB + 128 * MiB
 MAX_RATIO = 100  # Keras stores entries uncompressed; JSON deflates ~10x; zeros deflate ~1000x
@@ -110,7 +113,7 @@ def read_config(path: Path) -> dict[str, Any]:
         raw = fh.read(ENTRY_LIMITS["config.json"] + 1)
     try:
         config = json.loads(raw)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than the parser's stack
         raise ModelError(f"cannot load the model {path}: its config.json is not JSON ({first_line(exc)})") from exc
     if not isinstance(config, dict):
         raise ModelError(f"cannot load the model {path}: its config.json is not an object")
@@ -140,14 +143,22 @@ def code_layers(config: dict[str, Any]) -> list[str]:
     return found
 
 
+# Keras functions a network's config may name (activations, ops, losses, metrics). Others, such as
+# keras.utils.get_file, are not part of a network: older Keras (3.0-3.10) called them in safe mode.
+_MODELING_FUNCTIONS = re.compile(r"keras(\.src)?\.(activations|ops|losses|metrics)(\..+)?")
+
+
 def foreign_objects(config: dict[str, Any]) -> list[str]:
-    """Objects that name a Python module outside Keras (custom classes, or worse)."""
+    """Objects that name code outside a Keras network: modules outside Keras, or non-modeling Keras functions."""
     found = []
     for obj in _objects(config):
         module = obj.get("module")
+        shown = f"{str(obj['class_name'])[:60]} from module {str(module)[:60]!r}"
         if module is not None and (not isinstance(module, str) or not (module == "keras" or
                                                                        module.startswith("keras."))):
-            found.append(f"{str(obj['class_name'])[:60]} from module {str(module)[:60]!r}")
+            found.append(shown)
+        elif obj["class_name"] == "function" and module is not None and not _MODELING_FUNCTIONS.fullmatch(module):
+            found.append(f"function {str(obj.get('config'))[:60]!r} from module {str(module)[:60]!r}")
     return found
 
 
@@ -194,15 +205,19 @@ def weights_layout(h5_path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
 
     def visit(name: str, obj) -> None:
         nonlocal declared
-        if isinstance(obj, h5py.Dataset):
-            if obj.id.get_create_plist().get_nfilters():
-                problems.append(f"array {name!r} is compressed")
+        if isinstance(obj, h5py.Group):
+            problems.extend(_link_problems(obj, name + "/"))
+        elif isinstance(obj, h5py.Dataset):
+            problem = _dataset_problem(obj)
+            if problem:
+                problems.append(f"array {name[:120]!r} {problem}")
             declared += int(obj.size) * obj.dtype.itemsize
             layout[name] = (tuple(int(d) for d in obj.shape), obj.dtype.str)
 
     try:
         with h5py.File(h5_path, "r") as f:
-            f.visititems(visit)
+            problems.extend(_link_problems(f, ""))
+            f.visititems(visit)  # each object once, through hard links only
     except (OSError, ValueError, RuntimeError) as exc:
         raise ModelError(f"cannot read the model's weights: {first_line(exc, 200)}") from exc
     if problems:
@@ -211,6 +226,29 @@ def weights_layout(h5_path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
         raise ModelError(f"the model's weights declare {declared / MiB:.0f} MiB of arrays in a "
                          f"{size / MiB:.0f} MiB file: refused")
     return layout
+
+
+def _dataset_problem(ds) -> str | None:
+    """Why an HDF5 array is not one Keras writes: stored elsewhere, compressed, or not plain numbers."""
+    if ds.is_virtual or ds.external:
+        return "is stored outside the file"  # reading it would read other files of this machine
+    if ds.id.get_create_plist().get_nfilters():
+        return "is compressed"
+    if ds.dtype.kind not in "biuf":
+        return f"holds {ds.dtype} values, not numbers"
+    return None
+
+
+def _link_problems(group, prefix: str) -> list[str]:
+    """The group's links that are not hard links: to other files, or by name (Keras writes neither)."""
+    import h5py
+
+    found = []
+    for key in group:
+        link = group.get(key, getlink=True)  # the link itself: an external one is not followed
+        if not isinstance(link, h5py.HardLink):
+            found.append(f"{(prefix + key)[:120]!r} is a {type(link).__name__}")
+    return found
 
 
 # -- networks dfscan builds in code ------------------------------------------------------------

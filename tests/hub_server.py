@@ -30,6 +30,8 @@ class HubStandIn:
     def __init__(self):
         self.repos: dict[str, Repo] = {}
         self.requests: list[tuple[str, str]] = []
+        self.stall_listings = False  # answer file lists never (a hub that stalls after its first answer)
+        self._stopping = threading.Event()
         hub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -63,6 +65,7 @@ class HubStandIn:
 
     def stop(self) -> None:
         """Close the port: later connections are refused."""
+        self._stopping.set()
         self._server.shutdown()
         self._server.server_close()
 
@@ -104,6 +107,9 @@ class HubStandIn:
                                   "Content-Type": "application/octet-stream"}, body)
 
     def _tree(self, h, repo_id: str, revision: str, folder: str, body: bool) -> None:
+        if self.stall_listings:
+            self._stopping.wait(120)
+            return
         repo = self._repo(h, repo_id, revision, body)
         if repo is None:
             return

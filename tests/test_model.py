@@ -130,7 +130,17 @@ def with_sidecar(path: Path, **meta) -> Path:
     return path
 
 
-def test_known_network_reads_only_the_weights_and_scores_as_a_full_safe_load(reference_like, tmp_path, keras):
+@pytest.fixture
+def own_tmp(tmp_path, monkeypatch) -> Path:
+    """A temporary folder of this test's own, so that leftovers are ours (other processes share /tmp)."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+def test_known_network_reads_only_the_weights_and_scores_as_a_full_safe_load(reference_like, tmp_path, keras,
+                                                                             own_tmp):
     """A Lambda-carrying file, built in code from its weights, scores exactly as Keras' own load of the clean file."""
     lam = with_sidecar(Path(shutil.copy(reference_like["lambda"], tmp_path / "lam.keras")), architecture=REFERENCE_ARCH)
     rng = np.random.default_rng(5)
@@ -144,14 +154,14 @@ def test_known_network_reads_only_the_weights_and_scores_as_a_full_safe_load(ref
     eager = np.asarray(full(batch, training=False)).reshape(-1)
     assert np.allclose(ours, eager, rtol=0, atol=1e-5)  # eager vs graph: float32 rounding only
     assert not reference_like["marker"].exists()
-    leftovers = [p for p in Path(tempfile.gettempdir()).glob("dfscan-weights-*")]
-    assert leftovers == []  # the inflated weights are removed
+    assert list(own_tmp.glob("dfscan-*")) == []  # the inflated weights are removed
 
 
-def test_weights_of_another_network_are_refused(colour_model, tmp_path):
+def test_weights_of_another_network_are_refused(colour_model, tmp_path, own_tmp):
     path = with_sidecar(Path(shutil.copy(colour_model, tmp_path / "c.keras")), architecture=REFERENCE_ARCH)
     with pytest.raises(ModelError, match=f"do not fit the {REFERENCE_ARCH} network: .*arrays missing"):
         Classifier(describe_local_model(path), "cpu", runtime="tensorflow")
+    assert list(own_tmp.glob("dfscan-*")) == []  # removed on the way out of an error too
 
 
 # -- hostile model files ------------------------------------------------------------------------
@@ -205,6 +215,57 @@ def test_weights_that_claim_more_memory_than_the_file_holds_are_refused(colour_m
         Classifier(describe_local_model(packed), "cpu")
 
 
+def test_weights_stored_outside_the_file_are_refused(colour_model, tmp_path):
+    """An HDF5 array may live in another file of the machine (external storage, a link): never read."""
+    import h5py
+
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(bytes(range(256)) * 4)
+    h5 = tmp_path / "w.h5"
+    with h5py.File(h5, "w") as f:
+        f.create_dataset("layers/dense/vars/0", shape=(256,), dtype="float32", external=[(str(secret), 0, 1024)])
+    outside = rezip(colour_model, tmp_path / "ext.keras", replace={"model.weights.h5": h5.read_bytes()})
+    with pytest.raises(ModelError, match="'layers/dense/vars/0' is stored outside the file"):
+        Classifier(describe_local_model(outside), "cpu")
+    with h5py.File(h5, "w") as f:
+        f["layers/dense/vars/0"] = h5py.ExternalLink(str(tmp_path / "other.h5"), "/x")
+    linked = rezip(colour_model, tmp_path / "link.keras", replace={"model.weights.h5": h5.read_bytes()})
+    with pytest.raises(ModelError, match="is a ExternalLink"):
+        Classifier(describe_local_model(linked), "cpu")
+    with h5py.File(h5, "w") as f:
+        f.create_dataset("layers/dense/vars/0", data=np.array([b"x" * 100], dtype=object), dtype=h5py.string_dtype())
+    text = rezip(colour_model, tmp_path / "text.keras", replace={"model.weights.h5": h5.read_bytes()})
+    with pytest.raises(ModelError, match="values, not numbers"):
+        Classifier(describe_local_model(text), "cpu")
+
+
+@pytest.mark.parametrize("obj, message", [
+    ({"module": "os", "class_name": "system", "config": "id"}, "names system from module 'os'"),
+    ({"module": "keras.utils", "class_name": "function", "config": "get_file"},
+     "names function 'get_file' from module 'keras.utils'"),
+])
+def test_a_graph_naming_code_outside_a_network_is_refused(colour_model, tmp_path, obj, message):
+    with zipfile.ZipFile(colour_model) as z:
+        config = json.loads(z.read("config.json"))
+    config["config"]["layers"][-1]["config"]["activation"] = obj
+    odd = rezip(colour_model, tmp_path / "odd.keras", replace={"config.json": json.dumps(config).encode()})
+    with pytest.raises(ModelError, match=f"{message}, code that is not part of a Keras network: refused"):
+        Classifier(describe_local_model(odd), "cpu")
+
+
+def test_a_config_too_big_to_parse_safely_is_refused(colour_model, tmp_path):
+    """Parsed whole, 8 MiB of tiny JSON lists already takes ~220 MB of Python objects."""
+    big = rezip(colour_model, tmp_path / "big.keras", replace={"config.json": b"[" + b"[]," * (3 << 20) + b"[]]"})
+    with pytest.raises(ModelError, match=r"config.json' would inflate to 9 MiB \(at most 8 MiB\)"):
+        Classifier(describe_local_model(big), "cpu")
+
+
+def test_a_config_nested_past_the_parser_is_a_clear_error(colour_model, tmp_path):
+    deep = rezip(colour_model, tmp_path / "deep.keras", replace={"config.json": b"[" * 200_000})
+    with pytest.raises(ModelError, match="config.json is not JSON"):
+        Classifier(describe_local_model(deep), "cpu")
+
+
 def test_a_device_is_refused_at_once():
     started = time.monotonic()
     with pytest.raises(ModelError, match="not a regular file"):
@@ -236,6 +297,13 @@ def test_bad_metadata_is_refused_clearly(colour_model, tmp_path, meta, message):
     text = json.dumps(meta).replace("Infinity", "1e400")
     sidecar_path(path).write_text(text)
     with pytest.raises(ModelError, match=message):
+        describe_local_model(path)
+
+
+def test_a_sidecar_nested_past_the_parser_is_a_clear_error(colour_model, tmp_path):
+    path = Path(shutil.copy(colour_model, tmp_path / "m.keras"))
+    sidecar_path(path).write_text("[" * 200_000)
+    with pytest.raises(ModelError, match="cannot read the model's metadata"):
         describe_local_model(path)
 
 

@@ -162,6 +162,34 @@ def test_a_cached_file_altered_after_first_use_is_refused(offline_cache, colour_
     assert "dfscan models fetch dfdc-part34-effnetb0 --refresh" in text
 
 
+@pytest.mark.parametrize("kind", ["symlink", "fifo", "deep", "huge"])
+def test_a_pins_file_dfscan_did_not_write_is_refused_at_once(offline_cache, colour_model, colour_as_reference,
+                                                              tmp_path, kind):
+    """The pins decide what dfscan trusts: a link, a FIFO (which would block), a file nested past the
+    JSON parser or too big to be a pins file stops the scan with a message, never a hang or a traceback."""
+    lay_out_hub_cache(offline_cache, colour_model)
+    resolve_model(None)  # a real pins file, then replaced by something else
+    pins = tmp_path / "data" / "model-pins.json"
+    if kind == "symlink":
+        real = pins.rename(tmp_path / "elsewhere.json")
+        pins.symlink_to(real)
+        message = "symbolic link"
+    elif kind == "fifo":
+        pins.unlink()
+        os.mkfifo(pins)
+        message = "not a regular file"
+    elif kind == "deep":
+        pins.write_text("[" * 200_000)
+        message = "cannot read the model pins"
+    else:
+        pins.write_bytes(b" " * (5 << 20))
+        message = "more than a pins file holds"
+    started = time.monotonic()
+    with pytest.raises(ModelError, match=f"{message}.*[Mm]ove it aside"):
+        resolve_model(None)
+    assert time.monotonic() - started < 10
+
+
 def test_recorded_hash_must_match(offline_cache, colour_model, tmp_path, monkeypatch):
     cached = lay_out_hub_cache(offline_cache, colour_model)
     registry_with(tmp_path, monkeypatch, drop=("architecture",), sha256="f" * 64)
@@ -192,7 +220,9 @@ def test_offline_flag_works_without_the_environment_variable(tmp_path, monkeypat
 def test_cached_file_at_another_path_is_used_with_a_warning(offline_cache, colour_model, colour_as_reference):
     lay_out_hub_cache(offline_cache, colour_model, file="best_model.keras")  # where the model card says
     info = resolve_model(None)
-    assert any(f"has no {FILE}; using best_model.keras" in w for w in info.warnings)
+    # Only the cache was read: the note says what dfscan knows (not that the repository lacks the file).
+    assert any(FILE in w and "is not in the hub cache and dfscan is offline; using best_model.keras" in w
+               for w in info.warnings), info.warnings
 
 
 def test_any_hub_id_with_its_own_sidecar(offline_cache, colour_model):
@@ -345,6 +375,63 @@ def test_a_moved_file_is_found_and_a_missing_one_lists_the_repository(tmp_path, 
                               (f"hf://{REPO}/{FILE}@v9", "has no revision 'v9'")):
             gone = dfscan(env, "models", "fetch", spec)
             assert gone.returncode == 2 and message in " ".join(gone.stderr.split()), gone.stderr
+
+
+def test_a_cached_stand_in_is_used_only_without_the_hub(tmp_path, reference_like, colour_model):
+    """Another .keras file cached from the repository never hides the registered file the hub holds."""
+    env = dfscan_env(tmp_path, "")
+    lay_out_hub_cache(tmp_path / "hub", colour_model, commit=HUB_COMMIT, file="best_model.keras")
+    unreachable = dfscan(dict(env, HF_ENDPOINT=closed_port_url()), "models", "fetch", timeout=60)
+    assert unreachable.returncode == 0, unreachable.stderr
+    assert "the hub cannot be reached; using best_model.keras" in " ".join(unreachable.stdout.split())
+    with HubStandIn() as hub:
+        hub.add(REPO, real_layout(reference_like["clean"]), commit=HUB_COMMIT)
+        env["HF_ENDPOINT"] = hub.url
+        fetched = dfscan(env, "models", "fetch")
+        assert fetched.returncode == 0, fetched.stderr
+        assert ("GET", f"/{REPO}/resolve/main/{FILE}") in hub.requests
+    assert "using best_model.keras" not in fetched.stdout and f"snapshots/{HUB_COMMIT}/{FILE}" in fetched.stdout
+
+
+def test_a_full_disk_is_not_called_an_unreachable_hub(tmp_path, reference_like):
+    """A write that fails in the hub cache (here: a file size limit, as a full disk) is said as such."""
+    import resource
+
+    def small_files():  # Python ignores SIGXFSZ, so a write past the limit fails with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+
+    env = dfscan_env(tmp_path, "")
+    with HubStandIn() as hub:
+        hub.add(REPO, real_layout(reference_like["clean"]), commit=HUB_COMMIT)
+        env["HF_ENDPOINT"] = hub.url
+        full = subprocess.run([sys.executable, "-m", "dfscan", "models", "fetch"], env=env, capture_output=True,
+                              text=True, timeout=120, preexec_fn=small_files)
+    err = " ".join(full.stderr.split())
+    assert full.returncode == 2 and "Traceback" not in err, err
+    assert "cannot save" in err and "in the hub cache" in err and "cannot reach" not in err, err
+
+
+def test_a_hub_that_stalls_on_the_file_list_fails_fast(tmp_path, reference_like):
+    """The registered file is gone and the hub never sends the repository's file list: no hang."""
+    env = dfscan_env(tmp_path, "")
+    with HubStandIn() as hub:
+        hub.add(REPO, real_layout(reference_like["clean"], path="models/v3/best.keras"), commit=HUB_COMMIT)
+        hub.stall_listings = True
+        env["HF_ENDPOINT"] = hub.url
+        started = time.monotonic()
+        stalled = dfscan(env, "models", "fetch", timeout=60)
+        took = time.monotonic() - started
+    err = " ".join(stalled.stderr.split())
+    assert stalled.returncode == 2 and took < 20, (took, err)
+    assert "did not list hf://" in err and "cannot reach the Hugging Face hub" in err and "Traceback" not in err
+
+
+def test_metadata_the_hub_could_not_be_asked_for_is_not_called_missing(tmp_path, colour_model):
+    lay_out_hub_cache(tmp_path / "hub", colour_model, repo="someone/model", file="best_model.keras")
+    cached = dfscan(dfscan_env(tmp_path, closed_port_url()), "models", "fetch", "hf://someone/model", timeout=60)
+    assert cached.returncode == 0, cached.stderr
+    out = " ".join(cached.stdout.split())
+    assert "the hub could not be reached to look for hf://someone/model/best_model.json" in out, out
 
 
 @pytest.mark.parametrize("where", ["closed port", "silent port"])
