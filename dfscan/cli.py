@@ -374,7 +374,7 @@ def _report(scanner, paths, out: Outputs, started: float, interrupts: Interrupts
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from .aggregate import Verdict
+    from .results import Verdict
     from .report import path_text, printable, results_table, summary, write_reports
 
     stdout, err = Console(), Console(stderr=True)

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 from typing import IO, Callable, Iterable
 
-from .aggregate import Verdict, flat_scores_note
-from .pipeline import ScanReport, VideoResult
+from .aggregate import flat_scores_note
+from .results import ScanReport, Verdict, VideoResult
 
 CSV_COLUMNS = (
     "path", "verdict", "score", "threshold", "frames_sampled", "frames_with_face", "faces_scored",
@@ -572,12 +572,9 @@ def summary(report: ScanReport, files: dict[str, Path] | None = None, store: str
         text.append(f"\nresults kept in {printable(str(store))} (see `dfscan store info`, `forget`, `clear`)")
     else:
         text.append("\nresults not kept (--no-store)")
-    c = report.config
-    threshold = report.settings.get("threshold") if report.settings else None
-    if threshold is None:
-        threshold = report.results[0].threshold if report.results else c.threshold
+    threshold = report.threshold
     text.append(f"\nmodel: {report.model}")
-    text.append(f"\nframes: {c.frames.describe()}   aggregate: {c.aggregate}   threshold: "
+    text.append(f"\nframes: {report.frames}   aggregate: {report.aggregate}   threshold: "
                 + (f"{threshold:g}" if threshold is not None else "the model's"))
     if note := flat_note(report):
         text.append(f"\nwarning: {note}", style="bold yellow")
