@@ -333,7 +333,7 @@ def _run_scan(paths, config, out: Outputs, interrupts: Interrupts) -> int:
 def _scan_and_report(paths, config, out: Outputs, interrupts: Interrupts) -> int:
     from rich.console import Console
 
-    from .pipeline import open_scanner
+    from .api import open_scanner
     from .report import LiveCsv, LiveJsonl, partial_path
 
     err = Console(stderr=True)

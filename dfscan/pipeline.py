@@ -4,8 +4,9 @@ Videos are decoded and their faces detected in worker threads (OpenCV, decord
 and hashlib release the GIL) while the main thread pushes crops, batched
 across videos, through the network. Results come out in discovery order.
 `ScanConfig.engine` chooses where this runs: here (`Scanner`) or on a Ray
-cluster (`dfscan.distributed.RayScanner`, whose workers each run a `Scanner`).
-Nothing here prints, parses argv or exits.
+cluster (`dfscan.distributed.RayScanner`, whose workers each run a `Scanner`);
+`dfscan.api.open_scanner` picks one, above both. Nothing here prints, parses
+argv or exits.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -449,43 +450,3 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError):
         return f"{UNREADABLE}: {exc.strerror or exc}"
     return str(exc)
-
-
-def scan(
-    paths: Iterable[str | Path],
-    config: ScanConfig = ScanConfig(),
-    *,
-    on_start: Callable[[int], None] | None = None,
-    on_result: Callable[[VideoResult], None] | None = None,
-) -> ScanReport:
-    """Scan files and folders; the Python API behind `dfscan scan`.
-
-    `on_start` gets the number of videos found, `on_result` each result as it finishes.
-
-    >>> report = scan(["videos/"], ScanConfig(model="model.keras"))  # doctest: +SKIP
-    >>> [(r.path.name, r.verdict, r.score) for r in report.results]  # doctest: +SKIP
-    """
-    started = time.perf_counter()
-    paths = list(paths)
-    with open_scanner(config) as scanner:
-        found = scanner.discover(paths)
-        if on_start:
-            on_start(len(found))
-        results = []
-        for result in scanner.iter_scan(found):
-            results.append(result)
-            if on_result:
-                on_result(result)
-        return scanner.report(results, [str(p) for p in paths], time.perf_counter() - started)
-
-
-def open_scanner(config: ScanConfig = ScanConfig()) -> ScanPlan:
-    """The scanner for `config.engine`: this process (`Scanner`) or a Ray cluster (`RayScanner`).
-
-    Close it when done (or use it as a context manager): the ray engine then stops its workers.
-    """
-    if config.engine == "ray":
-        from .distributed import RayScanner  # Ray is optional and heavy: imported only when asked for
-
-        return RayScanner(config)
-    return Scanner(config)

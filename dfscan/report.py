@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import IO, Callable, Iterable
 
-from .aggregate import flat_scores_note
+from .report_text import CAVEAT, flat_note, path_text, printable, suspicion_order, utf8_data, utf8_text
 from .results import ScanReport, Verdict, VideoResult
 
 CSV_COLUMNS = (
@@ -22,8 +22,6 @@ CSV_COLUMNS = (
     "max_face_score", "most_suspicious_frame", "duration_s", "fps", "width", "height", "sha256",
     "model", "error", "frame_indices", "face_scores", "decoder", "notes", "reused", "scanned_at",
 )
-
-CAVEAT = ("A FAKE verdict is a reason to look closer, not proof; a REAL verdict does not clear a video.")
 
 VERDICT_STYLE = {
     Verdict.FAKE: "bold red",
@@ -49,45 +47,6 @@ def neutralise(cell: str) -> str:
 def restore(cell: str) -> str:
     """The original text of a neutralised CSV cell."""
     return cell[1:] if cell.startswith("'") and _FORMULA.match(cell) else cell
-
-
-def printable(text: str) -> str:
-    """Text safe to show in a terminal: control characters (escape sequences, newlines) made visible."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in utf8_text(text))
-
-
-def utf8_text(text: str) -> str:
-    """Text any UTF-8 writer accepts: the bytes of a file name that are not UTF-8 become `\\xNN`.
-
-    Python reads such a name with each bad byte as a lone surrogate (PEP 383), which no UTF-8
-    file, SQLite or terminal accepts. `a\\xffb.mp4` in a report is the name with byte 0xFF.
-    """
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace") \
-            if _only_escapes(text) else text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def _only_escapes(text: str) -> bool:
-    return all(not 0xD800 <= ord(c) <= 0xDFFF or 0xDC80 <= ord(c) <= 0xDCFF for c in text)
-
-
-def path_text(path) -> str:
-    """A path as written in every report, the store and the terminal (see `utf8_text`)."""
-    return utf8_text(os.fspath(path))
-
-
-def utf8_data(value):
-    """`utf8_text` applied to every string of JSON-ready data."""
-    if isinstance(value, str):
-        return utf8_text(value)
-    if isinstance(value, dict):
-        return {utf8_text(k): utf8_data(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [utf8_data(v) for v in value]
-    return value
 
 
 def _num(value: float | None, digits: int = 6) -> str:
@@ -302,11 +261,6 @@ def to_csv_text(results: Iterable[VideoResult], note: str | None = None) -> str:
     return buf.getvalue()
 
 
-def flat_note(report: ScanReport) -> str | None:
-    """The scan-wide warning that the model's scores carry no information, if they barely vary."""
-    return flat_scores_note([f.score for r in report.results for f in r.faces])
-
-
 def write_atomic(path: Path, text: str, overwrite: bool = False) -> None:
     """Write to a temporary file beside `path`, then move it into place in one step.
 
@@ -440,12 +394,6 @@ def write_reports(report: ScanReport, targets: dict[str, Path], overwrite: bool 
         except OSError as exc:
             failed[fmt] = f"cannot write {path}: {exc.strerror or exc}"
     return failed
-
-
-def suspicion_order(results: Iterable[VideoResult]) -> list[VideoResult]:
-    """Most suspicious first: scored videos by score, then NO_FACE, then ERROR."""
-    rank = {Verdict.FAKE: 0, Verdict.REAL: 0, Verdict.NO_FACE: 1, Verdict.ERROR: 2}
-    return sorted(results, key=lambda r: (rank[r.verdict], -(r.score or 0.0), str(r.path)))
 
 
 def display_paths(results: Iterable[VideoResult], roots: Iterable[str | Path] = ()) -> dict[int, str]:

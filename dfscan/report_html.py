@@ -11,7 +11,7 @@ import time
 from html import escape
 
 from .results import ScanReport, Verdict, VideoResult
-from .report import CAVEAT, flat_note, printable, suspicion_order, utf8_text
+from .report_text import CAVEAT, flat_note, printable, suspicion_order, utf8_text
 
 COLOURS = {Verdict.FAKE: "#c62828", Verdict.REAL: "#2e7d32", Verdict.NO_FACE: "#b28704", Verdict.ERROR: "#6a1b9a"}
 
