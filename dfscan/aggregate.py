@@ -6,9 +6,9 @@ from typing import Sequence
 
 import numpy as np
 
+from .constants import AGGREGATES
 from .results import Verdict
 
-AGGREGATES = ("confident", "mean", "max")
 
 # The "confident" rule: faces the model is sure about outweigh the unsure ones.
 CONFIDENT_FAKE = 0.8

@@ -24,7 +24,8 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from .aggregate import AGGREGATES, aggregate, verdict
+from .aggregate import aggregate, verdict
+from .constants import AGGREGATES, DECODERS, ENGINES
 from .discover import VIDEO_EXTENSIONS, Found, discover
 from .errors import ConfigError, VideoError
 from .faces import FaceConfig, FaceDetector, thumbnail
@@ -33,12 +34,11 @@ from .registry import resolve_model
 from .results import FaceScore, ScanReport, Verdict, VideoResult
 from .runtime import check as runtime_check
 from .store import ResultStore, settings_key
-from .video import DECODERS, FrameSpec, KeepError, read_frames
+from .video import FrameSpec, KeepError, read_frames
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MARGIN = 0.2
-ENGINES = ("local", "ray")
 UNREADABLE = "cannot read file"  # how a result's error starts when the file's bytes could not be read
 
 
