@@ -32,13 +32,11 @@ def import_edges(known: dict[str, Path]) -> dict[str, set[str]]:
         is_package = path.name == "__init__.py"
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             targets: list[str] = []
-            if isinstance(node, ast.ImportFrom) and node.level:
-                base = _target(name, is_package, node)
-                targets.append(base)
-                targets += [f"{base}.{alias.name}" for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("dfscan"):
-                targets.append(node.module)
-                targets += [f"{node.module}.{alias.name}" for alias in node.names]
+            if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("dfscan")):
+                base = _target(name, is_package, node) if node.level else node.module
+                # `from .pkg import sub` imports the submodule; `from .mod import thing` the module
+                subs = [f"{base}.{alias.name}" for alias in node.names if f"{base}.{alias.name}" in known]
+                targets += subs if len(subs) == len(node.names) else [base, *subs]
             elif isinstance(node, ast.Import):
                 targets += [alias.name for alias in node.names if alias.name.startswith("dfscan")]
             edges[name] |= {t for t in targets if t in known and t != name}
