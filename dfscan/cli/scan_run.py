@@ -125,7 +125,7 @@ def _report(scanner, paths, out: Outputs, started: float, interrupts: Interrupts
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from ..report import path_text, printable
+    from ..report_text import path_text, printable
     from ..results import Verdict
 
     err = Console(stderr=True)
@@ -165,7 +165,7 @@ def _report(scanner, paths, out: Outputs, started: float, interrupts: Interrupts
 
 def _discover(scanner, paths, out: Outputs, jsonl) -> tuple[list, list]:
     """The named paths that do not exist, and the videos found; each problem said on stderr."""
-    from ..report import path_text, printable
+    from ..report_text import path_text, printable
 
     log = logging.getLogger("dfscan")
     missing = [p for p in paths if not os.path.exists(p)]
@@ -184,7 +184,8 @@ def _finish(report, paths, out: Outputs, live: Path, store, missing: bool) -> in
     """Write the reports, print the table and summary, and return the exit code."""
     from rich.console import Console
 
-    from ..report import printable, results_table, summary, write_reports
+    from ..report import results_table, summary, write_reports
+    from ..report_text import printable
     from ..results import Verdict
 
     stdout, err = Console(), Console(stderr=True)

@@ -29,7 +29,7 @@ def store_info(path: Path) -> None:
 
     from rich.console import Console
 
-    from ..report import printable
+    from ..report_text import printable
 
     out = Console()
     say = lambda text: out.print(text, markup=False, highlight=False, soft_wrap=True)  # noqa: E731
@@ -102,7 +102,7 @@ def store_forget(path: Path, paths) -> None:
 
     from rich.console import Console
 
-    from ..report import printable
+    from ..report_text import printable
 
     if not path.exists():
         Console().print(f"no result store at {printable(str(path))}: nothing to forget", markup=False,
@@ -125,7 +125,7 @@ def store_clear(path: Path) -> None:
     """Delete the result store and SQLite's files beside it."""
     from rich.console import Console
 
-    from ..report import printable
+    from ..report_text import printable
     from ..store import remove_store
 
     removed = remove_store(path)
