@@ -2,28 +2,19 @@
 from __future__ import annotations
 
 import math
-from enum import Enum
 from typing import Sequence
 
 import numpy as np
 
-AGGREGATES = ("confident", "mean", "max")
+from .constants import AGGREGATES
+from .results import Verdict
+
 
 # The "confident" rule: faces the model is sure about outweigh the unsure ones.
 CONFIDENT_FAKE = 0.8
 CONFIDENT_REAL = 0.2
 FAKE_SHARE = 1 / 3  # this share of faces confidently FAKE makes the video's score their mean
 REAL_SHARE = 0.9  # this share confidently REAL makes the score the mean of those
-
-
-class Verdict(str, Enum):
-    REAL = "REAL"
-    FAKE = "FAKE"
-    NO_FACE = "NO_FACE"
-    ERROR = "ERROR"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 def aggregate(scores: Sequence[float], method: str = "confident") -> float:

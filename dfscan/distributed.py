@@ -31,11 +31,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from .aggregate import Verdict
 from .discover import Found
 from .errors import ConfigError, DfscanError
 from .model import ModelInfo, file_sha256
-from .pipeline import UNREADABLE, ScanConfig, ScanPlan, Scanner, VideoResult
+from .pipeline import UNREADABLE, ScanConfig, ScanPlan, Scanner
+from .results import Verdict, VideoResult
 
 log = logging.getLogger(__name__)
 

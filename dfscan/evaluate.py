@@ -23,13 +23,13 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .constants import EVAL_KINDS as KINDS
 from .errors import ConfigError, DataError
 from .metrics import LOG_LOSS_NOTE, THRESHOLD_RULE, binary_metrics, clipped_log_loss
 from .pipeline import ScanConfig
 
 log = logging.getLogger(__name__)
 
-KINDS = ("auto", "crops", "videos")
 UNSCORED_POLICY = ("videos with no score (NO_FACE: no face in any sampled frame; ERROR: unreadable, or no "
                    "readable face crop) are left out of the metrics above, which cover scored videos only; "
                    "they are counted and listed here. log_loss_with_unscored_at_0_5 scores them 0.5, as a "

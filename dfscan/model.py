@@ -23,6 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import runtime as runtime_mod
+from .constants import DEVICES
 from .errors import ConfigError, ModelError, first_line
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,6 @@ log = logging.getLogger(__name__)
 COLOR_ORDERS = ("BGR", "RGB")
 SCALES = {"0..1": 255.0, "0..255": 1.0}  # divisor applied to 0..255 pixels
 RESIZES = ("stretch",)
-DEVICES = ("auto", "cpu", "gpu")
 OUTPUTS = ("p_fake", "p_real")  # what the network's one output is: P(FAKE), or P(REAL) (scored as 1 - p)
 MIN_INPUT_SIDE, MAX_INPUT_SIDE = 16, 1024  # 1024x1024 float32 is 12 MiB a crop, 400 MiB a batch of 32
 MARGIN_RANGE = (0.0, 3.0)  # as --margin

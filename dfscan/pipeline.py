@@ -4,13 +4,12 @@ Videos are decoded and their faces detected in worker threads (OpenCV, decord
 and hashlib release the GIL) while the main thread pushes crops, batched
 across videos, through the network. Results come out in discovery order.
 `ScanConfig.engine` chooses where this runs: here (`Scanner`) or on a Ray
-cluster (`dfscan.distributed.RayScanner`, whose workers each run a `Scanner`).
-Nothing here prints, parses argv or exits.
+cluster (`dfscan.distributed.RayScanner`, whose workers each run a `Scanner`);
+`dfscan.api.open_scanner` picks one, above both. Nothing here prints, parses
+argv or exits.
 """
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import os
 import threading
@@ -21,24 +20,25 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from .aggregate import AGGREGATES, Verdict, aggregate, verdict
+from .aggregate import aggregate, verdict
+from .constants import AGGREGATES, DECODERS, ENGINES
 from .discover import VIDEO_EXTENSIONS, Found, discover
 from .errors import ConfigError, VideoError
 from .faces import FaceConfig, FaceDetector, thumbnail
 from .model import Classifier, ModelInfo, file_sha256
 from .registry import resolve_model
+from .results import FaceScore, ScanReport, Verdict, VideoResult
 from .runtime import check as runtime_check
 from .store import ResultStore, settings_key
-from .video import DECODERS, FrameSpec, KeepError, read_frames
+from .video import FrameSpec, KeepError, read_frames
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MARGIN = 0.2
-ENGINES = ("local", "ray")
 UNREADABLE = "cannot read file"  # how a result's error starts when the file's bytes could not be read
 
 
@@ -91,106 +91,6 @@ class ScanConfig:
             raise ConfigError("--address and --actors need --engine ray")
         if self.actors is not None and self.actors < 1:
             raise ConfigError("--actors must be at least 1")
-
-
-@dataclass(frozen=True)
-class FaceScore:
-    frame: int
-    score: float
-    box: tuple[float, float, float, float]
-    confidence: float
-    thumbnail: bytes | None = None  # a small JPEG of the crop, kept for the HTML report
-
-
-@dataclass
-class VideoResult:
-    """The verdict on one video and the evidence behind it."""
-
-    path: Path
-    verdict: Verdict
-    score: float | None = None
-    threshold: float = 0.5
-    frames: tuple[int, ...] = ()
-    frames_with_face: int = 0
-    faces: list[FaceScore] = field(default_factory=list)
-    duration_s: float | None = None
-    fps: float | None = None
-    width: int | None = None
-    height: int | None = None
-    sha256: str | None = None
-    model: str = ""
-    error: str | None = None
-    decoder: str | None = None
-    notes: tuple[str, ...] = ()
-    cached: bool = False  # taken from the result store, not computed in this scan
-    scanned_at: float | None = None  # when this result was computed (now, or by the scan that stored it)
-    explanation: bytes | None = None  # JPEG: Grad-CAM over the most suspicious crop (--explain)
-
-    def to_dict(self, images: bool = False) -> dict[str, Any]:
-        """Plain JSON-ready data (the store's and the JSON report's form); images as base64 if asked."""
-        faces = []
-        for f in self.faces:
-            face = {"frame": f.frame, "score": f.score, "box": list(f.box), "confidence": f.confidence}
-            if images and f.thumbnail:
-                face["thumbnail_jpeg"] = base64.b64encode(f.thumbnail).decode()
-            faces.append(face)
-        data = {
-            "path": str(self.path), "verdict": self.verdict.value, "score": self.score,
-            "threshold": self.threshold, "frames": list(self.frames), "frames_with_face": self.frames_with_face,
-            "faces": faces, "duration_s": self.duration_s, "fps": self.fps, "width": self.width,
-            "height": self.height, "sha256": self.sha256, "model": self.model, "error": self.error,
-            "decoder": self.decoder, "notes": list(self.notes),
-        }
-        if images and self.explanation:
-            data["explanation_jpeg"] = base64.b64encode(self.explanation).decode()
-        return data
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "VideoResult":
-        faces = [FaceScore(f["frame"], f["score"], tuple(f["box"]), f["confidence"], _b64(f.get("thumbnail_jpeg")))
-                 for f in d.get("faces", ())]
-        return cls(
-            explanation=_b64(d.get("explanation_jpeg")),
-            path=Path(d["path"]), verdict=Verdict(d["verdict"]), score=d.get("score"),
-            threshold=d.get("threshold", 0.5), frames=tuple(d.get("frames", ())),
-            frames_with_face=d.get("frames_with_face", 0), faces=faces, duration_s=d.get("duration_s"),
-            fps=d.get("fps"), width=d.get("width"), height=d.get("height"), sha256=d.get("sha256"),
-            model=d.get("model", ""), error=d.get("error"), decoder=d.get("decoder"),
-            notes=tuple(d.get("notes", ())),
-        )
-
-    @property
-    def faces_scored(self) -> int:
-        return len(self.faces)
-
-    @property
-    def max_face_score(self) -> float | None:
-        return max((f.score for f in self.faces), default=None)
-
-    @property
-    def most_suspicious_frame(self) -> int | None:
-        return max(self.faces, key=lambda f: f.score).frame if self.faces else None
-
-
-def _b64(text: str | None) -> bytes | None:
-    return base64.b64decode(text) if text else None
-
-
-@dataclass
-class ScanReport:
-    """All results of a scan plus what a summary needs."""
-
-    results: list[VideoResult]
-    model: str
-    device: str
-    elapsed_s: float
-    config: ScanConfig
-    paths: list[str] = field(default_factory=list)
-    started_at: float = field(default_factory=time.time)  # wall-clock time, for the report header
-    settings: dict[str, Any] = field(default_factory=dict)
-
-    def counts(self) -> dict[Verdict, int]:
-        return {v: sum(r.verdict is v for r in self.results) for v in Verdict}
 
 
 class StageTimes:
@@ -247,7 +147,8 @@ class ScanPlan:
         self.threshold = config.threshold if config.threshold is not None else self.model_info.threshold
         self.store = ResultStore(config.store) if config.store else None
         self.times = StageTimes()
-        self.settings = settings_key(self.score_settings())
+        self.setting_values = self.score_settings()
+        self.settings = settings_key(self.setting_values)  # (hash, canonical JSON): the store's key
 
     def score_settings(self) -> dict[str, Any]:
         """Everything besides the file and the model's bytes that can change a result."""
@@ -260,8 +161,10 @@ class ScanPlan:
 
     def report(self, results: list[VideoResult], paths: list[str], elapsed_s: float) -> ScanReport:
         """A ScanReport of these results with this scanner's model, device and settings."""
-        return ScanReport(results, self.model_info.label, self.device, elapsed_s, self.config, paths,
-                          time.time() - elapsed_s, json.loads(self.settings[1]))
+        return ScanReport(
+            results, self.model_info.label, self.device, elapsed_s, threshold=self.threshold,
+            settings=dict(self.setting_values), frames=self.config.frames.describe(),
+            model_sha256=self.model_info.sha256 or "", paths=paths, started_at=time.time() - elapsed_s)
 
     def discover(self, paths: Iterable[str | Path]) -> list[Found]:
         c = self.config
@@ -547,43 +450,3 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError):
         return f"{UNREADABLE}: {exc.strerror or exc}"
     return str(exc)
-
-
-def scan(
-    paths: Iterable[str | Path],
-    config: ScanConfig = ScanConfig(),
-    *,
-    on_start: Callable[[int], None] | None = None,
-    on_result: Callable[[VideoResult], None] | None = None,
-) -> ScanReport:
-    """Scan files and folders; the Python API behind `dfscan scan`.
-
-    `on_start` gets the number of videos found, `on_result` each result as it finishes.
-
-    >>> report = scan(["videos/"], ScanConfig(model="model.keras"))  # doctest: +SKIP
-    >>> [(r.path.name, r.verdict, r.score) for r in report.results]  # doctest: +SKIP
-    """
-    started = time.perf_counter()
-    paths = list(paths)
-    with open_scanner(config) as scanner:
-        found = scanner.discover(paths)
-        if on_start:
-            on_start(len(found))
-        results = []
-        for result in scanner.iter_scan(found):
-            results.append(result)
-            if on_result:
-                on_result(result)
-        return scanner.report(results, [str(p) for p in paths], time.perf_counter() - started)
-
-
-def open_scanner(config: ScanConfig = ScanConfig()) -> ScanPlan:
-    """The scanner for `config.engine`: this process (`Scanner`) or a Ray cluster (`RayScanner`).
-
-    Close it when done (or use it as a context manager): the ray engine then stops its workers.
-    """
-    if config.engine == "ray":
-        from .distributed import RayScanner  # Ray is optional and heavy: imported only when asked for
-
-        return RayScanner(config)
-    return Scanner(config)

@@ -10,9 +10,8 @@ import hashlib
 import time
 from html import escape
 
-from .aggregate import Verdict
-from .pipeline import ScanReport, VideoResult
-from .report import CAVEAT, flat_note, printable, suspicion_order, utf8_text
+from .results import ScanReport, Verdict, VideoResult
+from .report_text import CAVEAT, flat_note, printable, suspicion_order, utf8_text
 
 COLOURS = {Verdict.FAKE: "#c62828", Verdict.REAL: "#2e7d32", Verdict.NO_FACE: "#b28704", Verdict.ERROR: "#6a1b9a"}
 

@@ -21,11 +21,11 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .constants import RUNTIMES
 from .errors import ConfigError, ModelError, first_line
 
 log = logging.getLogger(__name__)
 
-RUNTIMES = ("auto", "openvino", "tensorflow")
 CACHE_ENV = "DFSCAN_CACHE_DIR"
 PROBE_TOLERANCE = 1e-4  # converted and original model must agree this closely on the probe batch
 

@@ -114,7 +114,7 @@ def settings_key(settings: dict[str, Any]) -> tuple[str, str]:
 
 def path_key(path: str | os.PathLike) -> str:
     """A path as the store keeps it: absolute, and valid UTF-8 (bad bytes as \\xNN, as in the reports)."""
-    from .report import path_text
+    from .report_text import path_text
 
     return path_text(os.path.abspath(path))
 

@@ -210,3 +210,15 @@ def test_html_of_a_scan_from_the_store_is_complete_in_a_browser(clips, colour_mo
             assert page.locator(".card .facts", has_text="reused from the result store").count() == 3
         finally:
             browser.close()
+
+
+def test_an_empty_scan_reports_the_resolved_threshold_and_settings(tmp_path, colour_model):
+    """The summary reads the threshold from the report itself, not from a result: none here."""
+    from dfscan.report_terminal import summary
+
+    (tmp_path / "empty").mkdir()
+    report = scan([tmp_path / "empty"], ScanConfig(model=str(colour_model), threshold=0.7))
+    assert report.results == [] and report.threshold == 0.7 and report.settings["threshold"] == 0.7
+    assert report.aggregate == "confident" and report.frames
+    text = summary(report).plain
+    assert "threshold: 0.7" in text and "aggregate: confident" in text

@@ -16,7 +16,7 @@ from dfscan import runtime
 from dfscan.errors import ConfigError, ModelError
 from dfscan.faces import FaceDetector
 from dfscan.model import Classifier, describe_local_model
-from dfscan.pipeline import ScanConfig, scan
+from dfscan import ScanConfig, scan
 
 pytest.importorskip("openvino")
 

@@ -5,12 +5,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from ..constants import TRAIN_PROFILES as PROFILES
+from ..constants import TRAIN_SPLITS as SPLITS
 from ..dataset import REFERENCE_FRAMES
 from ..errors import ConfigError
 from ..model import Preprocess
 
-SPLITS = ("frame", "by-original")
-PROFILES = {"reference": ("BGR", "0..1"), "keras": ("RGB", "0..255")}
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,108 @@
+"""The `dfscan` command: a thin click layer over the library.
+
+Options become a frozen config (`options` declares the scan settings once, for `scan` and
+`evaluate`); the library does the work; `main` is the one place where exceptions turn into exit
+codes. One module per command: `scan` (with `scan_run`), `models`, `store`, `train`, `evaluate`.
+Heavy modules (numpy, OpenCV, TensorFlow) are imported inside commands so that --help and
+--version are instant.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import click
+
+from .. import __version__
+from ..errors import DfscanError
+from .common import (EXIT_BROKEN_PIPE, EXIT_CLEAN, EXIT_ERROR, EXIT_FAKE, EXIT_INTERNAL, EXIT_INTERRUPTED, Group,
+                     StdoutClosed, stdout_gone)
+from .evaluate import evaluate as evaluate_command
+from .models import models as models_group
+from .scan import scan as scan_command
+from .store import store_group
+from .train import train as train_command
+
+__all__ = ["cli", "main", "run", "EXIT_CLEAN", "EXIT_FAKE", "EXIT_ERROR", "EXIT_INTERNAL", "EXIT_INTERRUPTED",
+           "EXIT_BROKEN_PIPE"]
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "-V", "--version", prog_name="dfscan")
+def cli() -> None:
+    """dfscan: find deepfaked faces in video files."""
+
+
+for _command in (scan_command, models_group, store_group, train_command, evaluate_command):
+    cli.add_command(_command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the CLI and map every exception to one exit code."""
+    _broken_pipe_is_an_error()
+    try:
+        cli.main(args=argv, prog_name="dfscan", standalone_mode=False)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_ERROR)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return EXIT_INTERRUPTED
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_ERROR
+    except DfscanError as exc:
+        click.echo(f"dfscan: error: {exc}", err=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except (BrokenPipeError, StdoutClosed):  # stdout closed early (`| head`) outside a scan, which handles its own
+        stdout_gone()
+        return EXIT_BROKEN_PIPE
+    except Exception as exc:  # a bug: never exit 1, which means "a FAKE was found"
+        _internal_error(exc)
+        return EXIT_INTERNAL
+    return EXIT_CLEAN
+
+
+def _internal_error(exc: Exception) -> None:
+    from ..errors import first_line
+
+    if logging.getLogger("dfscan").isEnabledFor(logging.DEBUG):
+        import traceback
+
+        traceback.print_exc()
+    click.echo(f"dfscan: internal error: {type(exc).__name__}: {first_line(exc, 300)}\n"
+               "This is a bug in dfscan, not a finding about your files. Please report it "
+               "(run again with --verbose to see the traceback).", err=True)
+
+
+def _broken_pipe_is_an_error() -> None:
+    """rich's default for a closed stdout is SystemExit(1), which reads as "a FAKE was found".
+
+    Raise BrokenPipeError instead: a scan then keeps its own status, other commands exit 141.
+    """
+    from rich.console import Console
+
+    def on_broken_pipe(console) -> None:
+        console.quiet = True
+        raise BrokenPipeError(32, "stdout was closed")
+
+    Console.on_broken_pipe = on_broken_pipe
+
+
+def run() -> None:
+    """Console-script wrapper."""
+    code = main()
+    if code == EXIT_INTERRUPTED:
+        # Interrupted: the partial report is closed and every finished result committed. What is
+        # left are decoding threads busy with videos whose results nobody will read; exiting
+        # normally would wait for them (seconds to minutes on a loaded machine).
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
+    sys.exit(code)

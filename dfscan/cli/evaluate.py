@@ -1,0 +1,81 @@
+"""`dfscan evaluate`: a thin adapter over `dfscan.evaluate` (options -> EvalConfig, progress, the result)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..constants import EVAL_KINDS
+from . import options as opt
+from .common import fmt, native_stderr_silenced, setup_logging
+
+
+@click.command("evaluate")
+@click.argument("data", type=click.Path(path_type=Path, exists=True))
+@click.option("--labels", type=click.Path(path_type=Path, exists=True, dir_okay=False), metavar="FILE",
+              help="Videos: a DFDC metadata.json or a CSV path,label.  [default: DATA/metadata.json]")
+@click.option("--output", "-o", type=click.Path(path_type=Path, file_okay=False), metavar="DIR",
+              help="A new (or empty) folder for metrics.json, roc.png and predictions.  [default: ./dfscan-eval-<time>]")
+@click.option("--kind", type=click.Choice(EVAL_KINDS), default=EVAL_KINDS[0], show_default=True,
+              help="crops: a face-crop dataset in the dfdc-part-34 layout; videos: a folder of labelled videos.")
+@click.option("--subset", type=click.Path(path_type=Path, exists=True, dir_okay=False), metavar="CSV",
+              help="Crops: only the images of this CSV's image column (a train run's split.csv: its test side).")
+@opt.SCAN_SETTINGS
+@opt.quiet("No progress; print only the result.")
+@opt.verbose
+def evaluate(data, labels, output, kind, subset, quiet, verbose, **settings) -> None:
+    """Measure a model on labelled data: face crops (frame and video level) or videos (end to end).
+
+    Reports accuracy, precision, recall, F1, ROC AUC, log loss, the confusion matrix,
+    the best thresholds, and how many videos got no score (NO_FACE, ERROR) and why.
+    """
+    from ..evaluate import EvalConfig
+
+    setup_logging(quiet, verbose)
+    config = EvalConfig(data=data, scan=opt.scan_config(settings), labels=labels, output=output, kind=kind,
+                        subset=subset)
+    with native_stderr_silenced(enabled=not verbose):
+        result = _evaluate_with_progress(config, quiet)
+    _print_eval_result(result)
+
+
+def _evaluate_with_progress(config, quiet: bool):
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from ..evaluate import evaluate as run_evaluation
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                   console=Console(stderr=True), transient=True, disable=quiet)
+    task = bar.add_task("loading the model", total=None)
+    with bar:
+        return run_evaluation(config, on_progress=lambda e: bar.update(task, description=e.stage, completed=e.done,
+                                                                         total=e.total))
+
+
+def _print_eval_result(result) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    r = result.report
+    out = Console()
+    levels = [k for k in ("frame_level", "video_level") if k in r]
+    table = Table(title=f"{r['model']['label']} on {r['data']} (threshold {r['threshold']:g}, FAKE above it)")
+    table.add_column("metric")
+    for level in levels:
+        table.add_column(level.replace("_", " "))
+    for key in ("n", "accuracy", "balanced_accuracy", "precision", "recall", "f1", "roc_auc", "log_loss",
+                "confusion_matrix"):
+        table.add_row(key, *(fmt(r[level].get(key)) for level in levels))
+    for key in ("best_f1", "best_balanced_accuracy"):
+        table.add_row(f"{key} threshold", *(fmt(r[level].get(key, {}).get("threshold")) for level in levels))
+    out.print(table)
+    u = r["unscored"]
+    out.print(f"videos: {r['videos']['total']}, scored {r['videos']['scored']}; unscored: NO_FACE {u['NO_FACE']}, "
+              f"ERROR {u['ERROR']} — {u['policy']}", highlight=False)
+    for key in ("skipped_images", "labelled_not_found", "unlabelled_videos"):
+        if r.get(key, {}).get("count"):
+            out.print(f"{key.replace('_', ' ')}: {r[key]['count']} ({r[key]['note']})", highlight=False)
+    out.print(f"written to {result.output_dir}: metrics.json, {result.roc_path.name}, {result.predictions_path.name}",
+              highlight=False)
+

@@ -1,0 +1,105 @@
+"""`dfscan models`: the registry's models: list, fetch, verify, info."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .common import Group, setup_logging
+
+
+@click.group("models", cls=Group)
+def models() -> None:
+    """Known models: list, fetch, verify, info."""
+    setup_logging(quiet=False, verbose=False)
+
+
+@models.command("list")
+def models_list() -> None:
+    """Every registry model, where its file is cached and whether its bytes check out."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..registry import frozen_models, load_registry, verify
+
+    own = frozen_models()  # the standalone executable's own model beats the registry default
+    table = Table(title="dfscan models")
+    for col in ("name", "source", "aliases", "cached", "sha256"):
+        table.add_column(col, overflow="fold")
+    for i, entry in enumerate(load_registry()):
+        status, path, _ = verify(entry, offline=True)
+        src = str(entry.hub) if entry.hub else entry.source.get("path", "")
+        name = entry.name + (" (default)" if i == 0 and not own else "")
+        table.add_row(name, src, ", ".join(entry.aliases), str(path) if path else "not cached", _STATUS[status])
+    out = Console()
+    out.print(table)
+    if own:
+        out.print(f"default (no --model): {own[0]}", highlight=False)
+
+
+_STATUS = {"ok": "matches the record", "mismatch": "DIFFERS from the record",
+           "unpinned": "not used yet (pinned at first use)", "missing": "-"}
+
+
+@models.command("fetch")
+@click.argument("name", default="reference")
+@click.option("--refresh", is_flag=True, help="Download again even if a copy is cached, and accept (pin) the "
+                                              "new file's SHA-256.")
+def models_fetch(name: str, refresh: bool) -> None:
+    """Download a model into the hub cache (needs the network) and print its revision and SHA-256."""
+    from rich.console import Console
+
+    from ..registry import HubRef, download, find_entry, resolve_model
+
+    entry = find_entry(name)
+    ref = entry.hub if entry else (HubRef.parse(name) if name.startswith("hf://") else None)
+    if ref is not None:  # its own messages: never "run models fetch"; --refresh downloads again
+        download(ref, offline=False, hint=name, refresh=refresh, for_fetch=True)
+    info = resolve_model(name, accept=refresh)
+    out = Console()
+    out.print(f"{info.name}: {info.path}", highlight=False, markup=False)
+    out.print(f"revision: {info.revision or '-'}\nsha256:   {info.sha256}", highlight=False, markup=False)
+    for w in info.warnings:
+        out.print(f"note: {w}", highlight=False, style="yellow", markup=False)
+
+
+@models.command("verify")
+@click.argument("name", required=False)
+def models_verify(name: str | None) -> None:
+    """Check cached model files against their recorded SHA-256 (exit 1 if any differs or is missing)."""
+    from rich.console import Console
+
+    from ..errors import ModelError
+    from ..registry import find_entry, load_registry, verify
+
+    entries = load_registry()
+    if name:
+        entry = find_entry(name, entries)
+        if entry is None:
+            raise ModelError(f"no registry model named {name}")
+        entries = [entry]
+    out, bad = Console(), 0
+    for entry in entries:
+        status, path, digest = verify(entry, offline=True)
+        bad += status in ("mismatch", "missing")
+        out.print(f"{entry.name}: {_STATUS[status] if status != 'missing' else 'not cached'}"
+                  + (f"\n  {path}\n  sha256 {digest}" if path else ""), highlight=False)
+    sys.exit(1 if bad else 0)
+
+
+@models.command("info")
+@click.argument("name", default="reference")
+def models_info(name: str) -> None:
+    """A model's source, preprocessing, threshold, training data and published metrics."""
+    import json
+
+    from rich.console import Console
+
+    from ..errors import ModelError
+    from ..registry import find_entry
+
+    entry = find_entry(name)
+    if entry is None:
+        raise ModelError(f"no registry model named {name} (see `dfscan models list`)")
+    Console().print_json(json.dumps(entry.data))
+

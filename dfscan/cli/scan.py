@@ -1,0 +1,162 @@
+"""`dfscan scan`: options -> a frozen ScanConfig and the report files, checked before anything is
+scanned; the scan itself and its reports are in `scan_run`."""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from ..constants import ENGINES
+from ..errors import DfscanError
+from . import options as opt
+from .common import default_store, setup_logging, shown
+from .scan_run import Interrupts, Outputs, run_scan
+
+
+@click.command("scan")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--from-file", "path_list", type=click.File("rb"),
+              metavar="LIST",
+              help="Also scan the paths listed in LIST, one per line ('-': stdin); blank lines and # comments "
+                   "are skipped.")
+@opt.SCAN_SETTINGS
+@click.option("--recursive/--no-recursive", default=True, show_default=True, help="Walk sub-folders.")
+@click.option("--ext", "extensions", multiple=True, metavar="EXT",
+              help="Video extensions to pick in folders (repeat or comma-separate); replaces the default list.")
+@click.option("--hidden", is_flag=True, help="Also scan hidden files and folders (names starting with '.').")
+@click.option("--engine", type=click.Choice(ENGINES), default=ENGINES[0], show_default=True,
+              help="local: this process; ray: a Ray cluster (pip install 'dfscan[ray]').")
+@click.option("--address", metavar="ADDR",
+              help="ray engine: the cluster, ray://HOST:PORT, HOST:PORT or auto.  [default: start Ray on this "
+                   "machine]")
+@click.option("--actors", type=click.IntRange(min=1), metavar="N",
+              help="ray engine: scanning workers, each with its own model.  [default: one per GPU, else one "
+                   "per node]")
+@click.option("--store", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+              help="SQLite file keeping results between scans (readable by you only; no face images; see "
+                   "`dfscan store info`).  [default: the per-user data folder]")
+@click.option("--no-store", is_flag=True, help="Keep no results between scans.")
+@click.option("--resume/--rescan", default=True, show_default=True,
+              help="Reuse stored results for unchanged files scanned with the same model and settings.")
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+              help="CSV report.  [default: dfscan-report-<time>.csv in the current folder]")
+@click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+              help="JSON report: one document (schema in README).")
+@click.option("--jsonl", "jsonl_path", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+              help="JSON lines: one line per video, written as each finishes.")
+@click.option("--dfdc", "dfdc_path", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+              help="DFDC challenge submission: filename,label (probability of FAKE).")
+@click.option("--html", "html_path", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+              help="Self-contained HTML evidence report with face crops and plots.")
+@click.option("--explain", is_flag=True, help="Grad-CAM heatmap on the most suspicious face of each FAKE video "
+                                              "(in the HTML report).")
+@click.option("--overwrite", is_flag=True, help="Replace existing report files.")
+@opt.quiet("Print only errors (the CSV is still written).")
+@click.option("--strict", is_flag=True, help="Exit 2 when any file could not be scanned.")
+@opt.verbose
+def scan(paths, path_list, csv_path, json_path, jsonl_path, dfdc_path, html_path, overwrite, quiet, strict, verbose,
+         store, no_store, resume, **options) -> None:
+    """Scan video files and folders for deepfaked faces.
+
+    A FAKE verdict is a reason to look closer, not proof; a REAL verdict does not clear a video.
+
+    \b
+    Exit status:
+      0    no video FAKE
+      1    at least one video FAKE
+      2    usage error, a named PATH that does not exist, a model that cannot be
+           loaded, a report that could not be written, or (with --strict) a file
+           that could not be scanned
+      3    internal error (a bug in dfscan: please report it)
+      130  interrupted (Ctrl-C): the rows so far are in <report>.partial; the same
+           command finishes the scan
+    """
+    interrupts = Interrupts.install()  # first: a Ctrl-C while the model loads is not lost
+    try:
+        paths = _all_paths(paths, path_list)
+        setup_logging(quiet, verbose)
+        store_path = None if no_store else str(store or default_store())
+        if options["explain"] and html_path is None:
+            logging.getLogger("dfscan").warning("--explain adds heatmaps to the HTML report: add --html FILE to "
+                                                "see them")
+        config = _scan_config(options, store=store_path, rescan=not resume, thumbnails=html_path is not None)
+        reports = {"csv": csv_path or _default_csv(), "json": json_path, "dfdc": dfdc_path, "html": html_path}
+        out = Outputs(reports={k: v for k, v in reports.items() if v is not None}, jsonl=jsonl_path,
+                      overwrite=overwrite, quiet=quiet, strict=strict, verbose=verbose)
+        _check_outputs(out, store_path)
+        code = run_scan(paths, config, out, interrupts)
+    finally:
+        interrupts.restore()
+    sys.exit(code)
+
+
+def _scan_config(options: dict, **kept):
+    """Options -> ScanConfig (frozen): the shared scan settings, then what only `scan` has."""
+    from ..discover import VIDEO_EXTENSIONS, normalise_extensions
+
+    settings = opt.pop_settings(options)
+    exts = normalise_extensions(options["extensions"]) if options["extensions"] else VIDEO_EXTENSIONS
+    return opt.scan_config(settings, recursive=options["recursive"], extensions=exts,
+                           include_hidden=options["hidden"], explain=options["explain"], engine=options["engine"],
+                           address=options["address"], actors=options["actors"], **kept)
+
+
+def _check_outputs(out: Outputs, store: str | None) -> None:
+    """Refuse, before anything is scanned, outputs that clash, exist, or could not be written."""
+    from ..report import partial_path, probe_writable
+
+    names = {role: Path(os.path.abspath(p)) for role, p in out.written().items()}
+    if store:
+        names["store"] = Path(os.path.abspath(store))
+    seen: dict[Path, str] = {}
+    for role, path in names.items():
+        if path in seen:
+            raise click.UsageError(f"{shown(path)} would be written twice (as {seen[path]} and as {role}); "
+                                   "choose other names")
+        seen[path] = role
+    for fmt, path in out.reports.items():
+        if os.path.lexists(path) and not out.overwrite:
+            raise click.UsageError(f"{shown(path)} exists; pass --overwrite to replace it or choose another name")
+    if out.jsonl is not None and os.path.lexists(out.jsonl) and not out.overwrite:
+        raise click.UsageError(f"{shown(out.jsonl)} exists; pass --overwrite to replace it or choose another name")
+    for fmt, path in out.reports.items():  # each is written through a temporary file beside it, at the end
+        try:
+            probe_writable(path)
+        except OSError as exc:
+            raise DfscanError(f"cannot write the {fmt.upper()} report {shown(path)}: {exc.strerror or exc}") from exc
+    if out.jsonl is not None:  # an interrupted scan renames it to FILE.partial: that name must be possible too
+        aside = partial_path(out.jsonl)
+        try:
+            limit = os.pathconf(aside.parent if str(aside.parent) else ".", "PC_NAME_MAX")
+        except (OSError, ValueError, AttributeError):
+            limit = 255
+        if len(os.fsencode(aside.name)) > limit:
+            raise DfscanError(f"cannot write {shown(out.jsonl)}: its name is too long once .partial is added "
+                              f"({limit} bytes at most)")
+
+
+
+def _all_paths(paths: tuple[Path, ...], path_list) -> list[Path]:
+    """PATH arguments, then the paths listed in --from-file."""
+    if path_list is None:
+        if not paths:
+            raise click.UsageError("give at least one PATH, or --from-file LIST")
+        return list(paths)
+    from ..discover import PathListError, read_path_list
+    from ..errors import ConfigError
+
+    with path_list:
+        try:
+            return [*paths, *map(Path, read_path_list(path_list, getattr(path_list, "name", "LIST")))]
+        except PathListError as exc:
+            raise ConfigError(f"--from-file: {exc}") from exc
+
+
+def _default_csv() -> Path:
+    from ..report import default_csv_path
+
+    return default_csv_path()
+

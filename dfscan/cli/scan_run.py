@@ -1,0 +1,233 @@
+"""The scan behind `dfscan scan`: load the model, scan with live CSV/JSONL copies and a progress
+bar, write the reports, print the table and summary, and say what an interrupted scan kept."""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import DfscanError
+from .common import EXIT_CLEAN, EXIT_ERROR, EXIT_FAKE, EXIT_INTERRUPTED, native_stderr_silenced, shown, stdout_gone
+
+
+class Interrupts:
+    """Ctrl-C during a scan: raise KeyboardInterrupt, and remember it.
+
+    The memory matters: Python runs a signal handler at whatever bytecode the main thread
+    reaches next, and a KeyboardInterrupt raised there inside a finalizer (`__del__`, a
+    weakref callback, GC) is printed as "Exception ignored" and lost. The scan loop checks
+    `seen` after every video, so an interrupt always ends the scan.
+    """
+
+    def __init__(self):
+        self.seen = threading.Event()
+        self._previous = None
+
+    @classmethod
+    def install(cls) -> "Interrupts":
+        self = cls()
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def _handler(self, signum, frame) -> None:
+        self.seen.set()
+        raise KeyboardInterrupt
+
+    def check(self) -> None:
+        if self.seen.is_set():
+            raise KeyboardInterrupt
+
+    def restore(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Where the reports go and how loud the command is."""
+
+    reports: dict[str, Path]  # format -> file, written at the end (csv always)
+    jsonl: Path | None = None  # written as the scan goes
+    overwrite: bool = False
+    quiet: bool = False
+    strict: bool = False
+    verbose: bool = False
+
+    @property
+    def csv(self) -> Path:
+        return self.reports["csv"]
+
+    def written(self) -> dict[str, Path]:
+        """Every file the scan may write, by role: the reports, the CSV's live copy, the JSONL's set-aside copy."""
+        from ..report import partial_path
+
+        out = dict(self.reports)
+        out["csv.partial"] = partial_path(self.csv)
+        if self.jsonl is not None:
+            out["jsonl"] = self.jsonl
+            out["jsonl.partial"] = partial_path(self.jsonl)
+        return out
+
+
+def run_scan(paths, config, out: Outputs, interrupts: Interrupts) -> int:
+    with native_stderr_silenced(enabled=not out.verbose):
+        return _scan_and_report(paths, config, out, interrupts)
+
+
+def _scan_and_report(paths, config, out: Outputs, interrupts: Interrupts) -> int:
+    from rich.console import Console
+
+    from ..api import open_scanner
+    from ..report import LiveCsv, LiveJsonl, partial_path
+
+    err = Console(stderr=True)
+    started = time.perf_counter()
+    live = partial_path(out.csv)
+    try:  # both live files are created now: an output that cannot be written stops us before the scan
+        live_csv = LiveCsv(live)
+    except OSError as exc:
+        raise DfscanError(_cannot_create(live, exc)) from exc
+    jsonl = None
+    try:
+        if out.jsonl:
+            try:
+                jsonl = LiveJsonl(out.jsonl, out.overwrite)
+            except OSError as exc:
+                raise DfscanError(_cannot_create(out.jsonl, exc)) from exc
+        with err.status("loading the model", spinner="dots") if not out.quiet else nullcontext():
+            scanner = open_scanner(config)
+        with scanner:
+            return _report(scanner, paths, out, started, interrupts, live_csv, jsonl)
+    except BaseException:
+        if not live_csv.closed:  # stopped before the scan began: nothing to keep
+            live_csv.close()
+            live.unlink(missing_ok=True)
+            if jsonl is not None:
+                jsonl.set_aside() if jsonl.resumed else jsonl.discard()
+        raise
+
+
+def _cannot_create(path: Path, exc: OSError) -> str:
+    if isinstance(exc, FileExistsError):
+        return (f"{shown(path)} exists and is not a file an earlier dfscan scan left (a link, or another "
+                "user's file); dfscan does not write through it. Remove it or choose another report name")
+    return f"cannot write {shown(path)}: {exc.strerror or exc}"
+
+
+def _report(scanner, paths, out: Outputs, started: float, interrupts: Interrupts, live_csv, jsonl) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from ..report_text import path_text, printable
+    from ..results import Verdict
+
+    err = Console(stderr=True)
+    missing, found = _discover(scanner, paths, out, jsonl)
+    store = getattr(scanner, "store", None)
+    results = []
+    progress = Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                        TextColumn("{task.description}"), console=err, transient=True, disable=out.quiet)
+    live = live_csv.path
+    with live_csv, progress:
+        task = progress.add_task("", total=len(found))
+        try:
+            interrupts.check()
+            for result in scanner.iter_scan(found):
+                live_csv.add(result)
+                if jsonl:
+                    jsonl.add(result)
+                results.append(result)
+                progress.update(task, advance=1, description=printable(path_text(result.path.name)))
+                if out.quiet and result.verdict is Verdict.ERROR:
+                    err.print(f"ERROR {printable(path_text(result.path))}: {printable(result.error or '')}",
+                              markup=False, highlight=False, soft_wrap=True)
+                interrupts.check()
+        except KeyboardInterrupt:
+            progress.stop()
+            aside = jsonl.set_aside() if jsonl else None
+            jsonl = None
+            err.print(_interrupted_hint(len(results), len(found), live, aside, store, scanner.config),
+                      markup=False, highlight=False, soft_wrap=True)
+            return EXIT_INTERRUPTED
+        finally:
+            if jsonl:
+                jsonl.close()
+    report = scanner.report(results, [path_text(p) for p in paths], time.perf_counter() - started)
+    return _finish(report, paths, out, live, store, bool(missing))
+
+
+def _discover(scanner, paths, out: Outputs, jsonl) -> tuple[list, list]:
+    """The named paths that do not exist, and the videos found; each problem said on stderr."""
+    from ..report_text import path_text, printable
+
+    log = logging.getLogger("dfscan")
+    missing = [p for p in paths if not os.path.exists(p)]
+    for p in missing:
+        log.warning("no such file or folder: %s", shown(p))
+    found = scanner.discover(paths)
+    if not found:
+        where = ", ".join(map(str, paths)) or "an empty list"
+        log.warning("no video files found in %s", printable(path_text(where)))
+    if jsonl is not None and jsonl.resumed:
+        log.warning("%s continues the interrupted scan's %d lines", shown(out.jsonl), jsonl.resumed)
+    return missing, found
+
+
+def _finish(report, paths, out: Outputs, live: Path, store, missing: bool) -> int:
+    """Write the reports, print the table and summary, and return the exit code."""
+    from rich.console import Console
+
+    from ..report import results_table, summary, write_reports
+    from ..report_text import printable
+    from ..results import Verdict
+
+    stdout, err = Console(), Console(stderr=True)
+    failed = write_reports(report, out.reports, overwrite=out.overwrite)
+    if "csv" in failed:
+        failed["csv"] += f"; every row is in {shown(live)}"
+    else:
+        live.unlink()
+    written = {fmt: path for fmt, path in out.reports.items() if fmt not in failed}
+    if out.jsonl is not None:
+        written["jsonl"] = out.jsonl
+    if not out.quiet:
+        try:
+            if report.results:
+                stdout.print(results_table(report.results, paths, width=stdout.width), soft_wrap=True)
+            stdout.print(summary(report, written, store=str(store.path) if store is not None else None,
+                                 store_problem=store.problem if store is not None else None), soft_wrap=True)
+            stdout.file.flush()
+        except BrokenPipeError:  # `dfscan scan … | head`: the reader stopped; the reports are complete
+            stdout_gone()
+    for why in failed.values():
+        err.print(f"dfscan: error: {printable(why)}", markup=False, highlight=False, soft_wrap=True)
+    counts = report.counts()
+    if failed or missing or (out.strict and counts[Verdict.ERROR]):
+        return EXIT_ERROR
+    return EXIT_FAKE if counts[Verdict.FAKE] else EXIT_CLEAN
+
+
+def _interrupted_hint(done: int, total: int, live: Path, jsonl_aside: Path | None, store, config) -> str:
+    """What an interrupted scan kept, and what running the same command again will really do."""
+    lines = [f"interrupted: {done} of {total} videos are in {shown(live)}."]
+    if jsonl_aside is not None:
+        lines.append(f"The JSON lines so far are in {shown(jsonl_aside)}; the same command continues that file.")
+    if store is None:
+        again = "scans every video again (--no-store: nothing was kept)"
+    elif not store.usable:
+        again = "scans every video again (the result store could not be used)"
+    elif config.rescan:
+        again = ("scans every video again (--rescan); without --rescan it would reuse the "
+                 f"{done} results just stored")
+    else:
+        again = f"reuses the {done} finished results from the result store and scans the rest"
+    lines.append(f"Run the same command again to finish: it {again}.")
+    return " ".join(lines)
+

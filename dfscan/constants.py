@@ -1,0 +1,13 @@
+"""The named choices of the library, in one light module (no numpy): the modules that check them
+and the CLI that offers them (click choices, `--help` stays instant) read them from here."""
+from __future__ import annotations
+
+AGGREGATES = ("confident", "mean", "max")  # how face scores become a video score (aggregate.py)
+AUTO_ORDER = ("pyav", "decord", "opencv")  # decoders `auto` tries, in order (video.py)
+DECODERS = ("auto", *AUTO_ORDER)
+DEVICES = ("auto", "cpu", "gpu")
+RUNTIMES = ("auto", "openvino", "tensorflow")  # see runtime.py
+ENGINES = ("local", "ray")  # this process, or a Ray cluster (distributed.py)
+EVAL_KINDS = ("auto", "crops", "videos")  # what `evaluate` measures on (evaluate.py)
+TRAIN_SPLITS = ("frame", "by-original")  # train/config.py
+TRAIN_PROFILES = {"reference": ("BGR", "0..1"), "keras": ("RGB", "0..255")}  # preprocessing: colour order, scale

@@ -1,0 +1,152 @@
+"""What a person reads in the terminal: the results table (most suspicious first) and the summary.
+Renderers return rich objects and never print; the CLI decides where they go."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Iterable
+
+from .report_text import CAVEAT, flat_note, printable, suspicion_order
+from .results import ScanReport, Verdict, VideoResult
+
+VERDICT_STYLE = {
+    Verdict.FAKE: "bold red",
+    Verdict.REAL: "green",
+    Verdict.NO_FACE: "yellow",
+    Verdict.ERROR: "bold magenta",
+}
+
+
+def display_paths(results: Iterable[VideoResult], roots: Iterable[str | Path] = ()) -> dict[int, str]:
+    """Each result's path as the table shows it: relative to the folder it was found in.
+
+    With one folder scanned, paths are relative to it; with several, each starts with its
+    folder's name. Files named on their own keep the name the user gave. (The CSV keeps whole paths.)
+    """
+    folders = [Path(r) for r in roots if Path(r).is_dir()]
+    out = {}
+    for r in results:
+        shown = str(r.path)
+        for folder in folders:
+            try:
+                rel = r.path.relative_to(folder)
+            except ValueError:
+                continue
+            if rel.parts:
+                shown = str(rel) if len(folders) == 1 else str(Path(folder.resolve().name or str(folder)) / rel)
+                break
+        out[id(r)] = printable(shown)
+    return out
+
+
+def results_table(results: Iterable[VideoResult], roots: Iterable[str | Path] = (), width: int | None = None):
+    """A rich renderable of every video, most suspicious first.
+
+    A file name is never broken across lines: its column is as wide as the longest name, and
+    when `width` (the terminal's) is too narrow for that, the face and frame counts, then the
+    score, move under the name. The reason or notes of a video go under its name too, and a
+    column is shown only when it has content.
+    """
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    ordered = suspicion_order(results)
+    shown = display_paths(ordered, roots)
+    folders = [printable(str(p)) for p in roots if Path(p).is_dir()]
+    longest = max((len(shown[id(r)]) for r in ordered), default=5)
+    scores = any(r.score is not None for r in ordered)
+    counts = any(r.frames for r in ordered)
+    if width is not None:  # borders: 3 per column + 1; Verdict 7, Score 5, Faces 5, Frames 6 wide
+        if counts and longest + 4 + 10 + (8 if scores else 0) + 8 + 9 > width:
+            counts = None  # not as columns: under the name
+        if scores and counts is None and longest + 4 + 10 + 8 > width:
+            scores = None
+    table = Table(title="dfscan results" if len(folders) != 1 else None, show_lines=False, expand=False)
+    table.add_column("Verdict", no_wrap=True)
+    if scores:
+        table.add_column("Score", justify="right", no_wrap=True)
+    if counts:
+        table.add_column("Faces", justify="right", no_wrap=True)
+        table.add_column("Frames", justify="right", no_wrap=True)
+    table.add_column("Video", min_width=max(longest, 5), overflow="fold")
+    for r in ordered:
+        v = r.verdict
+        cells = [Text(v.value, style=VERDICT_STYLE[v])]
+        if scores:
+            cells.append("" if r.score is None else f"{r.score:.3f}")
+        if counts:
+            cells += [str(r.faces_scored) if r.frames else "", f"{r.frames_with_face}/{len(r.frames)}" if r.frames else ""]
+        video = Text(shown[id(r)])
+        moved = []
+        if scores is None and r.score is not None:
+            moved.append(f"score {r.score:.3f}")
+        if counts is None and r.frames:
+            moved.append(f"{r.faces_scored} faces, {r.frames_with_face}/{len(r.frames)} frames with a face")
+        detail = [x for x in (*moved, r.error, _shorten("; ".join(r.notes), 120) if r.notes else None,
+                              _reused_note(r)) if x]
+        if detail:
+            video.append("\n" + printable(" · ".join(detail)), style="dim")
+        cells.append(video)
+        table.add_row(*cells)
+    caption = []
+    if counts:
+        caption.append("Faces: crops scored.  Frames: frames with a face / sampled.")
+    if any(r.cached for r in ordered):
+        caption.append("reused: an earlier scan's result for the same bytes (the result store).")
+    table.caption = "\n".join(caption) or None
+    if len(folders) != 1:
+        return table
+    return Group(Text(f"dfscan results in {folders[0]}", style="italic"), table)
+
+
+def _reused_note(r: VideoResult) -> str | None:
+    if not r.cached:
+        return None
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.scanned_at)) if r.scanned_at else "earlier"
+    return f"reused (scanned {when})"
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def summary(report: ScanReport, files: dict[str, Path] | None = None, store: str | None = None,
+            store_problem: str | None = None):
+    """A rich renderable: counts per verdict, what a verdict means, time, the store, the model and settings.
+
+    `store`: where results are kept (None: not kept); `store_problem`: why the store could not be used.
+    """
+    from rich.text import Text
+
+    counts = report.counts()
+    n = len(report.results)
+    text = Text()
+    for v in Verdict:
+        text.append(f"{v.value}: {counts[v]}", style=VERDICT_STYLE[v] if counts[v] else "dim")
+        text.append("   ")
+    text.append(f"\n{CAVEAT}", style="italic")
+    rate = n / report.elapsed_s if report.elapsed_s > 0 else 0.0
+    text.append(f"\n{_plural(n, 'video')} in {report.elapsed_s:.1f} s ({rate:.2f} videos/s) on {report.device}")
+    reused = sum(r.cached for r in report.results)
+    if n:
+        text.append(f": {reused} reused from the result store (scanned before), {n - reused} scanned now")
+    if store_problem:
+        text.append(f"\nresults not kept: {printable(store_problem)}", style="yellow")
+    elif store:
+        text.append(f"\nresults kept in {printable(str(store))} (see `dfscan store info`, `forget`, `clear`)")
+    else:
+        text.append("\nresults not kept (--no-store)")
+    threshold = report.threshold
+    text.append(f"\nmodel: {report.model}")
+    text.append(f"\nframes: {report.frames}   aggregate: {report.aggregate}   threshold: "
+                + (f"{threshold:g}" if threshold is not None else "the model's"))
+    if note := flat_note(report):
+        text.append(f"\nwarning: {note}", style="bold yellow")
+    for fmt, path in (files or {}).items():
+        text.append(f"\n{fmt.upper()}: {printable(str(path))}")
+    return text

@@ -1,0 +1,62 @@
+"""Text every report shares: names made safe to print or to write as UTF-8, the caveat on
+verdicts, the order of suspicion, the scan-wide flat-scores warning. The terminal, CSV/JSON and
+HTML reports and the store import it; it imports only the data model."""
+from __future__ import annotations
+
+import os
+from typing import Iterable
+
+from .aggregate import flat_scores_note
+from .results import ScanReport, Verdict, VideoResult
+
+CAVEAT = ("A FAKE verdict is a reason to look closer, not proof; a REAL verdict does not clear a video.")
+
+
+def printable(text: str) -> str:
+    """Text safe to show in a terminal: control characters (escape sequences, newlines) made visible."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in utf8_text(text))
+
+
+def utf8_text(text: str) -> str:
+    """Text any UTF-8 writer accepts: the bytes of a file name that are not UTF-8 become `\\xNN`.
+
+    Python reads such a name with each bad byte as a lone surrogate (PEP 383), which no UTF-8
+    file, SQLite or terminal accepts. `a\\xffb.mp4` in a report is the name with byte 0xFF.
+    """
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace") \
+            if _only_escapes(text) else text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _only_escapes(text: str) -> bool:
+    return all(not 0xD800 <= ord(c) <= 0xDFFF or 0xDC80 <= ord(c) <= 0xDCFF for c in text)
+
+
+def path_text(path) -> str:
+    """A path as written in every report, the store and the terminal (see `utf8_text`)."""
+    return utf8_text(os.fspath(path))
+
+
+def utf8_data(value):
+    """`utf8_text` applied to every string of JSON-ready data."""
+    if isinstance(value, str):
+        return utf8_text(value)
+    if isinstance(value, dict):
+        return {utf8_text(k): utf8_data(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [utf8_data(v) for v in value]
+    return value
+
+
+def suspicion_order(results: Iterable[VideoResult]) -> list[VideoResult]:
+    """Most suspicious first: scored videos by score, then NO_FACE, then ERROR."""
+    rank = {Verdict.FAKE: 0, Verdict.REAL: 0, Verdict.NO_FACE: 1, Verdict.ERROR: 2}
+    return sorted(results, key=lambda r: (rank[r.verdict], -(r.score or 0.0), str(r.path)))
+
+
+def flat_note(report: ScanReport) -> str | None:
+    """The scan-wide warning that the model's scores carry no information, if they barely vary."""
+    return flat_scores_note([f.score for r in report.results for f in r.faces])

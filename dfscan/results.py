@@ -1,0 +1,129 @@
+"""The data model every stage and report shares: a verdict, the face scores behind it, one video's
+result and a whole scan's report. Built once by the engine (or read back from the store) and only
+read afterwards; nothing here imports the engine, so reports, the store, Ray and evaluate depend
+on this module alone."""
+from __future__ import annotations
+
+import base64
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+
+class Verdict(str, Enum):
+    REAL = "REAL"
+    FAKE = "FAKE"
+    NO_FACE = "NO_FACE"
+    ERROR = "ERROR"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class FaceScore:
+    frame: int
+    score: float
+    box: tuple[float, float, float, float]
+    confidence: float
+    thumbnail: bytes | None = None  # a small JPEG of the crop, kept for the HTML report
+
+
+@dataclass
+class VideoResult:
+    """The verdict on one video and the evidence behind it."""
+
+    path: Path
+    verdict: Verdict
+    score: float | None = None
+    threshold: float = 0.5
+    frames: tuple[int, ...] = ()
+    frames_with_face: int = 0
+    faces: list[FaceScore] = field(default_factory=list)
+    duration_s: float | None = None
+    fps: float | None = None
+    width: int | None = None
+    height: int | None = None
+    sha256: str | None = None
+    model: str = ""
+    error: str | None = None
+    decoder: str | None = None
+    notes: tuple[str, ...] = ()
+    cached: bool = False  # taken from the result store, not computed in this scan
+    scanned_at: float | None = None  # when this result was computed (now, or by the scan that stored it)
+    explanation: bytes | None = None  # JPEG: Grad-CAM over the most suspicious crop (--explain)
+
+    def to_dict(self, images: bool = False) -> dict[str, Any]:
+        """Plain JSON-ready data (the store's and the JSON report's form); images as base64 if asked."""
+        faces = []
+        for f in self.faces:
+            face = {"frame": f.frame, "score": f.score, "box": list(f.box), "confidence": f.confidence}
+            if images and f.thumbnail:
+                face["thumbnail_jpeg"] = base64.b64encode(f.thumbnail).decode()
+            faces.append(face)
+        data = {
+            "path": str(self.path), "verdict": self.verdict.value, "score": self.score,
+            "threshold": self.threshold, "frames": list(self.frames), "frames_with_face": self.frames_with_face,
+            "faces": faces, "duration_s": self.duration_s, "fps": self.fps, "width": self.width,
+            "height": self.height, "sha256": self.sha256, "model": self.model, "error": self.error,
+            "decoder": self.decoder, "notes": list(self.notes),
+        }
+        if images and self.explanation:
+            data["explanation_jpeg"] = base64.b64encode(self.explanation).decode()
+        return data
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "VideoResult":
+        faces = [FaceScore(f["frame"], f["score"], tuple(f["box"]), f["confidence"], _b64(f.get("thumbnail_jpeg")))
+                 for f in d.get("faces", ())]
+        return cls(
+            explanation=_b64(d.get("explanation_jpeg")),
+            path=Path(d["path"]), verdict=Verdict(d["verdict"]), score=d.get("score"),
+            threshold=d.get("threshold", 0.5), frames=tuple(d.get("frames", ())),
+            frames_with_face=d.get("frames_with_face", 0), faces=faces, duration_s=d.get("duration_s"),
+            fps=d.get("fps"), width=d.get("width"), height=d.get("height"), sha256=d.get("sha256"),
+            model=d.get("model", ""), error=d.get("error"), decoder=d.get("decoder"),
+            notes=tuple(d.get("notes", ())),
+        )
+
+    @property
+    def faces_scored(self) -> int:
+        return len(self.faces)
+
+    @property
+    def max_face_score(self) -> float | None:
+        return max((f.score for f in self.faces), default=None)
+
+    @property
+    def most_suspicious_frame(self) -> int | None:
+        return max(self.faces, key=lambda f: f.score).frame if self.faces else None
+
+
+def _b64(text: str | None) -> bytes | None:
+    return base64.b64decode(text) if text else None
+
+
+@dataclass
+class ScanReport:
+    """All results of a scan, with the resolved settings a summary shows: nothing is read back
+    out of a result or a config."""
+
+    results: list[VideoResult]
+    model: str  # the model's label (name or path) as reports show it
+    device: str
+    elapsed_s: float
+    threshold: float | None  # the resolved threshold (the config's, else the model's own)
+    settings: dict[str, Any] = field(default_factory=dict)  # what can change a result (see ScanPlan.score_settings)
+    frames: str = ""  # the frame sample, described for people ("0:300:30", "10 spread")
+    model_sha256: str = ""
+    paths: list[str] = field(default_factory=list)
+    started_at: float = field(default_factory=time.time)  # wall-clock time, for the report header
+
+    @property
+    def aggregate(self) -> str | None:
+        return self.settings.get("aggregate")
+
+    def counts(self) -> dict[Verdict, int]:
+        return {v: sum(r.verdict is v for r in self.results) for v in Verdict}

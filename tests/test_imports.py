@@ -1,0 +1,85 @@
+"""The package's import graph has no cycle: every `from .x import`, at module level or inside a
+function, points one way (the data model and helpers at the bottom, the CLI at the top)."""
+import ast
+from pathlib import Path
+
+import dfscan
+
+PACKAGE = Path(dfscan.__file__).parent
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules(root: Path = PACKAGE) -> dict[str, Path]:
+    return {module_name(p): p for p in sorted(root.rglob("*.py"))}
+
+
+def _target(importer: str, is_package: bool, node: ast.ImportFrom) -> str:
+    """The absolute module a relative `from` import names."""
+    base = importer.split(".") if is_package else importer.split(".")[:-1]
+    if node.level > 1:
+        base = base[: len(base) - (node.level - 1)]
+    return ".".join(base + (node.module.split(".") if node.module else []))
+
+
+def import_edges(known: dict[str, Path]) -> dict[str, set[str]]:
+    """Module -> the package modules it imports, anywhere in its body (functions included)."""
+    edges: dict[str, set[str]] = {name: set() for name in known}
+    for name, path in known.items():
+        is_package = path.name == "__init__.py"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            targets: list[str] = []
+            if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("dfscan")):
+                base = _target(name, is_package, node) if node.level else node.module
+                # `from .pkg import sub` imports the submodule; `from .mod import thing` the module
+                subs = [f"{base}.{alias.name}" for alias in node.names if f"{base}.{alias.name}" in known]
+                targets += subs if len(subs) == len(node.names) else [base, *subs]
+            elif isinstance(node, ast.Import):
+                targets += [alias.name for alias in node.names if alias.name.startswith("dfscan")]
+            edges[name] |= {t for t in targets if t in known and t != name}
+    return edges
+
+
+def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle as [a, b, ..., a], or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(edges[node]):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for start in sorted(edges):
+        if start not in state and (cycle := visit(start)):
+            return cycle
+    return None
+
+
+def test_the_package_has_no_import_cycle():
+    edges = import_edges(modules())
+    assert len(edges) > 20 and edges["dfscan.report"], "the walk found the package's modules and their imports"
+    assert find_cycle(edges) is None, " -> ".join(find_cycle(edges))
+
+
+def test_the_walk_sees_a_cycle_made_inside_a_function(tmp_path):
+    pkg = tmp_path / "dfscan"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from .b import thing\n")
+    (pkg / "b.py").write_text("def f():\n    from .sub.c import other\n")
+    (pkg / "sub" / "__init__.py").write_text("")
+    (pkg / "sub" / "c.py").write_text("def g():\n    from .. import a\n")
+    known = {".".join(p.relative_to(tmp_path).with_suffix("").parts).removesuffix(".__init__"): p
+             for p in pkg.rglob("*.py")}
+    assert find_cycle(import_edges(known)) == ["dfscan.a", "dfscan.b", "dfscan.sub.c", "dfscan.a"]
