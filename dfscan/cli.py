@@ -56,7 +56,7 @@ def _frames_option(ctx, param, value):
 @click.option("--max-faces", default=2, show_default=True, type=click.IntRange(min=1),
               help="Score the K largest faces of each frame.")
 @click.option("--margin", type=click.FloatRange(0, 3),
-              help="Crop margin around a face box, as a share of its size.  [default: the model's, else 0.2]")
+              help="Crop margin around a face box, as a share of its size.  [default: the model's, else 0.16]")
 @click.option("--face-confidence", default=0.5, show_default=True, type=click.FloatRange(0.05, 0.99),
               help="Minimum face-detector confidence.")
 @click.option("--detect-size", default=640, show_default=True, type=click.IntRange(min=64),

@@ -3,7 +3,8 @@
 Preprocessing is a property of the model (its sidecar JSON or registry entry),
 never of the scanner: the reference model was trained on BGR crops resized to
 224x224 and scaled to 0..1, while Keras' own EfficientNet expects RGB 0..255.
-TensorFlow is imported only when a model is loaded, so `dfscan --help` is instant.
+Keras (and TensorFlow, where it is used) is imported only when a model is loaded, so
+`dfscan --help` is instant; which backend Keras starts with is decided by keras_backend().
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import numpy as np
 
 from . import runtime as runtime_mod
 from .errors import ConfigError, ModelError, first_line
+from .runtime import ConversionError
 
 log = logging.getLogger(__name__)
 
@@ -156,10 +158,17 @@ _TF_NOISE = re.compile(r"absl::InitializeLog|cudart_stub|cuda_platform|cuInit|on
                        r"Unable to register cu|cuda_blas|cuda_dnn|cuda_fft|cpu_feature_guard")
 
 
+TENSORFLOW_MISSING = ("TensorFlow is not installed: it comes with the 'gpu' extra (scanning on an NVIDIA GPU, "
+                      "--runtime tensorflow, Grad-CAM): pip install 'dfscan[gpu]', and with the 'train' extra "
+                      "(dfscan train): pip install 'dfscan[train]'")
+
+
 def import_tensorflow():
     """Import TensorFlow with its start-up noise filtered out of stderr (other lines are kept)."""
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
+    if not runtime_mod.tensorflow_installed():
+        raise ModelError(TENSORFLOW_MISSING)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with tempfile.TemporaryFile() as captured:
         saved = os.dup(2)
@@ -228,10 +237,12 @@ class Classifier:
 
     @property
     def model(self):
-        """The Keras model (loaded on first use when OpenVINO runs the scan: Grad-CAM needs it)."""
+        """The Keras model (loaded only to be converted when OpenVINO runs the scan)."""
         if self._keras is None:
-            if self.runtime == "openvino":
-                configure_device("cpu")
+            if self.runtime == "openvino" and keras_backend() == "tensorflow":
+                configure_device("cpu")  # TensorFlow will start: keep it off the GPU
+            elif self.runtime == "tensorflow":
+                import_keras(tensorflow=True)
             self._keras = _load_keras(self.info.path)
         return self._keras
 
@@ -248,6 +259,9 @@ class Classifier:
         except runtime_mod.ConversionError as exc:
             if strict:
                 raise
+            if keras_backend() != "tensorflow":  # Keras runs on OpenVINO here: TensorFlow cannot take over
+                raise ConversionError(f"{exc}. TensorFlow can run it: pip install 'dfscan[gpu]' and scan "
+                                      "with --runtime tensorflow") from exc
             log.warning("%s; running it with TensorFlow", exc)
             self.runtime = "tensorflow"
             self.device = configure_device("cpu")
@@ -292,11 +306,41 @@ class Classifier:
         return scores
 
 
-def import_keras():
-    """Keras, with its backend started: the one place the scan path imports it."""
-    import_tensorflow()
+def keras_backend(tensorflow: bool = False) -> str:
+    """The backend Keras runs on in this process: the one rule, applied before Keras is first imported.
+
+    Keras already imported: its backend (it cannot change). Else the user's KERAS_BACKEND. Else
+    TensorFlow when it is wanted (`tensorflow`, or already imported: the GPU, --runtime tensorflow,
+    training) and installed. Else OpenVINO when installed (the default install: no TensorFlow), else
+    TensorFlow.
+    """
+    if "keras" in sys.modules:
+        return sys.modules["keras"].backend.backend()
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    if (tensorflow or "tensorflow" in sys.modules) and runtime_mod.tensorflow_installed():
+        return "tensorflow"
+    if runtime_mod.openvino_installed():
+        return "openvino"
+    return "tensorflow"
+
+
+def import_keras(tensorflow: bool = False):
+    """Keras, with its backend (keras_backend()) started: the one place the scan path imports it.
+
+    `tensorflow`: the caller needs the TensorFlow backend (a ModelError says so if Keras already
+    runs on another one in this process).
+    """
+    backend = keras_backend(tensorflow)
+    if "keras" not in sys.modules:
+        os.environ["KERAS_BACKEND"] = backend  # read once, when Keras is first imported
+        if backend == "tensorflow":
+            import_tensorflow()  # its start-up noise filtered
     import keras
 
+    if tensorflow and keras.backend.backend() != "tensorflow":
+        raise ModelError(f"this needs Keras' TensorFlow backend, but Keras already runs on {keras.backend.backend()!r} "
+                         "in this process (KERAS_BACKEND=tensorflow selects it)")
     return keras
 
 

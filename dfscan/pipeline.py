@@ -36,7 +36,7 @@ from .video import DECODERS, FrameSpec, read_frames
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MARGIN = 0.2
+DEFAULT_MARGIN = FaceConfig().margin  # for YuNet's boxes (dfscan/faces.py)
 ENGINES = ("local", "ray")
 UNREADABLE = "cannot read file"  # how a result's error starts when the file's bytes could not be read
 
