@@ -295,11 +295,16 @@ class Classifier:
         """FAKE probabilities for RGB face crops, one float per crop."""
         if not len(crops):
             return np.empty((0,), np.float32)
-        out = []
         prep = self.info.preprocess
-        for start in range(0, len(crops), self.batch_size):
-            batch = np.stack([prep.apply(c) for c in crops[start: start + self.batch_size]])
-            out.append(np.asarray(self._predict(batch)).reshape(-1))
+        return self._scores([np.stack([prep.apply(c) for c in crops[start: start + self.batch_size]])
+                             for start in range(0, len(crops), self.batch_size)])
+
+    def predict_inputs(self, x: np.ndarray) -> np.ndarray:
+        """FAKE probabilities for inputs already preprocessed, (N, H, W, 3) float32 (explain.occlusion)."""
+        return self._scores([x[start: start + self.batch_size] for start in range(0, len(x), self.batch_size)])
+
+    def _scores(self, batches) -> np.ndarray:
+        out = [np.asarray(self._predict(batch)).reshape(-1) for batch in batches]
         scores = np.concatenate(out).astype(np.float64)
         if not np.all(np.isfinite(scores)):
             raise ModelError(f"the model {self.info.name} returned non-finite scores")
@@ -318,7 +323,7 @@ def keras_backend(tensorflow: bool = False) -> str:
         return sys.modules["keras"].backend.backend()
     if os.environ.get("KERAS_BACKEND"):
         return os.environ["KERAS_BACKEND"]
-    if (tensorflow or "tensorflow" in sys.modules) and runtime_mod.tensorflow_installed():
+    if (tensorflow or sys.modules.get("tensorflow") is not None) and runtime_mod.tensorflow_installed():
         return "tensorflow"
     if runtime_mod.openvino_installed():
         return "openvino"

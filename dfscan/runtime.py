@@ -50,7 +50,11 @@ def openvino_installed() -> bool:
 
 
 def tensorflow_installed() -> bool:
-    return "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is not None
+    """TensorFlow can be imported (the `gpu` and `train` extras bring it)."""
+    try:
+        return importlib.util.find_spec("tensorflow") is not None
+    except (ImportError, ValueError):  # a broken or blocked installation
+        return False
 
 
 def nvidia_gpu_present() -> bool:
