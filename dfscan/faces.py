@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,9 +57,14 @@ class Face:
 
 
 def detector_weights() -> Path:
-    """The YuNet ONNX file: $DFSCAN_FACE_DETECTOR, else the copy shipped in this package."""
+    """The YuNet ONNX file: $DFSCAN_FACE_DETECTOR, else the copy shipped in this package (or build)."""
     override = os.environ.get(WEIGHTS_ENV)
-    return Path(override) if override else WEIGHTS
+    if override:
+        return Path(override)
+    bundle = getattr(sys, "_MEIPASS", None)
+    if bundle:  # a PyInstaller build carries it at the same place under its folder (build_exe.spec)
+        return Path(bundle) / "dfscan" / "data" / "yunet" / WEIGHTS.name
+    return WEIGHTS
 
 
 class FaceDetector:
