@@ -234,8 +234,8 @@ def main() -> None:
         row = {"clips": len(distinct), "videos": len(clips)}
         row["dfscan"] = run_dfscan(clips, model)
         row["dfscan_tensorflow"] = run_dfscan(clips, model, runtime="tensorflow")
-        # Not a speed option: a smaller detector input misses faces under ~80 px (640: ~60 px) in
-        # 1080p, so its scores may differ; measured to show what that trade would buy.
+        # Not a speed option: a smaller detector input loses the smallest faces and moves boxes,
+        # so its scores may differ; measured to show what that trade would buy.
         from dfscan.faces import FaceConfig
 
         row["dfscan_detect_480"] = run_dfscan(clips, model, faces=FaceConfig(detect_size=480))
