@@ -110,12 +110,19 @@ def core():
         return _core
 
 
+def ov_message(exc: BaseException, limit: int = 300) -> str:
+    """OpenVINO's error without the 'Exception from src/...cpp:84:' lines that precede the reason."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    useful = [line for line in lines if line and not line.startswith(("Exception from ", "Check '"))]
+    return (" ".join(useful) or first_line(exc))[:limit]
+
+
 def compile_model(model):
     """Compile for the CPU in float32: OpenVINO would pick bfloat16 on CPUs that have it, moving scores."""
     try:
         return core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     except RuntimeError as exc:
-        raise ConversionError(f"OpenVINO cannot compile the network: {first_line(exc, 300)}") from exc
+        raise ConversionError(f"OpenVINO cannot compile the network: {ov_message(exc)}") from exc
 
 
 def read_onnx(path: Path, input_shape: list[int]):
@@ -125,7 +132,7 @@ def read_onnx(path: Path, input_shape: list[int]):
         model = core().read_model(str(path))
         model.reshape({model.inputs[0]: ov.PartialShape(input_shape)})
     except RuntimeError as exc:
-        raise ConversionError(f"OpenVINO cannot read {path}: {first_line(exc, 300)}") from exc
+        raise ConversionError(f"OpenVINO cannot read {path}: {ov_message(exc)}") from exc
     return model
 
 
@@ -175,7 +182,7 @@ def _convert(keras_model, input_size: tuple[int, int]):
             else:  # TensorFlow (or JAX): OpenVINO's converter traces the model through TensorFlow
                 model = require().convert_model(keras_model, input=[(-1, h, w, 3)])
     except Exception as exc:  # the converters raise many kinds; any of them means "not convertible"
-        raise ConversionError(f"OpenVINO cannot convert this model: {first_line(exc, 300)}") from exc
+        raise ConversionError(f"OpenVINO cannot convert this model: {ov_message(exc)}") from exc
     # Keras' own forward pass on its backend is the reference (on the OpenVINO backend it computes
     # in float32, as compile_model does). 3 is neither the trace batch nor 1.
     probe = np.random.default_rng(0).random((3, h, w, 3), dtype=np.float32)
