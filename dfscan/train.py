@@ -303,10 +303,10 @@ def split_summary(samples: Sequence[Sample], train: Sequence[int], test: Sequenc
 
 
 def _require_training_extras(dry_run: bool) -> None:
-    """scikit-learn (the split) and TensorBoard (the logs) come with the `train` extra."""
+    """scikit-learn (the split), TensorFlow and TensorBoard (the logs) come with the `train` extra."""
     from importlib.util import find_spec
 
-    needed = ["sklearn"] + ([] if dry_run else ["tensorboard"])
+    needed = ["sklearn"] + ([] if dry_run else ["tensorflow", "tensorboard"])
     missing = [name for name in needed if find_spec(name) is None]
     if missing:
         raise ConfigError(f"training needs {', '.join(missing)}: pip install 'dfscan[train]'")
