@@ -32,6 +32,9 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# This process also runs --runtime tensorflow and the naive baseline (Keras on TensorFlow), so Keras
+# starts on TensorFlow here; dfscan's own runs use the converted model and never touch Keras.
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 DEV = ROOT.parent / "shared" / "data" / "dev"
 TOLERANCE = 1e-3  # |score difference| allowed per video between speed options
