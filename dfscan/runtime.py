@@ -187,7 +187,10 @@ def _convert(keras_model, input_size: tuple[int, int]):
     # in float32, as compile_model does). 3 is neither the trace batch nor 1.
     probe = np.random.default_rng(0).random((3, h, w, 3), dtype=np.float32)
     expected = np.asarray(keras_model(probe, training=False), dtype=np.float64).reshape(-1)
-    got = np.asarray(compile_model(model)(probe)[0], dtype=np.float64).reshape(-1)
+    try:
+        got = np.asarray(compile_model(model)(probe)[0], dtype=np.float64).reshape(-1)
+    except RuntimeError as exc:  # e.g. a reshape that kept the batch Keras traced with
+        raise ConversionError(f"OpenVINO's conversion of this model cannot run a batch of 3: {ov_message(exc)}") from exc
     if got.shape != expected.shape or not np.allclose(got, expected, rtol=0, atol=PROBE_TOLERANCE):
         raise ConversionError(f"OpenVINO's conversion of this model gives other scores ({got} vs {expected})")
     return model

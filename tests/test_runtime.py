@@ -267,6 +267,17 @@ def test_a_conversion_that_changes_scores_is_refused(colour_model, monkeypatch):
         runtime._convert(keras.saving.load_model(colour_model), (224, 224))
 
 
+def test_a_conversion_that_cannot_run_another_batch_is_refused(colour_model, monkeypatch):
+    import keras
+
+    def fixed_batch(x):
+        raise RuntimeError("Exception from src/plugins/intel_cpu/src/node.cpp:794:\n[CPU] Reshape node: Check failed")
+
+    monkeypatch.setattr(runtime, "compile_model", lambda model: fixed_batch)
+    with pytest.raises(runtime.ConversionError, match=r"cannot run a batch of 3: \[CPU\] Reshape node"):
+        runtime._convert(keras.saving.load_model(colour_model), (224, 224))
+
+
 def test_runtime_choice(monkeypatch):
     monkeypatch.setattr(runtime, "nvidia_gpu_present", lambda: False)
     assert runtime.choose("auto", "cpu") == "openvino"
