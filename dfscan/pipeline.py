@@ -63,7 +63,7 @@ class ScanConfig:
     store: str | None = None  # SQLite result store; None: keep nothing between scans
     rescan: bool = False  # ignore stored results (new ones are still stored)
     thumbnails: bool = False  # keep small JPEGs of the face crops (for the HTML report)
-    explain: bool = False  # Grad-CAM heatmap over the most suspicious crop of FAKE videos
+    explain: bool = False  # a heatmap over the most suspicious crop of FAKE videos (dfscan/explain.py)
     engine: str = "local"  # "local": this process; "ray": a Ray cluster (see dfscan.distributed)
     address: str | None = None  # ray: "auto", "host:port" or "ray://host:port"; None starts a private Ray
     actors: int | None = None  # ray: scanning actors; None: one per GPU, else one per node
@@ -122,7 +122,7 @@ class VideoResult:
     decoder: str | None = None
     notes: tuple[str, ...] = ()
     cached: bool = False  # taken from the result store, not computed in this scan
-    explanation: bytes | None = None  # JPEG: Grad-CAM over the most suspicious crop (--explain)
+    explanation: bytes | None = None  # JPEG: a heatmap over the most suspicious crop (--explain)
 
     def to_dict(self, images: bool = False) -> dict[str, Any]:
         """Plain JSON-ready data (the store's and the JSON report's form); images as base64 if asked."""
