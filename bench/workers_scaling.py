@@ -8,7 +8,7 @@ so a scan's speed is set by decoding and face detection on the CPU cores. This m
 part with dfscan's own Scanner: OpenVINO runs a tiny classifier with the reference interface
 (converted by --prepare, so that the other machine needs neither TensorFlow nor Keras), and
 the decode floor (PyAV, the same thread rule as the scanner) is measured with the same
-number of workers. --prepare copies the videos, CenterFace's weights and the tiny model with
+number of workers. --prepare copies the videos, the face detector (YuNet) and the tiny model with
 its converted form into DIR.
 """
 from __future__ import annotations
@@ -36,7 +36,7 @@ def prepare(out: Path, videos: Path) -> None:
     (out / "videos").mkdir(parents=True, exist_ok=True)
     for clip in sorted(videos.glob("*.mp4")):
         shutil.copy(clip, out / "videos" / clip.name)
-    shutil.copy(detector_weights(), out / "centerface.onnx")
+    shutil.copy(detector_weights(), out / "face_detector.onnx")
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((224, 224, 3)), keras.layers.Conv2D(8, 3, strides=4, activation="relu"),
                               keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(1, activation="sigmoid")])
@@ -46,7 +46,7 @@ def prepare(out: Path, videos: Path) -> None:
 
 
 def detector_streams(streams: int) -> None:
-    """Experiment: compile CenterFace with OpenVINO's NUM_STREAMS (each stream gets cores / streams threads)."""
+    """Experiment: compile the face detector with OpenVINO's NUM_STREAMS (each stream gets cores / streams threads)."""
     from dfscan import faces, runtime
 
     def compiled(self, strict):
@@ -66,7 +66,7 @@ def scan_seconds(clips: list[Path], model: Path, workers: int, streams: bool = F
 
 def run(folder: Path, workers: list[int], n: int, out: Path | None, streams: bool = False) -> None:
     os.environ["DFSCAN_CACHE_DIR"] = str(folder / "cache")
-    os.environ["DFSCAN_FACE_DETECTOR"] = str(folder / "centerface.onnx")
+    os.environ["DFSCAN_FACE_DETECTOR"] = str(folder / "face_detector.onnx")
     from dfscan.pipeline import available_cores, decode_threads
 
     clips = linked_copies(sorted((folder / "videos").glob("*.mp4")), folder / "links", n)

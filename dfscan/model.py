@@ -3,7 +3,8 @@
 Preprocessing is a property of the model (its sidecar JSON or registry entry),
 never of the scanner: the reference model was trained on BGR crops resized to
 224x224 and scaled to 0..1, while Keras' own EfficientNet expects RGB 0..255.
-TensorFlow is imported only when a model is loaded, so `dfscan --help` is instant.
+Keras (and TensorFlow, where it is used) is imported only when a model is loaded, so
+`dfscan --help` is instant; which backend Keras starts with is decided by keras_backend().
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ import numpy as np
 from . import runtime as runtime_mod
 from .constants import DEVICES
 from .errors import ConfigError, ModelError, first_line
+from .runtime import ConversionError
 
 log = logging.getLogger(__name__)
 
@@ -239,10 +241,17 @@ _TF_NOISE = re.compile(r"absl::InitializeLog|cudart_stub|cuda_platform|cuInit|on
                        r"Unable to register cu|cuda_blas|cuda_dnn|cuda_fft|cpu_feature_guard")
 
 
+TENSORFLOW_MISSING = ("TensorFlow is not installed: it comes with the 'gpu' extra (scanning on an NVIDIA GPU, "
+                      "--runtime tensorflow, Grad-CAM): pip install 'dfscan[gpu]', and with the 'train' extra "
+                      "(dfscan train): pip install 'dfscan[train]'")
+
+
 def import_tensorflow():
     """Import TensorFlow with its start-up noise filtered out of stderr (other lines are kept)."""
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
+    if not runtime_mod.tensorflow_installed():
+        raise ModelError(TENSORFLOW_MISSING)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with tempfile.TemporaryFile() as captured:
         saved = os.dup(2)
@@ -311,10 +320,12 @@ class Classifier:
 
     @property
     def model(self):
-        """The Keras model (loaded on first use when OpenVINO runs the scan: Grad-CAM needs it)."""
+        """The Keras model (loaded only to be converted when OpenVINO runs the scan)."""
         if self._keras is None:
-            if self.runtime == "openvino":
-                configure_device("cpu")
+            if self.runtime == "openvino" and keras_backend() == "tensorflow":
+                configure_device("cpu")  # TensorFlow will start: keep it off the GPU
+            elif self.runtime == "tensorflow":
+                import_keras(tensorflow=True)
             self._keras = _load_keras(self.info)
         return self._keras
 
@@ -331,6 +342,9 @@ class Classifier:
         except runtime_mod.ConversionError as exc:
             if strict:
                 raise
+            if keras_backend() != "tensorflow":  # Keras runs on OpenVINO here: TensorFlow cannot take over
+                raise ConversionError(f"{exc}. TensorFlow can run it: pip install 'dfscan[gpu]' and scan "
+                                      "with --runtime tensorflow") from exc
             log.warning("%s; running it with TensorFlow", exc)
             self.runtime = "tensorflow"
             self.device = configure_device("cpu")
@@ -364,11 +378,16 @@ class Classifier:
         """FAKE probabilities for RGB face crops, one float per crop."""
         if not len(crops):
             return np.empty((0,), np.float32)
-        out = []
         prep = self.info.preprocess
-        for start in range(0, len(crops), self.batch_size):
-            batch = np.stack([prep.apply(c) for c in crops[start: start + self.batch_size]])
-            out.append(np.asarray(self._predict(batch)).reshape(-1))
+        return self._scores([np.stack([prep.apply(c) for c in crops[start: start + self.batch_size]])
+                             for start in range(0, len(crops), self.batch_size)])
+
+    def predict_inputs(self, x: np.ndarray) -> np.ndarray:
+        """FAKE probabilities for inputs already preprocessed, (N, H, W, 3) float32 (explain.occlusion)."""
+        return self._scores([x[start: start + self.batch_size] for start in range(0, len(x), self.batch_size)])
+
+    def _scores(self, batches) -> np.ndarray:
+        out = [np.asarray(self._predict(batch)).reshape(-1) for batch in batches]
         scores = np.concatenate(out).astype(np.float64)
         if not np.all(np.isfinite(scores)):
             raise ModelError(f"the model {self.info.name} returned non-finite scores")
@@ -379,11 +398,41 @@ class Classifier:
         return 1.0 - scores if self.info.output == "p_real" else scores
 
 
-def import_keras():
-    """Keras, with its backend started: the one place the scan path imports it."""
-    import_tensorflow()
+def keras_backend(tensorflow: bool = False) -> str:
+    """The backend Keras runs on in this process: the one rule, applied before Keras is first imported.
+
+    Keras already imported: its backend (it cannot change). Else the user's KERAS_BACKEND. Else
+    TensorFlow when it is wanted (`tensorflow`, or already imported: the GPU, --runtime tensorflow,
+    training) and installed. Else OpenVINO when installed (the default install: no TensorFlow), else
+    TensorFlow.
+    """
+    if "keras" in sys.modules:
+        return sys.modules["keras"].backend.backend()
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    if (tensorflow or sys.modules.get("tensorflow") is not None) and runtime_mod.tensorflow_installed():
+        return "tensorflow"
+    if runtime_mod.openvino_installed():
+        return "openvino"
+    return "tensorflow"
+
+
+def import_keras(tensorflow: bool = False):
+    """Keras, with its backend (keras_backend()) started: the one place the scan path imports it.
+
+    `tensorflow`: the caller needs the TensorFlow backend (a ModelError says so if Keras already
+    runs on another one in this process).
+    """
+    backend = keras_backend(tensorflow)
+    if "keras" not in sys.modules:
+        os.environ["KERAS_BACKEND"] = backend  # read once, when Keras is first imported
+        if backend == "tensorflow":
+            import_tensorflow()  # its start-up noise filtered
     import keras
 
+    if tensorflow and keras.backend.backend() != "tensorflow":
+        raise ModelError(f"this needs Keras' TensorFlow backend, but Keras already runs on {keras.backend.backend()!r} "
+                         "in this process (KERAS_BACKEND=tensorflow selects it)")
     return keras
 
 

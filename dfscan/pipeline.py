@@ -38,7 +38,7 @@ from .video import FrameSpec, KeepError, read_frames
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MARGIN = 0.2
+DEFAULT_MARGIN = FaceConfig().margin  # for YuNet's boxes (dfscan/faces.py)
 UNREADABLE = "cannot read file"  # how a result's error starts when the file's bytes could not be read
 
 
@@ -64,7 +64,7 @@ class ScanConfig:
     store: str | None = None  # SQLite result store; None: keep nothing between scans
     rescan: bool = False  # ignore stored results (new ones are still stored)
     thumbnails: bool = False  # keep small JPEGs of the face crops (for the HTML report)
-    explain: bool = False  # Grad-CAM heatmap over the most suspicious crop of FAKE videos
+    explain: bool = False  # a heatmap over the most suspicious crop of FAKE videos (dfscan/explain.py)
     engine: str = "local"  # "local": this process; "ray": a Ray cluster (see dfscan.distributed)
     address: str | None = None  # ray: "auto", "host:port" or "ray://host:port"; None starts a private Ray
     actors: int | None = None  # ray: scanning actors; None: one per GPU, else one per node

@@ -186,9 +186,10 @@ def _card(i: int, r: VideoResult) -> str:
         out.append(_thumbs(r))
         out.append(_plot(r))
     if r.explanation:
-        out.append("<div class='explain'><img alt='Grad-CAM heatmap' src='data:image/jpeg;base64,"
-                   f"{base64.b64encode(r.explanation).decode()}'><br>Grad-CAM heatmap on the most suspicious crop: "
-                   "where the network looked when scoring it. It shows attention, not proof of a manipulation.</div>")
+        from .explain import describe, method  # the method that drew it: Grad-CAM or occlusion sensitivity
+        out.append(f"<div class='explain'><img alt='{method(r.explanation)} heatmap' src='data:image/jpeg;base64,"
+                   f"{base64.b64encode(r.explanation).decode()}'><br>{describe(r.explanation)} "
+                   "It shows attention, not proof of a manipulation.</div>")
     out.append("</section>")
     return "".join(out)
 

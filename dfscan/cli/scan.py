@@ -51,8 +51,8 @@ from .scan_run import Interrupts, Outputs, run_scan
               help="DFDC challenge submission: filename,label (probability of FAKE).")
 @click.option("--html", "html_path", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
               help="Self-contained HTML evidence report with face crops and plots.")
-@click.option("--explain", is_flag=True, help="Grad-CAM heatmap on the most suspicious face of each FAKE video "
-                                              "(in the HTML report).")
+@click.option("--explain", is_flag=True, help="Heatmap on the most suspicious face of each FAKE video "
+                                              "(in the HTML report): occlusion sensitivity, Grad-CAM under TensorFlow.")
 @click.option("--overwrite", is_flag=True, help="Replace existing report files.")
 @opt.quiet("Print only errors (the CSV is still written).")
 @click.option("--strict", is_flag=True, help="Exit 2 when any file could not be scanned.")

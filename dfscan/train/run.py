@@ -88,10 +88,10 @@ def _fit_and_measure(config: TrainConfig, data: PreparedData, out: Path, progres
 
 
 def _require_training_extras(dry_run: bool) -> None:
-    """scikit-learn (the split) and TensorBoard (the logs) come with the `train` extra."""
+    """scikit-learn (the split), TensorFlow and TensorBoard (the logs) come with the `train` extra."""
     from importlib.util import find_spec
 
-    needed = ["sklearn"] + ([] if dry_run else ["tensorboard"])
+    needed = ["sklearn"] + ([] if dry_run else ["tensorflow", "tensorboard"])
     missing = [name for name in needed if find_spec(name) is None]
     if missing:
         raise ConfigError(f"training needs {', '.join(missing)}: pip install 'dfscan[train]'")
