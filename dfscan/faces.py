@@ -4,8 +4,9 @@ The detector is YuNet (OpenCV Zoo, MIT licence), a 230 KB ONNX network shipped i
 package (dfscan/data/yunet/, with its LICENSE) and in the standalone build, so nothing is
 downloaded at run time. OpenVINO runs it when installed (the network alone in ~half the time of
 OpenCV's FaceDetectorYN, same boxes; bench/compare_detectors.py), else OpenCV's FaceDetectorYN.
-Detection runs on a copy of the frame whose longer side is scaled to `detect_size`; crops are
-cut from the full-resolution frame.
+Detection runs on a copy of the frame whose longer side is scaled to `detect_size`; frames larger
+than full HD are scaled as a full-HD frame would be (see detection_scale), and crops are cut from
+the full-resolution frame.
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ class FaceConfig:
     # crop side = (1 + margin) x the longer side of YuNet's box; 0.16 cuts the region that
     # CenterFace's box with 0.2 did (median IoU 0.91 on the dev clips, bench/compare_detectors.py)
     margin: float = 0.16
-    detect_size: int = 640  # the frame's longer side is scaled to this for detection
+    detect_size: int = 640  # a full-HD frame's longer side is scaled to this for detection
     min_confidence: float = 0.5
     min_face_px: int = 24  # smaller boxes (in full-resolution pixels) are ignored
 
@@ -116,7 +117,7 @@ class FaceDetector:
         import cv2
 
         h, w = rgb.shape[:2]
-        scale = min(1.0, self.config.detect_size / max(h, w))
+        scale = detection_scale(w, h, self.config.detect_size)
         in_w, in_h = max(1, round(w * scale)), max(1, round(h * scale))
         small = rgb if (in_w, in_h) == (w, h) else cv2.resize(rgb, (in_w, in_h), interpolation=cv2.INTER_AREA)
         bgr = cv2.cvtColor(small, cv2.COLOR_RGB2BGR)
@@ -157,6 +158,20 @@ class FaceDetector:
             found.append(Face(box, conf, square_crop(rgb, box, self.config.margin)))
         found.sort(key=lambda f: f.area, reverse=True)
         return found[: self.config.max_faces]
+
+
+FULL_HD_SIDE = 1920
+
+
+def detection_scale(width: int, height: int, detect_size: int) -> float:
+    """How much a frame is shrunk for the detector: to `detect_size` on its longer side, but never
+    more than a full-HD frame would be.
+
+    YuNet misses faces under ~15 px. Scaled down to 640 px, a 4K frame turns a face ~90 px tall
+    into 15 px, one that a 1080p frame keeps at 30; so 4K (and larger) frames are detected at the
+    same scale as full HD (1280 px for 4K at the default): a face found in 1080p is found in 4K.
+    """
+    return min(1.0, detect_size / min(max(width, height), FULL_HD_SIDE))
 
 
 def _decode(out: dict[str, np.ndarray], pad_h: int, pad_w: int) -> tuple[np.ndarray, np.ndarray]:

@@ -76,6 +76,16 @@ def test_a_face_60_px_tall_in_a_1080p_frame(detector):
     assert 45 <= box[3] - box[1] <= 80
 
 
+def test_a_small_face_in_a_4k_frame(detector):
+    """A 4K frame is shrunk no more than full HD: at 640 px its ~70 px face would be 12 px, and missed."""
+    small = cv2.resize(face_photo(), None, fx=0.35, fy=0.35)
+    uhd = cv2.resize(paste(background(1920, 1080, seed=5), small, 1400, 800), (3840, 2160))
+    boxes = detector.detect(uhd)
+    assert len(boxes) == 1 and boxes[0][1] >= FaceConfig().min_confidence
+    box = boxes[0][0]
+    assert 2 * 1400 < box[0] < box[2] < 2 * (1400 + small.shape[1]) and 55 <= box[3] - box[1] <= 90
+
+
 def test_two_faces_are_both_found(detector):
     photo = face_photo()
     frame = paste(paste(background(), photo, 100, 200), cv2.flip(photo, 1), 800, 300)

@@ -38,8 +38,9 @@ face_confidence = click.option("--face-confidence", default=0.5, show_default=Tr
                                help="Minimum face-detector confidence.")
 detect_size = click.option(
     "--detect-size", default=640, show_default=True, type=click.IntRange(min=64),
-    help="Longest side of the frame copy the face detector sees. Smaller is faster but misses "
-         "small faces (in 1080p: 640 finds faces from ~60 px tall, 480 from ~80).")
+    help="Longest side of the frame copy the face detector sees, for frames up to full HD (larger "
+         "frames are scaled as full HD is). Smaller is faster but misses small faces (in 1080p: 640 "
+         "finds faces from ~60 px tall, 480 from ~80).")
 device = click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
 runtime = click.option(
     "--runtime", type=click.Choice(RUNTIMES), default="auto", show_default=True,
