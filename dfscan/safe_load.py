@@ -287,7 +287,7 @@ def build_known(keras, path: Path, architecture: str, input_size: tuple[int, int
         expected = weights_layout(reference)
     with extracted_weights(path) as h5:
         got = weights_layout(h5)
-        if got != expected:
+        if _kinds(got) != _kinds(expected):
             raise ModelError(f"the weights in {path} do not fit the {architecture} network: "
                              + _layout_difference(expected, got))
         try:
@@ -297,7 +297,16 @@ def build_known(keras, path: Path, architecture: str, input_size: tuple[int, int
     return model
 
 
+def _kinds(layout: dict[str, tuple[tuple[int, ...], str]]) -> dict[str, tuple[tuple[int, ...], str]]:
+    """Shapes, and dtypes by kind only: a counter Keras keeps as int64 under TensorFlow is int32
+    under OpenVINO, and Keras casts when it loads; an integer array where floats belong is refused."""
+    import numpy as np
+
+    return {k: (shape, np.dtype(dtype).kind) for k, (shape, dtype) in layout.items()}
+
+
 def _layout_difference(expected: dict, got: dict) -> str:
+    expected, got = _kinds(expected), _kinds(got)
     missing = sorted(set(expected) - set(got))
     extra = sorted(set(got) - set(expected))
     changed = sorted(k for k in set(expected) & set(got) if expected[k] != got[k])
@@ -308,5 +317,5 @@ def _layout_difference(expected: dict, got: dict) -> str:
         parts.append(f"{len(extra)} unexpected arrays (e.g. {extra[0]})")
     if changed:
         k = changed[0]
-        parts.append(f"{len(changed)} arrays of another shape (e.g. {k}: {got[k][0]} instead of {expected[k][0]})")
+        parts.append(f"{len(changed)} arrays of another shape or type (e.g. {k}: {got[k]} instead of {expected[k]})")
     return "; ".join(parts)

@@ -119,6 +119,33 @@ def test_without_tensorflow_keras_runs_on_openvino_and_scores_equal_tensorflow(e
     assert np.abs(np.array(scores) - want).max() < 1e-5
 
 
+def test_without_tensorflow_the_known_network_is_built_from_a_lambda_file_and_scores_as_tensorflow(
+        reference_like, tmp_path):
+    """The default install's path for the reference model: Keras on OpenVINO builds the registry's
+    network in code and reads the weights of a file whose graph holds a Lambda (a counter that
+    TensorFlow saved as int64 is int32 there)."""
+    import shutil
+
+    arch = "efficientnetb0-gap-dropout0.4-dense1-sigmoid"
+    model = Path(shutil.copy(reference_like["lambda"], tmp_path / "lam.keras"))
+    model.with_suffix(".json").write_text(json.dumps({"architecture": arch}))
+    np.save(tmp_path / "crops.npy", np.stack([cv2.resize(c, (150, 150)) for c in crops()]))
+    want = Classifier(describe_local_model(model), "cpu", runtime="tensorflow").predict(
+        list(np.load(tmp_path / "crops.npy")))
+    code = ("import json, numpy as np\n"
+            "from dfscan.model import Classifier, describe_local_model\n"
+            "c = Classifier(describe_local_model('lam.keras'), 'cpu')\n"
+            "s = c.predict(list(np.load('crops.npy')))\n"
+            "import keras\n"
+            "print(json.dumps([c.runtime, keras.backend.backend(), 'tensorflow' not in sys.modules, s.tolist()]))")
+    used, backend, no_tf, scores = no_tf_python(code, tmp_path)
+    assert (used, backend, no_tf) == ("openvino", "openvino", True)
+    # Its weights are scaled up so scores spread over 0..1, which magnifies float32 rounding of
+    # the two runtimes' kernels (1.9e-5 measured); a wrong weight or layer moves scores by far more.
+    assert np.ptp(want) > 0.05 and np.abs(np.array(scores) - want).max() < 1e-4
+    assert not reference_like["marker"].exists()  # the Lambda's code never ran
+
+
 def test_the_keras_backend_rule(monkeypatch):
     from dfscan import model as model_mod
 
