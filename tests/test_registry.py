@@ -266,10 +266,25 @@ def test_models_commands(offline_cache, colour_model, colour_as_reference, capsy
     assert main(["models", "verify", "reference"]) == 0
     out = capsys.readouterr().out
     assert file_sha256(cached) in out and "matches the record" in out
-    assert main(["models", "info", "reference"]) == 0
+    assert main(["models", "info", "reference", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["source"]["hub"] == REPO and info["metrics"]["f1"] == 0.8016
     assert main(["models", "info", "nope"]) == 2
+
+
+def test_models_info_reads_as_text_and_takes_a_local_file(colour_model, tmp_path, capsys):
+    from dfscan.model import file_sha256 as sha
+
+    model = Path(shutil.copy(colour_model, tmp_path / "mine.keras"))
+    model.with_suffix(".json").write_text(json.dumps({"name": "mine\x1b[2J", "threshold": 0.7,
+                                                      "metrics": {"roc_auc": 0.91}}))
+    assert main(["models", "info", str(model)]) == 0
+    out = capsys.readouterr().out
+    assert "{" not in out and "\x1b" not in out and "mine\\x1b[2J" in out  # text, escapes shown, not sent
+    assert sha(model) in "".join(out.split()) and "0.7" in out  # a narrow terminal folds the hash and "roc_auc: 0.91" in out and "color_order: BGR" in out
+    assert main(["models", "info", "reference"]) == 0
+    assert "accuracy: 0.7965" in capsys.readouterr().out
+    assert main(["models", "info", str(tmp_path / "missing.keras")]) == 2
 
 
 # -- over a real socket: the stand-in hub ----------------------------------------------------------

@@ -89,9 +89,14 @@ def models_verify(name: str | None) -> None:
 
 @models.command("info")
 @click.argument("name", default="reference")
-def models_info(name: str) -> None:
-    """A model's source, preprocessing, threshold, training data and published metrics."""
+@click.option("--json", "as_json", is_flag=True, help="Print the model's metadata as JSON, for scripts.")
+def models_info(name: str, as_json: bool) -> None:
+    """A model's source, preprocessing, threshold, training data and published metrics.
+
+    NAME is a registry name or alias, or a local .keras file (described from its sidecar JSON).
+    """
     import json
+    from pathlib import Path
 
     from rich.console import Console
 
@@ -99,7 +104,51 @@ def models_info(name: str) -> None:
     from ..registry import find_entry
 
     entry = find_entry(name)
-    if entry is None:
-        raise ModelError(f"no registry model named {name} (see `dfscan models list`)")
-    Console().print_json(json.dumps(entry.data))
+    if entry is not None:
+        data = entry.data
+    elif name.endswith(".keras") or Path(name).expanduser().exists():
+        data = _local_info(Path(name).expanduser())
+    else:
+        raise ModelError(f"no registry model named {name}, and no such .keras file (see `dfscan models list`)")
+    if as_json:
+        Console().print_json(json.dumps(data))
+    else:
+        Console(highlight=False).print(_info_table(data))
 
+
+def _local_info(path) -> dict:
+    """What `models info` shows of a local file: its sidecar's fields, and what dfscan makes of them."""
+    from ..model import describe_local_model
+
+    info = describe_local_model(path)  # validates the sidecar; refuses what a scan would refuse
+    p = info.preprocess
+    return {**info.metadata, "name": info.name, "file": str(info.path), "sha256": info.sha256,
+            "architecture": info.architecture, "output": info.output, "threshold": info.threshold,
+            "preprocessing": {"input_size": list(p.input_size), "color_order": p.color_order, "scale": p.scale,
+                              "resize": p.resize, **({"margin": info.margin} if info.margin is not None else {})},
+            **({"warnings": list(info.warnings)} if info.warnings else {})}
+
+
+def _info_table(data: dict):
+    """Field | value rows; nested objects one level down as `key: value` lines."""
+    from rich.table import Table
+
+    from ..report_text import printable
+
+    table = Table(show_header=False, box=None, padding=(0, 2))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    for key, value in data.items():
+        table.add_row(printable(str(key)), _info_value(value))
+    return table
+
+
+def _info_value(value) -> str:
+    from ..report_text import printable
+
+    if isinstance(value, dict):
+        return "\n".join(f"{printable(str(k))}: {_info_value(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(_info_value(v) for v in value) if all(not isinstance(v, (dict, list)) for v in value) \
+            else "; ".join(_info_value(v) for v in value)
+    return "—" if value is None else printable(str(value))
