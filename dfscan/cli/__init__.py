@@ -45,8 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         cli.main(args=argv, prog_name="dfscan", standalone_mode=False)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_ERROR)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+    except click.exceptions.Abort:  # Ctrl-C before a scan's own handler was installed (click's form of it)
+        click.echo("interrupted", err=True)
         return EXIT_INTERRUPTED
     except click.ClickException as exc:
         exc.show()
