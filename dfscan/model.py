@@ -26,6 +26,7 @@ import numpy as np
 from . import runtime as runtime_mod
 from .constants import DEVICES
 from .errors import ConfigError, ModelError, first_line
+from .report_text import printable
 from .runtime import ConversionError
 
 log = logging.getLogger(__name__)
@@ -38,11 +39,6 @@ MIN_INPUT_SIDE, MAX_INPUT_SIDE = 16, 1024  # 1024x1024 float32 is 12 MiB a crop,
 MARGIN_RANGE = (0.0, 3.0)  # as --margin
 MAX_NAME = 200
 SCORE_SLACK = 1e-4  # float32 rounding (and OpenVINO's) may step just outside 0..1
-
-
-def printable(text: str) -> str:
-    """Text safe to print: control characters (terminal escapes, newlines) shown as escapes."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _shown(value: Any) -> str:
