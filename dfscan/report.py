@@ -315,7 +315,7 @@ def to_json(report: ScanReport) -> str:
 
     doc = {
         "schema": "dfscan.report", "version": JSON_SCHEMA_VERSION, "dfscan_version": __version__,
-        "generated": _iso(time.time()), "started": _iso(report.started_at), "elapsed_s": report.elapsed_s,
+        "generated": iso_time(time.time()), "started": iso_time(report.started_at), "elapsed_s": report.elapsed_s,
         "paths": report.paths, "model": report.model, "device": report.device, "settings": report.settings,
         "counts": {v.value: n for v, n in report.counts().items()},
         "videos": [video_data(r) for r in report.results],
@@ -350,10 +350,6 @@ def to_dfdc(report: ScanReport) -> str:
 
 def iso_time(t: float) -> str:
     """Local time with its offset, as in the JSON reports."""
-    return _iso(t)
-
-
-def _iso(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t))
 
 
