@@ -1,12 +1,13 @@
 import json
 import os
 import shutil
+from dataclasses import replace
 
 import pytest
 
 from dfscan import ScanConfig, Verdict, scan
-from dfscan.model import Classifier
-from dfscan.pipeline import Scanner
+from dfscan.model import Classifier, ModelInfo
+from dfscan.pipeline import DEFAULT_MARGIN, ScanPlan, Scanner
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +97,14 @@ def test_threshold_and_aggregate_come_from_config_then_model(clips, colour_model
     own = scan(paths, ScanConfig(model=str(model), aggregate="max"))
     assert own.results[0].threshold == 0.05 and own.results[0].verdict is Verdict.FAKE
     assert own.results[0].score == own.results[0].max_face_score
+
+
+def test_margin_comes_from_config_then_model_then_default(tmp_path):
+    """A model's own margin of 0 is a margin, not "none given" (it was replaced by the default)."""
+    info = ModelInfo(name="m", path=tmp_path / "m.keras", sha256="0" * 64, margin=0.0)
+    assert ScanPlan(ScanConfig(), info).face_config.margin == 0.0
+    assert ScanPlan(ScanConfig(margin=0.3), info).face_config.margin == 0.3
+    assert ScanPlan(ScanConfig(), replace(info, margin=None)).face_config.margin == DEFAULT_MARGIN
 
 
 def test_more_faces_per_frame_are_scored_up_to_k(two_faces, colour_model):
