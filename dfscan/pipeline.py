@@ -53,7 +53,7 @@ class ScanConfig:
     margin: float | None = None  # None: the model's own, else DEFAULT_MARGIN
     batch_size: int = 32
     device: str = "auto"
-    runtime: str = "auto"  # "openvino" (CPU), "tensorflow" (+ OpenCV's dnn for faces) or "auto" (see runtime.py)
+    runtime: str = "auto"  # "openvino" (CPU), "tensorflow" (+ OpenCV's FaceDetectorYN for faces) or "auto" (see runtime.py)
     aggregate: str = "confident"
     threshold: float | None = None  # None: the model's own default (0.5 for the reference)
     recursive: bool = True
