@@ -198,10 +198,6 @@ class ResultStore:
             self._fail(exc)
             return None
 
-    def get(self, sha256: str, model: str, settings: str) -> dict[str, Any] | None:
-        found = self.lookup(sha256, model, settings)
-        return None if found is None else found[0]
-
     def put(self, sha256: str, model: str, settings: tuple[str, str], result: dict[str, Any], path: str) -> None:
         if not self._open:
             return
