@@ -263,13 +263,6 @@ class ResultStore:
         self.compact()
         return gone
 
-    def clear_rows(self) -> int:
-        with self._connect() as db:
-            gone = db.execute("DELETE FROM results").rowcount
-            db.execute("DELETE FROM settings")
-        self.compact()
-        return gone
-
     def compact(self) -> None:
         """Fold the WAL back into the file and rebuild it, so that deleted results leave no trace."""
         db = self._connect()
