@@ -1,6 +1,6 @@
-"""Stage 6: results -> what people read (rich table, summary) and what queues parse (CSV).
-
-Renderers return rich objects and never print; the CLI decides where they go.
+"""Stage 6: results -> the report files queues parse and people keep (CSV, JSON, JSON lines, DFDC,
+HTML), written only where asked and never through a link; the terminal's table and summary are in
+report_terminal (re-exported here), shared wording in report_text.
 """
 from __future__ import annotations
 
