@@ -309,7 +309,7 @@ class Classifier:
             if self.device == "CPU" and runtime == "auto" and runtime_mod.openvino_installed():
                 self.runtime = "openvino"  # TensorFlow found no GPU after all
         if self.runtime == "openvino":
-            self._predict = self._openvino(strict=runtime == "openvino")
+            self._predict = self._openvino(strict=runtime == "openvino")  # may hand the model to TensorFlow
         if self.runtime == "tensorflow":
             _check_interface(self.model, info)
             self._predict = self._compile()
@@ -330,7 +330,8 @@ class Classifier:
         return self.model
 
     def _openvino(self, strict: bool):
-        """OpenVINO's predict; in auto mode a model it cannot take is run by TensorFlow instead."""
+        """OpenVINO's predict; in auto mode a model it cannot take is handed to TensorFlow instead
+        (self.runtime becomes "tensorflow" and None is returned: the caller compiles it)."""
         try:
             ir = runtime_mod.keras_model_ir(self.info.sha256, self._load_checked, self.info.preprocess.input_size)
             _check_ir_interface(ir, self.info)
@@ -344,8 +345,7 @@ class Classifier:
             log.warning("%s; running it with TensorFlow", exc)
             self.runtime = "tensorflow"
             self.device = configure_device("cpu")
-            _check_interface(self.model, self.info)
-            return self._compile()
+            return None
         self.device = f"CPU (OpenVINO {runtime_mod.version()})"
         lock = threading.Lock()  # calling the compiled model reuses one infer request: one thread at a time
 
