@@ -153,3 +153,26 @@ def test_the_cores_are_shared_among_the_videos_decoded_at_once(clips, colour_mod
     assert asked and set(asked) == {4}  # two at once: four threads each
     assert pipeline.decode_threads(videos=10, workers=16) == 1
     assert Scanner(ScanConfig(model=str(colour_model))).workers == 8  # unset: one video per core
+
+
+def test_reused_results_get_their_crops_back_as_a_scan_finds_them(clips, colour_model, tmp_path, monkeypatch):
+    """The store keeps no face images; recomputing them for the HTML report decodes as a scan does:
+    faces found as each frame is decoded (`keep`), never every full-size frame held at once."""
+    import dfscan.pipeline as pipeline
+
+    config = ScanConfig(model=str(colour_model), store=str(tmp_path / "store.sqlite"), thumbnails=True,
+                        explain=True)
+    first = scan([clips["fake_mp4"]], config).results[0]
+    assert first.verdict is Verdict.FAKE and first.explanation and all(f.thumbnail for f in first.faces)
+    keeps = []
+    real_read = pipeline.read_frames
+
+    def recording_read(path, spec, backend, threads, keep=None):
+        keeps.append(keep)
+        return real_read(path, spec, backend, threads, keep=keep)
+
+    monkeypatch.setattr(pipeline, "read_frames", recording_read)
+    again = scan([clips["fake_mp4"]], config).results[0]
+    assert again.cached and keeps and all(keep is not None for keep in keeps)
+    assert [f.thumbnail for f in again.faces] == [f.thumbnail for f in first.faces]
+    assert again.explanation == first.explanation  # drawn on the crop the first scan used
