@@ -3,7 +3,9 @@ and the CLI that offers them (click choices, `--help` stays instant) read them f
 from __future__ import annotations
 
 AGGREGATES = ("confident", "mean", "max")  # how face scores become a video score (aggregate.py)
-AUTO_ORDER = ("pyav", "decord", "opencv")  # decoders `auto` tries, in order (video.py)
+# Decoders `auto` tries (video.py): the fastest exact one first (bench/); each later one gets the
+# files the earlier cannot read.
+AUTO_ORDER = ("pyav", "decord", "opencv")
 DECODERS = ("auto", *AUTO_ORDER)
 DEVICES = ("auto", "cpu", "gpu")
 RUNTIMES = ("auto", "openvino", "tensorflow")  # see runtime.py

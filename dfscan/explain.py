@@ -8,7 +8,8 @@ Two methods, the first that the classifier's runtime allows:
   the crop and map how far the FAKE score falls. It needs only forward passes of the same model,
   so it works in the default install, with any architecture.
 Either map shows what the network reacted to, not proof of a manipulation. The method is written
-into the JPEG (a comment segment), so that a report read back from the store still names it.
+into the JPEG (a comment segment), which is how the HTML report learns it. (The store keeps no
+images now; rows stored by an earlier dfscan may still hold a heatmap, which `method` names too.)
 """
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ModelError, first_line
-from .model import printable
+from .report_text import printable
 
 _TRUE = {"1", "true", "yes", "on"}
 DEFAULT_FILE = "best_model.keras"

@@ -26,6 +26,7 @@ import numpy as np
 from . import runtime as runtime_mod
 from .constants import DEVICES
 from .errors import ConfigError, ModelError, first_line
+from .report_text import printable
 from .runtime import ConversionError
 
 log = logging.getLogger(__name__)
@@ -38,11 +39,6 @@ MIN_INPUT_SIDE, MAX_INPUT_SIDE = 16, 1024  # 1024x1024 float32 is 12 MiB a crop,
 MARGIN_RANGE = (0.0, 3.0)  # as --margin
 MAX_NAME = 200
 SCORE_SLACK = 1e-4  # float32 rounding (and OpenVINO's) may step just outside 0..1
-
-
-def printable(text: str) -> str:
-    """Text safe to print: control characters (terminal escapes, newlines) shown as escapes."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _shown(value: Any) -> str:
@@ -313,7 +309,7 @@ class Classifier:
             if self.device == "CPU" and runtime == "auto" and runtime_mod.openvino_installed():
                 self.runtime = "openvino"  # TensorFlow found no GPU after all
         if self.runtime == "openvino":
-            self._predict = self._openvino(strict=runtime == "openvino")
+            self._predict = self._openvino(strict=runtime == "openvino")  # may hand the model to TensorFlow
         if self.runtime == "tensorflow":
             _check_interface(self.model, info)
             self._predict = self._compile()
@@ -334,7 +330,8 @@ class Classifier:
         return self.model
 
     def _openvino(self, strict: bool):
-        """OpenVINO's predict; in auto mode a model it cannot take is run by TensorFlow instead."""
+        """OpenVINO's predict; in auto mode a model it cannot take is handed to TensorFlow instead
+        (self.runtime becomes "tensorflow" and None is returned: the caller compiles it)."""
         try:
             ir = runtime_mod.keras_model_ir(self.info.sha256, self._load_checked, self.info.preprocess.input_size)
             _check_ir_interface(ir, self.info)
@@ -348,8 +345,7 @@ class Classifier:
             log.warning("%s; running it with TensorFlow", exc)
             self.runtime = "tensorflow"
             self.device = configure_device("cpu")
-            _check_interface(self.model, self.info)
-            return self._compile()
+            return None
         self.device = f"CPU (OpenVINO {runtime_mod.version()})"
         lock = threading.Lock()  # calling the compiled model reuses one infer request: one thread at a time
 

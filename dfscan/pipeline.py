@@ -53,7 +53,7 @@ class ScanConfig:
     margin: float | None = None  # None: the model's own, else DEFAULT_MARGIN
     batch_size: int = 32
     device: str = "auto"
-    runtime: str = "auto"  # "openvino" (CPU), "tensorflow" (+ OpenCV's dnn for faces) or "auto" (see runtime.py)
+    runtime: str = "auto"  # "openvino" (CPU), "tensorflow" (+ OpenCV's FaceDetectorYN for faces) or "auto" (see runtime.py)
     aggregate: str = "confident"
     threshold: float | None = None  # None: the model's own default (0.5 for the reference)
     recursive: bool = True
@@ -142,7 +142,7 @@ class ScanPlan:
         self.model_info = model_info or resolve_model(config.model, config.offline)
         for warning in self.model_info.warnings:
             log.warning(warning)
-        margin = config.margin if config.margin is not None else (self.model_info.margin or DEFAULT_MARGIN)
+        margin = next(m for m in (config.margin, self.model_info.margin, DEFAULT_MARGIN) if m is not None)
         self.face_config = replace(config.faces, margin=margin)
         self.threshold = config.threshold if config.threshold is not None else self.model_info.threshold
         self.store = ResultStore(config.store) if config.store else None
@@ -291,7 +291,7 @@ class Scanner(ScanPlan):
                 if self.config.thumbnails and stored.faces and not any(f.thumbnail for f in stored.faces):
                     self._recrop(prepared, threads)
                 return prepared
-            clip = self._decode_and_detect(found.path, threads)
+            clip = self._decode_and_detect(found.path, threads, self.config.thumbnails)
         except KeepError as exc:
             log.debug("face detection failed on %s", found.path, exc_info=True)
             result.error = f"face detection failed: {exc}"
@@ -315,9 +315,9 @@ class Scanner(ScanPlan):
                 prepared.crop_meta.append((index, box, confidence, thumb))
         return prepared
 
-    def _decode_and_detect(self, path: Path, threads: int):
-        """The clip, holding each sampled frame's faces: they are found as each frame is decoded,
-        so that only one full-size frame is held at a time."""
+    def _decode_and_detect(self, path: Path, threads: int, thumbnails: bool):
+        """The clip, holding each sampled frame's faces as (box, confidence, bounded crop, thumbnail or
+        None): they are found as each frame is decoded, so that only one full-size frame is held at a time."""
         detecting = [0.0]
 
         def faces(frame: np.ndarray) -> list[tuple[tuple[float, float, float, float], float, np.ndarray,
@@ -325,7 +325,7 @@ class Scanner(ScanPlan):
             start = time.perf_counter()
             try:
                 return [(face.box, face.confidence, self._bounded(face.crop),
-                         thumbnail(face.crop) if self.config.thumbnails else None)
+                         thumbnail(face.crop) if thumbnails else None)
                         for face in self.detector.faces(frame)]
             finally:
                 detecting[0] += time.perf_counter() - start
@@ -349,25 +349,24 @@ class Scanner(ScanPlan):
         return cv2.resize(crop, (w, h), interpolation=cv2.INTER_LINEAR)
 
     def _recrop(self, p: _Prepared, threads: int) -> None:
-        """The face crops of a reused result, for the HTML report: the store keeps no face images."""
+        """The face crops of a reused result, for the HTML report: the store keeps no face images.
+        Found as in a scan (one full-size frame held at a time, crops bounded), so a reused FAKE's
+        heatmap is drawn on the crop a fresh scan would use."""
         r = p.cached
-        wanted = {f.frame for f in r.faces}
         try:
-            with self.times.timing("decode"):
-                clip = read_frames(p.found.path, self.config.frames, self.config.decoder, threads)
-            with self.times.timing("detect"):
-                detected = {i: self.detector.faces(frame) for i, frame in zip(clip.indices, clip.frames) if i in wanted}
+            clip = self._decode_and_detect(p.found.path, threads, thumbnails=True)
         except Exception as exc:  # the verdict stands; only the pictures are missing
             log.debug("cannot recompute the crops of %s", p.found.path, exc_info=True)
             r.notes += (f"face crops not recomputed: {exc}",)
             return
+        detected = dict(zip(clip.indices, clip.frames))
         worst = max(r.faces, key=lambda f: f.score)
         faces = []
         for f in r.faces:
             match = _same_face(detected.get(f.frame, ()), f.box)
             if match is not None and f is worst:
-                p.worst_crop = match.crop
-            faces.append(replace(f, thumbnail=thumbnail(match.crop)) if match is not None else f)
+                p.worst_crop = match[2]
+            faces.append(replace(f, thumbnail=match[3]) if match is not None else f)
         r.faces = faces
 
     def _conclude(self, p: _Prepared) -> VideoResult:
@@ -413,7 +412,8 @@ def _wait(future: Future, poll_s: float = 0.2):
 
 
 def _same_face(faces, box, min_iou: float = 0.5):
-    """The detected face whose box matches `box` best (detection is deterministic: the same box)."""
+    """The detected face, a (box, ...) tuple, whose box matches `box` best (detection is deterministic:
+    the same box)."""
     def iou(a, b) -> float:
         w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
         h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
@@ -421,8 +421,8 @@ def _same_face(faces, box, min_iou: float = 0.5):
         union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
         return inter / union if union > 0 else 0.0
 
-    best = max(faces, key=lambda face: iou(face.box, box), default=None)
-    return best if best is not None and iou(best.box, box) >= min_iou else None
+    best = max(faces, key=lambda face: iou(face[0], box), default=None)
+    return best if best is not None and iou(best[0], box) >= min_iou else None
 
 
 def decode_threads(videos: int, workers: int) -> int:

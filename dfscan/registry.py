@@ -22,7 +22,8 @@ from . import pins
 from .errors import ModelError, first_line
 from .hub import (DEFAULT_FILE, Fetched, HubRef, HubUnreachable, download, hub_cache_dir,  # noqa: F401 - API
                   is_offline)
-from .model import ModelInfo, describe_local_model, file_sha256, model_info, printable
+from .model import ModelInfo, describe_local_model, file_sha256, model_info
+from .report_text import printable
 
 REGISTRY_ENV = "DFSCAN_REGISTRY"  # another registry file (a site's own list, or tests)
 BESIDE_EXECUTABLE = "dfscan.keras"  # a model a user drops next to the standalone executable

@@ -1,6 +1,6 @@
-"""Stage 6: results -> what people read (rich table, summary) and what queues parse (CSV).
-
-Renderers return rich objects and never print; the CLI decides where they go.
+"""Stage 6: results -> the report files queues parse and people keep (CSV, JSON, JSON lines, DFDC,
+HTML), written only where asked and never through a link; the terminal's table and summary are in
+report_terminal (re-exported here), shared wording in report_text.
 """
 from __future__ import annotations
 
@@ -315,7 +315,7 @@ def to_json(report: ScanReport) -> str:
 
     doc = {
         "schema": "dfscan.report", "version": JSON_SCHEMA_VERSION, "dfscan_version": __version__,
-        "generated": _iso(time.time()), "started": _iso(report.started_at), "elapsed_s": report.elapsed_s,
+        "generated": iso_time(time.time()), "started": iso_time(report.started_at), "elapsed_s": report.elapsed_s,
         "paths": report.paths, "model": report.model, "device": report.device, "settings": report.settings,
         "counts": {v.value: n for v, n in report.counts().items()},
         "videos": [video_data(r) for r in report.results],
@@ -350,10 +350,6 @@ def to_dfdc(report: ScanReport) -> str:
 
 def iso_time(t: float) -> str:
     """Local time with its offset, as in the JSON reports."""
-    return _iso(t)
-
-
-def _iso(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t))
 
 

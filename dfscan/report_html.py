@@ -189,7 +189,7 @@ def _card(i: int, r: VideoResult) -> str:
         from .explain import describe, method  # the method that drew it: Grad-CAM or occlusion sensitivity
         out.append(f"<div class='explain'><img alt='{method(r.explanation)} heatmap' src='data:image/jpeg;base64,"
                    f"{base64.b64encode(r.explanation).decode()}'><br>{describe(r.explanation)} "
-                   "It shows attention, not proof of a manipulation.</div>")
+                   "It shows what the network reacted to, not proof of a manipulation.</div>")
     out.append("</section>")
     return "".join(out)
 

@@ -198,10 +198,6 @@ class ResultStore:
             self._fail(exc)
             return None
 
-    def get(self, sha256: str, model: str, settings: str) -> dict[str, Any] | None:
-        found = self.lookup(sha256, model, settings)
-        return None if found is None else found[0]
-
     def put(self, sha256: str, model: str, settings: tuple[str, str], result: dict[str, Any], path: str) -> None:
         if not self._open:
             return
@@ -264,13 +260,6 @@ class ResultStore:
                                        (name, len(prefix), prefix)).rowcount
                 if os.path.isfile(raw):
                     gone += db.execute("DELETE FROM results WHERE sha256=?", (file_sha256(Path(raw)),)).rowcount
-        self.compact()
-        return gone
-
-    def clear_rows(self) -> int:
-        with self._connect() as db:
-            gone = db.execute("DELETE FROM results").rowcount
-            db.execute("DELETE FROM settings")
         self.compact()
         return gone
 

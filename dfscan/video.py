@@ -30,7 +30,6 @@ from .errors import VideoError
 log = logging.getLogger(__name__)
 
 REFERENCE_FRAMES: tuple[int, ...] = tuple(range(0, 271, 30))
-# Fastest exact decoder first (bench/); each later one gets the files the earlier cannot read.
 
 # What real videos need, with room to spare; a file beyond a limit gets a clear ERROR row.
 MAX_FRAME_PIXELS = 8192 * 4320  # DCI 8K (35.4 Mpx), the largest frames cameras record; 8K UHD is 7680x4320

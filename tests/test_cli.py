@@ -397,6 +397,9 @@ def test_store_info_forget_and_clear(clips, colour_model, tmp_path):
     assert info.returncode == 0, info.stderr
     assert f"result store: {store}" in info.stdout and "2 results of 2 files" in info.stdout
     assert "no face images" in info.stdout and "converted models" in info.stdout
+    from dfscan.pins import pins_path
+
+    assert f"model pins (each hub model's SHA-256 at its first use): {pins_path()}" in info.stdout
     forget = run_cli("store", "--store", store, "forget", folder / "a.mp4")
     assert forget.returncode == 0 and "forgot 1 result " in forget.stdout
     assert b"a.mp4" not in store.read_bytes()  # gone from the file, not only from the table

@@ -1,12 +1,13 @@
 import json
 import os
 import shutil
+from dataclasses import replace
 
 import pytest
 
 from dfscan import ScanConfig, Verdict, scan
-from dfscan.model import Classifier
-from dfscan.pipeline import Scanner
+from dfscan.model import Classifier, ModelInfo
+from dfscan.pipeline import DEFAULT_MARGIN, ScanPlan, Scanner
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +99,14 @@ def test_threshold_and_aggregate_come_from_config_then_model(clips, colour_model
     assert own.results[0].score == own.results[0].max_face_score
 
 
+def test_margin_comes_from_config_then_model_then_default(tmp_path):
+    """A model's own margin of 0 is a margin, not "none given" (it was replaced by the default)."""
+    info = ModelInfo(name="m", path=tmp_path / "m.keras", sha256="0" * 64, margin=0.0)
+    assert ScanPlan(ScanConfig(), info).face_config.margin == 0.0
+    assert ScanPlan(ScanConfig(margin=0.3), info).face_config.margin == 0.3
+    assert ScanPlan(ScanConfig(), replace(info, margin=None)).face_config.margin == DEFAULT_MARGIN
+
+
 def test_more_faces_per_frame_are_scored_up_to_k(two_faces, colour_model):
     from dfscan.faces import FaceConfig
 
@@ -144,3 +153,26 @@ def test_the_cores_are_shared_among_the_videos_decoded_at_once(clips, colour_mod
     assert asked and set(asked) == {4}  # two at once: four threads each
     assert pipeline.decode_threads(videos=10, workers=16) == 1
     assert Scanner(ScanConfig(model=str(colour_model))).workers == 8  # unset: one video per core
+
+
+def test_reused_results_get_their_crops_back_as_a_scan_finds_them(clips, colour_model, tmp_path, monkeypatch):
+    """The store keeps no face images; recomputing them for the HTML report decodes as a scan does:
+    faces found as each frame is decoded (`keep`), never every full-size frame held at once."""
+    import dfscan.pipeline as pipeline
+
+    config = ScanConfig(model=str(colour_model), store=str(tmp_path / "store.sqlite"), thumbnails=True,
+                        explain=True)
+    first = scan([clips["fake_mp4"]], config).results[0]
+    assert first.verdict is Verdict.FAKE and first.explanation and all(f.thumbnail for f in first.faces)
+    keeps = []
+    real_read = pipeline.read_frames
+
+    def recording_read(path, spec, backend, threads, keep=None):
+        keeps.append(keep)
+        return real_read(path, spec, backend, threads, keep=keep)
+
+    monkeypatch.setattr(pipeline, "read_frames", recording_read)
+    again = scan([clips["fake_mp4"]], config).results[0]
+    assert again.cached and keeps and all(keep is not None for keep in keeps)
+    assert [f.thumbnail for f in again.faces] == [f.thumbnail for f in first.faces]
+    assert again.explanation == first.explanation  # drawn on the crop the first scan used

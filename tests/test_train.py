@@ -195,6 +195,15 @@ def test_weights_from_a_file(tmp_path):
         build_model(TrainConfig(Path("."), weights=str(tmp_path / "nope.h5"), input_size=32))
 
 
+def test_an_input_size_dfscan_cannot_scan_with_is_refused_before_anything_is_written(tmp_path):
+    """A model trained at a size the scanner refuses (model.MAX_INPUT_SIDE) would be useless."""
+    from dfscan.model import MAX_INPUT_SIDE
+
+    TrainConfig(tmp_path, input_size=MAX_INPUT_SIDE)
+    with pytest.raises(ConfigError, match="at most"):
+        TrainConfig(tmp_path, input_size=MAX_INPUT_SIDE + 1)
+
+
 def test_mixed_precision_is_refused_on_a_cpu(kaggle_data, tmp_path, capsys):
     out = tmp_path / "mp"
     assert main(["train", str(kaggle_data), "--output", str(out), "--mixed-precision", "--weights", "none"]) == 2

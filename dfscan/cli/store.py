@@ -77,9 +77,12 @@ def _other_places() -> list[tuple[str, Path]]:
         hub = Path(constants.HF_HUB_CACHE)
     except ImportError:
         hub = Path("~/.cache/huggingface/hub").expanduser()
+    from ..pins import pins_path
     from ..store import data_dir
 
-    return [("dfscan's data folder (the default result store, model pins)", data_dir()),
+    # The pins follow $DFSCAN_DATA_DIR, else the default store's folder ($DFSCAN_STORE's): not always data_dir().
+    return [("dfscan's data folder (the default result store)", data_dir()),
+            ("model pins (each hub model's SHA-256 at its first use)", pins_path()),
             ("model files downloaded from the hub", hub),
             ("converted models (OpenVINO form of each model used)", cache_dir())]
 

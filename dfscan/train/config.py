@@ -9,7 +9,7 @@ from ..constants import TRAIN_PROFILES as PROFILES
 from ..constants import TRAIN_SPLITS as SPLITS
 from ..dataset import REFERENCE_FRAMES
 from ..errors import ConfigError
-from ..model import Preprocess
+from ..model import MAX_INPUT_SIDE, Preprocess
 
 
 
@@ -55,6 +55,8 @@ class TrainConfig:
             (self.patience >= 1, "patience must be at least 1"),
             (0 <= self.dropout < 1, "dropout must be in [0, 1)"),
             (self.input_size >= 32, "--input-size must be at least 32 (EfficientNetB0's smallest input)"),
+            (self.input_size <= MAX_INPUT_SIDE,
+             f"--input-size must be at most {MAX_INPUT_SIDE} (the largest model input dfscan scans with)"),
             (len(self.frames) > 0, "no frames to pair"),
         ]
         for ok, message in checks:
