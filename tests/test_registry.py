@@ -256,7 +256,7 @@ def test_hub_ids_parse():
 
 def test_models_commands(offline_cache, colour_model, colour_as_reference, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "300")  # one table row per line
-    assert main(["models", "verify"]) == 1  # not cached yet
+    assert main(["models", "verify"]) == 2  # not cached yet
     assert "dfdc-part34-effnetb0: not cached" in capsys.readouterr().out
     cached = lay_out_hub_cache(offline_cache, colour_model)
     assert main(["models", "list"]) == 0
@@ -364,7 +364,7 @@ def test_fetch_pin_refuse_an_altered_file_and_accept_with_refresh(tmp_path, refe
         assert sha in err and altered in err and "dfscan models fetch dfdc-part34-effnetb0 --refresh" in err
         assert not (tmp_path / "r.csv").exists()
         verify = dfscan(env, "models", "verify")
-        assert verify.returncode == 1 and "DIFFERS" in verify.stdout
+        assert verify.returncode == 2 and "DIFFERS" in verify.stdout
         accepted = dfscan(env, "models", "fetch", "--refresh")
         assert accepted.returncode == 0, accepted.stderr
         assert file_sha256(cached) == sha  # downloaded again, not the altered bytes kept

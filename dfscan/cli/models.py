@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from .common import Group, setup_logging
+from .common import EXIT_CLEAN, EXIT_ERROR, Group, setup_logging
 
 
 @click.group("models", cls=Group)
@@ -84,7 +84,7 @@ def models_verify(name: str | None) -> None:
         bad += status in ("mismatch", "missing")
         out.print(f"{entry.name}: {_STATUS[status] if status != 'missing' else 'not cached'}"
                   + (f"\n  {path}\n  sha256 {digest}" if path else ""), highlight=False)
-    sys.exit(1 if bad else 0)
+    sys.exit(EXIT_ERROR if bad else EXIT_CLEAN)  # 1 means "a FAKE was found", nothing else
 
 
 @models.command("info")
