@@ -64,18 +64,6 @@ def centerface(weights: Path):
     return detect
 
 
-def crop_rect(shape, box, margin: float) -> tuple[int, int, int, int]:
-    """The rectangle dfscan.faces.square_crop cuts (same arithmetic)."""
-    h, w = shape[:2]
-    x1, y1, x2, y2 = box
-    side = int(round(max(x2 - x1, y2 - y1) * (1.0 + margin)))
-    side = max(1, min(side, w, h))
-    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-    left = int(round(min(max(cx - side / 2, 0), w - side)))
-    top = int(round(min(max(cy - side / 2, 0), h - side)))
-    return left, top, left + side, top + side
-
-
 def iou(a, b) -> float:
     ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
     iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
@@ -136,9 +124,9 @@ def main() -> None:
             stats["yunet@0.5"] += any(s >= 0.5 for _, s in y)
             cf, yf = largest(c), largest([f for f in y if f[1] >= 0.5])
             if cf and yf:
-                old_crop = crop_rect(rgb.shape, cf[0], OLD_MARGIN)
+                old_crop = faces.crop_rect(rgb.shape, cf[0], OLD_MARGIN)
                 for m in margins:
-                    ious[float(m)].append(iou(old_crop, crop_rect(rgb.shape, yf[0], float(m))))
+                    ious[float(m)].append(iou(old_crop, faces.crop_rect(rgb.shape, yf[0], float(m))))
         per_clip[clip.name] = stats
         print(f"{clip.name:42s} frames {stats['frames']:3d}  centerface {stats['centerface']:3d}  "
               f"yunet@0.5 {stats['yunet@0.5']:3d}  yunet best scores {stats['yunet_best']}")

@@ -202,16 +202,24 @@ def _decode(out: dict[str, np.ndarray], pad_h: int, pad_w: int) -> tuple[np.ndar
     return b[keep], s[keep]
 
 
-def square_crop(frame: np.ndarray, box: tuple[float, float, float, float], margin: float) -> np.ndarray:
-    """A square around the box, (1 + margin) times its longer side, shifted to stay inside the frame."""
-    h, w = frame.shape[:2]
+def crop_rect(shape: tuple[int, ...], box: tuple[float, float, float, float],
+              margin: float) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) of the square around the box, (1 + margin) times its longer side,
+    shifted to stay inside a frame of this shape."""
+    h, w = shape[:2]
     x1, y1, x2, y2 = box
     side = int(round(max(x2 - x1, y2 - y1) * (1.0 + margin)))
     side = max(1, min(side, w, h))
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
     left = int(round(min(max(cx - side / 2, 0), w - side)))
     top = int(round(min(max(cy - side / 2, 0), h - side)))
-    return np.ascontiguousarray(frame[top: top + side, left: left + side])
+    return left, top, left + side, top + side
+
+
+def square_crop(frame: np.ndarray, box: tuple[float, float, float, float], margin: float) -> np.ndarray:
+    """The pixels of crop_rect: what the model is shown of a face."""
+    left, top, right, bottom = crop_rect(frame.shape, box, margin)
+    return np.ascontiguousarray(frame[top:bottom, left:right])
 
 
 def thumbnail(crop_rgb: np.ndarray, size: int = 112, quality: int = 80) -> bytes:
