@@ -9,6 +9,7 @@ import io
 import json
 import os
 import re
+import secrets
 import tempfile
 import time
 from pathlib import Path
@@ -254,15 +255,15 @@ def to_csv_text(results: Iterable[VideoResult], note: str | None = None) -> str:
     return buf.getvalue()
 
 
-def write_atomic(path: Path, text: str, overwrite: bool = False) -> None:
+def write_atomic(path: Path, text: str, overwrite: bool = False, private: bool = False) -> None:
     """Write to a temporary file beside `path`, then move it into place in one step.
 
     Without `overwrite` an existing file is never replaced, even one that appeared
-    during the scan (FileExistsError).
+    during the scan (FileExistsError). A report gets the usual permissions (the user's
+    umask); `private` files (dfscan's own records) are readable by the user only.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; a report gets the usual permissions
+    fd, tmp = _new_temp(path, 0o600 if private else 0o666)
     try:
         with os.fdopen(fd, "w", newline="", encoding="utf-8", errors="backslashreplace") as fh:
             fh.write(text)
@@ -277,10 +278,20 @@ def write_atomic(path: Path, text: str, overwrite: bool = False) -> None:
             os.unlink(tmp)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _new_temp(path: Path, mode: int) -> tuple[int, str]:
+    """A new file beside `path`, created with `mode` under the umask, never through a link.
+
+    Unlike mkstemp (always 0600, then a chmod that needs the umask, which can only be read
+    by setting it process-wide), the mode is given at creation.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = os.path.join(path.parent or ".", f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(tmp, flags, mode), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {path}")
 
 
 def probe_writable(path: Path) -> None:
