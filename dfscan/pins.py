@@ -13,7 +13,6 @@ import json
 import os
 import re
 import stat
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -105,22 +104,15 @@ def record(key: str, sha256: str, commit: str | None) -> Path:
     The folder is made 0700 when dfscan creates it; one that exists already (the result store's)
     keeps its mode.
     """
+    from .report import write_atomic
+
     path = pins_path()
-    folder = path.parent
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     pins = _read(path)
     pins[key] = asdict(Pin(sha256, commit, time.strftime("%Y-%m-%dT%H:%M:%S%z")))
-    fd, tmp = tempfile.mkstemp(prefix=f".{PINS_FILE}.", suffix=".tmp", dir=folder)  # 0600
+    text = json.dumps({"schema": 1, "pins": pins}, indent=2, sort_keys=True) + "\n"
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump({"schema": 1, "pins": pins}, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        write_atomic(path, text, overwrite=True, private=True)
     except OSError as exc:
         raise ModelError(f"cannot record the model's pin in {path}: {exc}") from exc
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path

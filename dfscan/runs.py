@@ -64,7 +64,7 @@ def jsonable(value: Any) -> Any:
 
 def write_json(path: Path, data: Any) -> Path:
     """Write atomically (a temporary file renamed), so a crash never leaves half a JSON."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(jsonable(data), indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    from .report import write_atomic
+
+    write_atomic(path, json.dumps(jsonable(data), indent=2) + "\n", overwrite=True)
     return path
