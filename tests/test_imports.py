@@ -125,6 +125,7 @@ def test_the_length_check_sees_a_long_module_and_a_long_method(tmp_path):
 
     body = [f"    x{i} = {i}" for i in range(59)]
     known = {"ok": write("ok", ["def f():", *body], 450),  # 60 and 450 lines: at the limits
-             "long": write("long", ["class C:", "    def g(self):", *("    " + b for b in body), "        return 1"], 451)}
+             "long": write("long", ["class C:", "    def g(self):", *("    " + b for b in body), "        return 1"],
+                           451)}
     assert too_long(known) == ["long: 451 lines", "long.g (line 2): 61 lines"]
     assert too_long(known, allowed={"long": 451}) == ["long.g (line 2): 61 lines"]

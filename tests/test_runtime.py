@@ -239,7 +239,8 @@ def test_a_converted_model_is_cached_and_then_needs_no_tensorflow(colour_model, 
     cached = runtime.converted_path(info.sha256)
     assert cached.is_file() and cached.with_suffix(".bin").is_file()
     np.save(tmp_path / "crops.npy", np.stack([cv2.resize(c, (160, 160)) for c in crops(4)]))
-    code = ("import sys, json, numpy as np; from dfscan.model import Classifier; from dfscan.model_info import describe_local_model; "
+    code = ("import sys, json, numpy as np; from dfscan.model import Classifier; "
+            "from dfscan.model_info import describe_local_model; "
             f"c = Classifier(describe_local_model({str(colour_model)!r}), 'cpu'); "
             f"s = c.predict(list(np.load({str(tmp_path / 'crops.npy')!r}))); "
             "print(json.dumps([c.runtime, 'tensorflow' in sys.modules, s.tolist()]))")
