@@ -150,7 +150,7 @@ def test_without_tensorflow_the_known_network_is_built_from_a_lambda_file_and_sc
 def test_the_keras_backend_rule(monkeypatch):
     from dfscan import backend
 
-    monkeypatch.delitem(sys.modules, "keras")  # as before Keras' first import (nothing is imported here)
+    monkeypatch.delitem(sys.modules, "keras", raising=False)  # as before Keras' first import (nothing is imported here)
     monkeypatch.delenv("KERAS_BACKEND", raising=False)
     monkeypatch.delitem(sys.modules, "tensorflow", raising=False)  # installed, not imported yet
     monkeypatch.setattr(runtime, "tensorflow_installed", lambda: True)
