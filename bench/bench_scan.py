@@ -267,7 +267,8 @@ def main() -> None:
     counts = [int(c) for c in args.memory.split(",") if c] if not args.quick else []
     if counts:
         small = make_clips(args.cache / "clips480", 4, size=(854, 480))
-        from dfscan.model import Classifier, describe_local_model
+        from dfscan.model import Classifier
+        from dfscan.model_info import describe_local_model
 
         Classifier(describe_local_model(model), "cpu")  # convert once, so that the children measure scans only
         report["memory_mb"] = {str(c): child_peak_rss(linked_copies(small, args.cache / f"many{c}", c), model)

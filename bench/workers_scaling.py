@@ -31,7 +31,8 @@ def prepare(out: Path, videos: Path) -> None:
     import keras
 
     from dfscan.faces import detector_weights
-    from dfscan.model import Classifier, describe_local_model
+    from dfscan.model import Classifier
+    from dfscan.model_info import describe_local_model
 
     (out / "videos").mkdir(parents=True, exist_ok=True)
     for clip in sorted(videos.glob("*.mp4")):

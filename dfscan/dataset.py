@@ -5,7 +5,7 @@
 
 Nothing here imports TensorFlow. Images are read with `cv2.imread` (BGR, as the
 reference notebook did) and handed on as RGB, the scanner's convention for crops,
-so `dfscan.model.Preprocess` turns them into exactly what the model sees.
+so `dfscan.model_info.Preprocess` turns them into exactly what the model sees.
 """
 from __future__ import annotations
 

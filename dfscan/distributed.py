@@ -33,7 +33,7 @@ from typing import Any, Iterator, Sequence
 
 from .discover import Found
 from .errors import ConfigError, DfscanError
-from .model import ModelInfo, file_sha256
+from .model_info import ModelInfo, file_sha256
 from .pipeline import UNREADABLE, ScanConfig, ScanPlan, Scanner
 from .results import Verdict, VideoResult
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .model import Classifier, import_tensorflow
+from .backend import import_tensorflow
+from .model import Classifier
 
 GRADCAM = "Grad-CAM"
 OCCLUSION = "occlusion sensitivity"

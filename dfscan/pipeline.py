@@ -29,7 +29,8 @@ from .constants import AGGREGATES, DECODERS, ENGINES
 from .discover import VIDEO_EXTENSIONS, Found, discover
 from .errors import ConfigError, VideoError
 from .faces import FaceConfig, FaceDetector, thumbnail
-from .model import Classifier, ModelInfo, file_sha256
+from .model import Classifier
+from .model_info import ModelInfo, file_sha256
 from .registry import resolve_model
 from .results import FaceScore, ScanReport, Verdict, VideoResult
 from .runtime import check as runtime_check

@@ -22,7 +22,7 @@ from . import pins
 from .errors import ModelError, first_line
 from .hub import (DEFAULT_FILE, Fetched, HubRef, HubUnreachable, download, hub_cache_dir,  # noqa: F401 - API
                   is_offline)
-from .model import ModelInfo, describe_local_model, file_sha256, model_info
+from .model_info import ModelInfo, describe_local_model, file_sha256, model_info
 from .report_text import printable
 
 REGISTRY_ENV = "DFSCAN_REGISTRY"  # another registry file (a site's own list, or tests)
@@ -248,7 +248,7 @@ def hub_model(ref: HubRef, offline: bool = False, accept: bool = False) -> Model
     except ModelError:
         meta_got = None  # no metadata published (or, offline, none cached): the reference profile, with a warning
     if meta_got is not None:
-        from .model import read_metadata
+        from .model_info import read_metadata
 
         meta = read_metadata(meta_got.path)
     info = model_info(got.path, meta, default_name=f"hf://{got.ref.repo}/{got.ref.file}", source=str(got.ref),

@@ -246,7 +246,7 @@ class ResultStore:
         SHA-256 too (so copies and renamed files scanned elsewhere go as well). The freed pages
         are overwritten (secure_delete) and the file compacted.
         """
-        from .model import file_sha256
+        from .model_info import file_sha256
 
         db = self._connect()
         gone = 0

@@ -174,11 +174,11 @@ SCAN_IN_FRESH_PROCESS = """
 import resource, sys
 _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the crash needed 8192 handles or more
-import dfscan.video as video
-video.MAX_MP4_BOXES = 10_000  # the box file stays small; the real limit is 1,000,000
+import dfscan.container as container
+container.MAX_MP4_BOXES = 10_000  # the box file stays small; the real limit is 1,000,000
 if "--no-sniff" in sys.argv:  # only FFmpeg's format whitelist stands between the script and the decoders
     sys.argv.remove("--no-sniff")
-    video._MAGIC = ()
+    container._MAGIC = ()
 from dfscan.cli import main
 try:
     code = main(sys.argv[1:])

@@ -1,5 +1,6 @@
 """The package's import graph has no cycle: every `from .x import`, at module level or inside a
-function, points one way (the data model and helpers at the bottom, the CLI at the top)."""
+function, points one way (the data model and helpers at the bottom, the CLI at the top); and no
+module or function is longer than issue 15's limits."""
 import ast
 from pathlib import Path
 
@@ -83,3 +84,48 @@ def test_the_walk_sees_a_cycle_made_inside_a_function(tmp_path):
     known = {".".join(p.relative_to(tmp_path).with_suffix("").parts).removesuffix(".__init__"): p
              for p in pkg.rglob("*.py")}
     assert find_cycle(import_edges(known)) == ["dfscan.a", "dfscan.b", "dfscan.sub.c", "dfscan.a"]
+
+
+# Issue 15: no module over ~450 lines, no function over ~60, so that each still reads as one job.
+MAX_MODULE_LINES = 450
+MAX_FUNCTION_LINES = 60  # from `def` to the last line, docstring included
+# Over the limit when the limit was set, owned by another part of issue 15: may shrink, never grow.
+SHRINKING = {"dfscan.pipeline": 453}
+
+
+def too_long(known: dict[str, Path], max_module: int = MAX_MODULE_LINES, max_function: int = MAX_FUNCTION_LINES,
+             allowed: dict[str, int] | None = None) -> list[str]:
+    """'module: N lines' and 'module.function: N lines' for each one over its limit."""
+    allowed = allowed or {}
+    found = []
+    for name, path in known.items():
+        text = path.read_text(encoding="utf-8")
+        lines = len(text.splitlines())
+        if lines > allowed.get(name, max_module):
+            found.append(f"{name}: {lines} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > max_function:
+                    found.append(f"{name}.{node.name} (line {node.lineno}): {length} lines")
+    return found
+
+
+def test_no_module_or_function_is_too_long():
+    known = modules()
+    assert len(known) > 20
+    assert too_long(known, allowed=SHRINKING) == []
+
+
+def test_the_length_check_sees_a_long_module_and_a_long_method(tmp_path):
+    def write(name: str, lines: list[str], total: int) -> Path:
+        path = tmp_path / f"{name}.py"
+        path.write_text("\n".join(lines + ["# filler"] * (total - len(lines))) + "\n")
+        return path
+
+    body = [f"    x{i} = {i}" for i in range(59)]
+    known = {"ok": write("ok", ["def f():", *body], 450),  # 60 and 450 lines: at the limits
+             "long": write("long", ["class C:", "    def g(self):", *("    " + b for b in body), "        return 1"],
+                           451)}
+    assert too_long(known) == ["long: 451 lines", "long.g (line 2): 61 lines"]
+    assert too_long(known, allowed={"long": 451}) == ["long.g (line 2): 61 lines"]

@@ -12,7 +12,8 @@ import pytest
 from conftest import build_colour_model, face_photo
 from dfscan.errors import ModelError
 from dfscan.cli import main
-from dfscan.model import REFERENCE_PREPROCESS, Classifier, Preprocess, describe_local_model, sidecar_path
+from dfscan.model import Classifier
+from dfscan.model_info import REFERENCE_PREPROCESS, Preprocess, describe_local_model, sidecar_path
 
 
 def test_reference_preprocessing_matches_the_model_card_recipe_bit_for_bit(tmp_path):

@@ -6,7 +6,8 @@ from dataclasses import replace
 import pytest
 
 from dfscan import ScanConfig, Verdict, scan
-from dfscan.model import Classifier, ModelInfo
+from dfscan.model import Classifier
+from dfscan.model_info import ModelInfo
 from dfscan.pipeline import DEFAULT_MARGIN, ScanPlan, Scanner
 
 

@@ -17,7 +17,8 @@ from conftest import face_photo
 from dfscan import runtime
 from dfscan.errors import ConfigError, ModelError
 from dfscan.faces import FaceDetector
-from dfscan.model import Classifier, describe_local_model
+from dfscan.model import Classifier
+from dfscan.model_info import describe_local_model
 from dfscan import ScanConfig, scan
 
 pytest.importorskip("openvino")
@@ -108,7 +109,7 @@ def test_without_tensorflow_keras_runs_on_openvino_and_scores_equal_tensorflow(e
     want = Classifier(describe_local_model(effnet), "cpu", runtime="tensorflow", batch_size=5).predict(
         list(np.load(tmp_path / "crops.npy")))
     code = ("import json, numpy as np\n"
-            "from dfscan.model import Classifier, describe_local_model\n"
+            "from dfscan.model import Classifier; from dfscan.model_info import describe_local_model\n"
             f"c = Classifier(describe_local_model({str(effnet)!r}), 'cpu', batch_size=5)\n"
             "s = c.predict(list(np.load('crops.npy')))\n"
             "import keras\n"
@@ -133,7 +134,7 @@ def test_without_tensorflow_the_known_network_is_built_from_a_lambda_file_and_sc
     want = Classifier(describe_local_model(model), "cpu", runtime="tensorflow").predict(
         list(np.load(tmp_path / "crops.npy")))
     code = ("import json, numpy as np\n"
-            "from dfscan.model import Classifier, describe_local_model\n"
+            "from dfscan.model import Classifier; from dfscan.model_info import describe_local_model\n"
             "c = Classifier(describe_local_model('lam.keras'), 'cpu')\n"
             "s = c.predict(list(np.load('crops.npy')))\n"
             "import keras\n"
@@ -147,35 +148,35 @@ def test_without_tensorflow_the_known_network_is_built_from_a_lambda_file_and_sc
 
 
 def test_the_keras_backend_rule(monkeypatch):
-    from dfscan import model as model_mod
+    from dfscan import backend
 
-    monkeypatch.delitem(sys.modules, "keras")  # as before Keras' first import (nothing is imported here)
+    monkeypatch.delitem(sys.modules, "keras", raising=False)  # as before Keras' first import (nothing is imported here)
     monkeypatch.delenv("KERAS_BACKEND", raising=False)
     monkeypatch.delitem(sys.modules, "tensorflow", raising=False)  # installed, not imported yet
     monkeypatch.setattr(runtime, "tensorflow_installed", lambda: True)
-    assert model_mod.keras_backend() == "openvino"  # the default: no TensorFlow on the scan path
-    assert model_mod.keras_backend(tensorflow=True) == "tensorflow"  # GPU, --runtime tensorflow
+    assert backend.keras_backend() == "openvino"  # the default: no TensorFlow on the scan path
+    assert backend.keras_backend(tensorflow=True) == "tensorflow"  # GPU, --runtime tensorflow
     monkeypatch.setenv("KERAS_BACKEND", "jax")
-    assert model_mod.keras_backend(tensorflow=True) == "jax"  # the user's choice wins
+    assert backend.keras_backend(tensorflow=True) == "jax"  # the user's choice wins
     monkeypatch.delenv("KERAS_BACKEND")
     monkeypatch.setattr(runtime, "tensorflow_installed", lambda: False)
-    assert model_mod.keras_backend(tensorflow=True) == "openvino"
+    assert backend.keras_backend(tensorflow=True) == "openvino"
     monkeypatch.setattr(runtime, "openvino_installed", lambda: False)
-    assert model_mod.keras_backend() == "tensorflow"  # where OpenVINO has no wheel
+    assert backend.keras_backend() == "tensorflow"  # where OpenVINO has no wheel
     monkeypatch.setitem(sys.modules, "keras", pytest)  # once Keras runs, its backend stays: asked of Keras
     with pytest.raises(AttributeError):
-        model_mod.keras_backend()
+        backend.keras_backend()
 
 
 def test_a_feature_that_needs_tensorflow_names_the_extra(monkeypatch, colour_model):
-    from dfscan import model as model_mod
+    from dfscan import backend
 
     monkeypatch.delitem(sys.modules, "tensorflow")
     monkeypatch.setattr(runtime, "tensorflow_installed", lambda: False)
     with pytest.raises(ModelError, match=r"dfscan\[gpu\].*dfscan\[train\]"):
         Classifier(describe_local_model(colour_model), "cpu", runtime="tensorflow")
     with pytest.raises(ModelError, match=r"dfscan\[gpu\]"):
-        model_mod.import_tensorflow()
+        backend.import_tensorflow()
 
 
 def test_a_model_openvino_cannot_take_without_tensorflow_names_the_extra(colour_model, monkeypatch):
@@ -238,7 +239,8 @@ def test_a_converted_model_is_cached_and_then_needs_no_tensorflow(colour_model, 
     cached = runtime.converted_path(info.sha256)
     assert cached.is_file() and cached.with_suffix(".bin").is_file()
     np.save(tmp_path / "crops.npy", np.stack([cv2.resize(c, (160, 160)) for c in crops(4)]))
-    code = ("import sys, json, numpy as np; from dfscan.model import Classifier, describe_local_model; "
+    code = ("import sys, json, numpy as np; from dfscan.model import Classifier; "
+            "from dfscan.model_info import describe_local_model; "
             f"c = Classifier(describe_local_model({str(colour_model)!r}), 'cpu'); "
             f"s = c.predict(list(np.load({str(tmp_path / 'crops.npy')!r}))); "
             "print(json.dumps([c.runtime, 'tensorflow' in sys.modules, s.tolist()]))")

@@ -196,8 +196,8 @@ def test_weights_from_a_file(tmp_path):
 
 
 def test_an_input_size_dfscan_cannot_scan_with_is_refused_before_anything_is_written(tmp_path):
-    """A model trained at a size the scanner refuses (model.MAX_INPUT_SIDE) would be useless."""
-    from dfscan.model import MAX_INPUT_SIDE
+    """A model trained at a size the scanner refuses (model_info.MAX_INPUT_SIDE) would be useless."""
+    from dfscan.model_info import MAX_INPUT_SIDE
 
     TrainConfig(tmp_path, input_size=MAX_INPUT_SIDE)
     with pytest.raises(ConfigError, match="at most"):

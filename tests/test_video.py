@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from conftest import H264, write_ffmpeg, write_opencv
-from dfscan import video
+from dfscan import container, video
 from dfscan.errors import VideoError
 from dfscan.video import REFERENCE_FRAMES, FrameSpec, read_frames, spread_indices
 
@@ -109,7 +109,7 @@ def test_unreadable_file_raises_a_clear_video_error(tmp_path, content, reason):
 
 def test_decord_messages_lose_source_paths():
     exc = RuntimeError("[22:09:33] /src/video/x.cc:292: [22:09:33] /src/y.cc:218: Check failed: boom")
-    assert video._short(exc) == "Check failed: boom"
+    assert container.decoder_message(exc) == "Check failed: boom"
 
 
 def test_stream_without_a_frame_count_is_counted_then_read_from_the_start(tmp_path, monkeypatch):
@@ -172,7 +172,7 @@ def test_a_failing_keep_is_not_blamed_on_the_decoder(numbered_h264):
 
 
 def test_files_over_the_limits_are_refused_before_decoding(numbered_h264, tmp_path, monkeypatch):
-    monkeypatch.setattr(video, "MAX_FRAME_PIXELS", 96 * 64 - 1)
+    monkeypatch.setattr(container, "MAX_FRAME_PIXELS", 96 * 64 - 1)
     with pytest.raises(VideoError, match="frames of 96x64 pixels"):
         read_frames(numbered_h264, FrameSpec(), "decord")  # checked whatever the decoder
     monkeypatch.undo()
@@ -186,14 +186,14 @@ def test_mp4_boxes_are_walked_in_a_stream_and_within_a_bound(tmp_path, monkeypat
     ftyp = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom"
     path = tmp_path / "boxes.mp4"
     path.write_bytes(ftyp + b"\x00\x00\x00\x08free" * 3000)
-    monkeypatch.setattr(video, "MAX_MP4_BOXES", 2000)
+    monkeypatch.setattr(container, "MAX_MP4_BOXES", 2000)
     with pytest.raises(VideoError, match="more than 2,000 top-level MP4 boxes"):
         read_frames(path, FrameSpec())
-    monkeypatch.setattr(video, "MAX_MP4_BOXES", 5000)  # under the bound: the index check says what is wrong
+    monkeypatch.setattr(container, "MAX_MP4_BOXES", 5000)  # under the bound: the index check says what is wrong
     with pytest.raises(VideoError, match="moov box"):
         read_frames(path, FrameSpec())
     with open(path, "rb") as fh:
-        boxes = video._mp4_boxes(fh, path.stat().st_size)
+        boxes = container._mp4_boxes(fh, path.stat().st_size)
         assert not isinstance(boxes, (list, tuple)) and next(boxes) == (b"ftyp", 24)
 
 
@@ -219,8 +219,8 @@ def test_only_the_containers_of_real_videos_are_opened(tmp_path):
                     "sine=duration=1", "-f", "wav", str(song)], check=True)
     with pytest.raises(VideoError, match="not a video container dfscan reads"):
         read_frames(song, FrameSpec())
-    assert "concat" not in video.CONTAINERS and "hls" not in video.CONTAINERS
-    assert video._AV_OPTIONS["protocol_whitelist"] == "file"
+    assert "concat" not in container.CONTAINERS and "hls" not in container.CONTAINERS
+    assert container._AV_OPTIONS["protocol_whitelist"] == "file"
 
 
 def test_a_relative_name_is_never_read_as_an_ffmpeg_protocol(numbered_h264, tmp_path, monkeypatch):
@@ -230,3 +230,15 @@ def test_a_relative_name_is_never_read_as_an_ffmpeg_protocol(numbered_h264, tmp_
     shutil.copy(numbered_h264, tmp_path / "subfile:x.mp4")
     for backend in ("pyav", "decord", "opencv"):
         assert read_frames("subfile:x.mp4", FrameSpec.parse("0"), backend).width == 96
+
+
+@pytest.mark.parametrize("backend", ["auto", "pyav", "decord", "opencv"])
+def test_each_read_opens_the_file_with_pyav_once(numbered_h264, backend, monkeypatch):
+    import av
+
+    real, opened = av.open, []
+    monkeypatch.setattr(av, "open", lambda *a, **kw: opened.append(a[0]) or real(*a, **kw))
+    clip = read_frames(numbered_h264, FrameSpec(), backend)
+    assert opened == [str(numbered_h264)]  # the check's open is the one PyAV decodes from
+    assert clip.indices == REFERENCE_FRAMES and all(abs(float(f.mean()) - level(i)) < 4
+                                                    for i, f in zip(clip.indices, clip.frames))

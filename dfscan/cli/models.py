@@ -118,7 +118,7 @@ def models_info(name: str, as_json: bool) -> None:
 
 def _local_info(path) -> dict:
     """What `models info` shows of a local file: its sidecar's fields, and what dfscan makes of them."""
-    from ..model import describe_local_model
+    from ..model_info import describe_local_model
 
     info = describe_local_model(path)  # validates the sidecar; refuses what a scan would refuse
     p = info.preprocess

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .. import __version__
-from ..model import Preprocess
+from ..model_info import Preprocess
 from ..runs import write_json
 from .config import TrainConfig
 from .data import PreparedData
@@ -114,7 +114,7 @@ def write_metrics(out: Path, config: TrainConfig, data: PreparedData, metrics: d
 
 def sidecar_data(config: TrainConfig, data: PreparedData, prep: Preprocess, metrics: dict | None,
                  status: str, out: Path, backbone: str = "efficientnetb0") -> dict[str, Any]:
-    """best_model.json, in the format dfscan.model.describe_local_model reads."""
+    """best_model.json, in the format dfscan.model_info.describe_local_model reads."""
     s = data.summary()
     name = config.name or f"dfscan-train:{out.resolve().name}"
     return {

@@ -9,7 +9,7 @@ from ..constants import TRAIN_PROFILES as PROFILES
 from ..constants import TRAIN_SPLITS as SPLITS
 from ..dataset import REFERENCE_FRAMES
 from ..errors import ConfigError
-from ..model import MAX_INPUT_SIDE, Preprocess
+from ..model_info import MAX_INPUT_SIDE, Preprocess
 
 
 

@@ -57,7 +57,7 @@ def train(config: TrainConfig, on_progress: Progress | None = None, callbacks: S
 def _fit_and_measure(config: TrainConfig, data: PreparedData, out: Path, progress: Progress,
                      callbacks: Sequence, build: Builder) -> dict[str, Any]:
     """Train, then measure the saved checkpoint on the test split: TrainResult's remaining fields."""
-    from ..model import configure_device, import_tensorflow
+    from ..backend import configure_device, import_tensorflow
 
     tf = import_tensorflow()
     import keras
@@ -98,7 +98,7 @@ def _require_training_extras(dry_run: bool) -> None:
 
 
 def _check_mixed_precision(config: TrainConfig) -> None:
-    from ..model import configure_device
+    from ..backend import configure_device
 
     if configure_device(config.device) == "CPU":
         raise ConfigError("--mixed-precision needs a GPU and TensorFlow sees none (it would only slow a CPU down)")

@@ -1,0 +1,199 @@
+"""Is this file a video we are willing to decode: its first bytes, its MP4 boxes, its container and limits.
+
+Every file is untrusted. Before any decoder sees it, `open_checked` opens it with PyAV
+restricted to the containers of real videos (no concat scripts or playlists, which make
+FFmpeg open other files: one that lists itself exhausts the file handles and crashes
+decord) and to local files, and refuses what exceeds the limits below. decord and OpenCV,
+which cannot be restricted that way, only ever get files that passed this check.
+"""
+from __future__ import annotations
+
+import os
+import re
+from typing import Iterator
+
+from .errors import VideoError
+
+# What real videos need, with room to spare; a file beyond a limit gets a clear ERROR row.
+MAX_FRAME_PIXELS = 8192 * 4320  # DCI 8K (35.4 Mpx), the largest frames cameras record; 8K UHD is 7680x4320
+MAX_STREAMS = 64  # video, audio, subtitle and data tracks together; broadcast MXF files carry ~20
+MAX_MP4_BOXES = 1_000_000  # top-level MP4 boxes: ~10 in a camera file, 2 per fragment in fragmented MP4
+# FFmpeg demuxers of real video files. Left out: concat scripts, playlists (HLS, DASH), image
+# sequences, network and device inputs: formats that read other files, or no video at all.
+CONTAINERS = ("mov", "matroska", "avi", "asf", "flv", "mpeg", "mpegts", "ogg", "mxf", "dv", "rm", "nut",
+              "wtv", "ivf", "obu", "h264", "hevc", "m4v", "mpegvideo", "yuv4mpegpipe")
+_AV_OPTIONS = {
+    "format_whitelist": ",".join(CONTAINERS),
+    "protocol_whitelist": "file",  # a demuxer may open nothing but local files
+    "max_streams": str(MAX_STREAMS + 1),  # FFmpeg drops streams past this; one more tells us there were too many
+    "max_pixels": str(MAX_FRAME_PIXELS),  # decoders refuse larger frames, also when the size changes mid-stream
+}
+# While opening, FFmpeg probes every stream with its own decoder: 65 1080p H.264 streams took
+# 600 MB that way. Our decoder is opened afterwards, on the one stream we read.
+_PROBE_OPTIONS = {"threads": "1", "skip_frame": "all"}
+_REFUSED_FORMAT = "not a video container dfscan reads (FFmpeg sees another format: audio, image, playlist or script?)"
+
+
+def open_checked(path: str):
+    """The file opened with PyAV, restricted as above and within the limits; VideoError otherwise.
+
+    Runs before any decoder: decord and OpenCV open files with FFmpeg options we cannot
+    restrict, so they only get files that pass here. The caller closes the container.
+    """
+    refused = _sniff(path) or _count_mp4_boxes(path)  # decoders would read a lone image as a one-frame "video"
+    if refused:
+        raise VideoError(refused)
+    try:
+        import av
+    except ImportError as exc:
+        raise VideoError("PyAV is not installed: dfscan checks every file with it before decoding") from exc
+    try:
+        container = _open_av(path)
+        try:
+            _check_limits(container)
+        except BaseException:
+            container.close()
+            raise
+    except VideoError:
+        raise
+    except av.error.ArgumentError as exc:  # FFmpeg's answer to a format off the whitelist
+        raise VideoError(diagnose(path) or _REFUSED_FORMAT) from exc
+    except MemoryError as exc:  # the MP4 demuxer's answer to more streams than max_streams
+        raise VideoError(f"FFmpeg could not open it: more than {MAX_STREAMS} streams (limit), "
+                         "or not enough memory") from exc
+    except Exception as exc:  # av.error.* and friends
+        raise VideoError(diagnose(path) or decoder_message(exc, path)) from exc
+    return container
+
+
+def _open_av(path: str):
+    import av
+
+    # An absolute name: FFmpeg would read a relative "concat:a|b" or "subfile:x" as a protocol.
+    return av.open(os.path.abspath(path), options=dict(_AV_OPTIONS),
+                   stream_options=[dict(_PROBE_OPTIONS) for _ in range(MAX_STREAMS + 1)])
+
+
+def _check_limits(container) -> None:
+    streams = container.streams
+    if len(streams) > MAX_STREAMS:
+        raise VideoError(f"more than {MAX_STREAMS} streams in the file: more than a real video holds (limit)")
+    if not streams.video:
+        raise VideoError("no video stream in the file (audio only?)")
+    codec = streams.video[0].codec_context
+    width, height = int(codec.width or 0), int(codec.height or 0)
+    if width * height > MAX_FRAME_PIXELS:
+        raise VideoError(f"frames of {width}x{height} pixels: larger than 8K "
+                         f"({MAX_FRAME_PIXELS / 1e6:.1f} Mpx, the limit dfscan reads)")
+
+
+_MAGIC = ((b"\xff\xd8\xff", "a JPEG image"), (b"\x89PNG", "a PNG image"), (b"%PDF", "a PDF document"),
+          (b"PK\x03\x04", "a ZIP archive (or an office document)"),
+          (b"ffconcat", "an FFmpeg concat script (a list of other files)"),
+          (b"#EXTM3U", "an M3U/HLS playlist (a list of other files)"))
+
+
+def _sniff(path: str) -> str | None:
+    """'a JPEG image, not a video' and the like, from the first bytes; None when it may be a video."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16).removeprefix(b"\xef\xbb\xbf")  # a text editor's byte-order mark
+    except OSError:
+        return None
+    return next((f"{what}, not a video" for magic, what in _MAGIC if head.startswith(magic)), None)
+
+
+def diagnose(path: str) -> str | None:
+    """Why a file no decoder can open is not a video, when its first bytes tell."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+            size = os.fstat(fh.fileno()).st_size
+            if head[4:8] == b"ftyp":
+                return _diagnose_mp4(fh, size)
+    except OSError:
+        return None
+    if head and all(32 <= b < 127 or b in b"\t\r\n" for b in head):
+        return "a text file, not a video"
+    return None
+
+
+def _diagnose_mp4(fh, size: int) -> str | None:
+    """Walk the top-level boxes of an MP4/MOV file looking for its index (moov)."""
+    seen_moov = False
+    for kind, _ in _mp4_boxes(fh, size):
+        if kind == b"moov":
+            seen_moov = True
+        elif kind == b"!cut":
+            return "the file is truncated (it ends in the middle of its data): an incomplete copy or download"
+        elif kind == b"!many":
+            return _too_many_boxes()
+    if not seen_moov:
+        return "the MP4 index (moov box) is missing: the file is truncated or was never finished"
+    return None
+
+
+def _too_many_boxes() -> str:
+    return f"more than {MAX_MP4_BOXES:,} top-level MP4 boxes: not a file a camera or editor writes (limit)"
+
+
+def _mp4_boxes(fh, size: int) -> Iterator[tuple[bytes, int]]:
+    """(kind, length) of each top-level box, streamed; b"!cut" for a box past the end, b"!many" past the limit."""
+    pos = count = 0
+    while pos + 8 <= size:
+        count += 1
+        if count > MAX_MP4_BOXES:
+            yield b"!many", 0
+            return
+        fh.seek(pos)
+        header = fh.read(16)
+        length, kind = int.from_bytes(header[:4], "big"), header[4:8]
+        if length == 1 and len(header) == 16:
+            length = int.from_bytes(header[8:16], "big")
+        elif length == 0:
+            length = size - pos
+        if length < 8:
+            return
+        if pos + length > size:
+            yield b"!cut", length
+            return
+        yield kind, length
+        pos += length
+
+
+def _count_mp4_boxes(path: str) -> str | None:
+    """A reason to refuse an MP4/MOV file with more top-level boxes than the limit, before FFmpeg walks them all."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+            if head[4:8] != b"ftyp":
+                return None
+            size = os.fstat(fh.fileno()).st_size
+            if any(kind == b"!many" for kind, _ in _mp4_boxes(fh, size)):
+                return _too_many_boxes()
+    except OSError:
+        return None
+    return None
+
+
+# Decoder messages a journalist cannot act on, and what they mean.
+_PLAIN_REASONS = (
+    ("cannot find video stream", "no video stream in the file (audio only?)"),
+    ("moov atom not found", "the MP4 index (moov atom) is missing: the file is truncated or still being written"),
+    ("Invalid data found when processing input", "not a video format FFmpeg recognises (wrong extension?)"),
+)
+PLAIN_REASONS = frozenset(plain for _, plain in _PLAIN_REASONS)  # what decoder_message makes of those messages
+_DECORD_PREFIX = re.compile(r"\[\d\d:\d\d:\d\d\] \S+:\d+: ")
+
+
+def decoder_message(exc: BaseException, path: str = "") -> str:
+    """First meaningful line of a decoder's message, without source paths, short enough for a report cell."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip() and not ln.strip().startswith(("Stack", "File"))]
+    text = _DECORD_PREFIX.sub("", lines[0]) if lines else type(exc).__name__
+    for marker, plain in _PLAIN_REASONS:
+        if marker in text:
+            return plain
+    if path:  # the report already names the file
+        text = text.replace(f"ERROR opening: {path}, ", "cannot open: ").replace(f"[{path}] ", "")
+        text = text.replace(path, "the file")
+    return text if len(text) <= 160 else text[:157] + "..."
