@@ -9,11 +9,12 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["scan", "open_scanner", "ScanConfig", "ScanReport", "Scanner", "VideoResult", "FaceScore", "Verdict",
-           "FrameSpec", "__version__"]
+__all__ = ["scan", "scan_with", "open_scanner", "ResultSink", "ScanConfig", "ScanReport", "Scanner", "VideoResult",
+           "FaceScore", "Verdict", "FrameSpec", "__version__"]
 
 _LAZY = {
-    "scan": "api", "open_scanner": "api", "ScanConfig": "pipeline", "Scanner": "pipeline", "FrameSpec": "video",
+    "scan": "api", "scan_with": "api", "open_scanner": "api", "ResultSink": "api", "ScanConfig": "pipeline",
+    "Scanner": "pipeline", "FrameSpec": "video",
     "ScanReport": "results", "VideoResult": "results", "FaceScore": "results", "Verdict": "results",
 }
 

@@ -171,6 +171,9 @@ class LiveJsonl:
         self.resumed = len(self.done)
         self._fh = os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace")
 
+    def start(self, found) -> None:
+        """A result sink (`dfscan.api.ResultSink`): nothing to do before the first line."""
+
     def add(self, result: VideoResult) -> None:
         if path_text(result.path) in self.done:
             return
@@ -223,6 +226,9 @@ class LiveCsv:
         self._writer = csv.DictWriter(self._fh, fieldnames=CSV_COLUMNS)
         self._writer.writeheader()
         self._fh.flush()
+
+    def start(self, found) -> None:
+        """A result sink (`dfscan.api.ResultSink`): the header is written when the file is created."""
 
     def add(self, result: VideoResult) -> None:
         self._writer.writerow(csv_row(result))

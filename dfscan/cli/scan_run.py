@@ -123,61 +123,122 @@ def _cannot_create(path: Path, exc: OSError) -> str:
 
 def _report(scanner, paths, out: Outputs, started: float, interrupts: Interrupts, live_csv, jsonl) -> int:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from ..report_text import path_text, printable
-    from ..results import Verdict
+    from ..api import scan_with
 
     err = Console(stderr=True)
-    missing, found = _discover(scanner, paths, out, jsonl)
+    missing = _missing(paths)
+    bar, watch = _ProgressBar(err, out.quiet), _Watch(interrupts)
+    sinks = [_Notices(paths, out, jsonl), live_csv, *([jsonl] if jsonl else []), bar,
+             *([_ErrorLines(err)] if out.quiet else []), watch]
     store = getattr(scanner, "store", None)
-    results = []
-    progress = Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                        TextColumn("{task.description}"), console=err, transient=True, disable=out.quiet)
-    live = live_csv.path
-    with live_csv, progress:
-        task = progress.add_task("", total=len(found))
-        try:
-            interrupts.check()
-            for result in scanner.iter_scan(found):
-                live_csv.add(result)
-                if jsonl:
-                    jsonl.add(result)
-                results.append(result)
-                progress.update(task, advance=1, description=printable(path_text(result.path.name)))
-                if out.quiet and result.verdict is Verdict.ERROR:
-                    err.print(f"ERROR {printable(path_text(result.path))}: {printable(result.error or '')}",
-                              markup=False, highlight=False, soft_wrap=True)
-                interrupts.check()
-        except KeyboardInterrupt:
-            progress.stop()
-            aside = jsonl.set_aside() if jsonl else None
-            jsonl = None
-            err.print(_interrupted_hint(len(results), len(found), live, aside, store, scanner.config),
-                      markup=False, highlight=False, soft_wrap=True)
-            return EXIT_INTERRUPTED
-        finally:
+    try:
+        report = scan_with(scanner, paths, sinks, started=started)
+    except KeyboardInterrupt:
+        if watch.total is None:
+            raise  # stopped before the scan began: the caller removes the files it created
+        bar.stop()
+        aside = jsonl.set_aside() if jsonl else None
+        err.print(_interrupted_hint(watch.done, watch.total, live_csv.path, aside, store, scanner.config),
+                  markup=False, highlight=False, soft_wrap=True)
+        return EXIT_INTERRUPTED
+    finally:
+        bar.stop()
+        if watch.total is not None:  # the scan began: what it wrote so far stays
+            live_csv.close()
             if jsonl:
                 jsonl.close()
-    report = scanner.report(results, [path_text(p) for p in paths], time.perf_counter() - started)
-    return _finish(report, paths, out, live, store, bool(missing))
+    return _finish(report, paths, out, live_csv.path, store, bool(missing))
 
 
-def _discover(scanner, paths, out: Outputs, jsonl) -> tuple[list, list]:
-    """The named paths that do not exist, and the videos found; each problem said on stderr."""
-    from ..report_text import path_text, printable
-
-    log = logging.getLogger("dfscan")
+def _missing(paths) -> list:
+    """The named paths that do not exist, each said on stderr."""
     missing = [p for p in paths if not os.path.exists(p)]
     for p in missing:
-        log.warning("no such file or folder: %s", shown(p))
-    found = scanner.discover(paths)
-    if not found:
-        where = ", ".join(map(str, paths)) or "an empty list"
-        log.warning("no video files found in %s", printable(path_text(where)))
-    if jsonl is not None and jsonl.resumed:
-        log.warning("%s continues the interrupted scan's %d lines", shown(out.jsonl), jsonl.resumed)
-    return missing, found
+        logging.getLogger("dfscan").warning("no such file or folder: %s", shown(p))
+    return missing
+
+
+class _Sink:
+    """A result sink (`dfscan.api.ResultSink`) that does nothing unless told."""
+
+    def start(self, found) -> None:
+        pass
+
+    def add(self, result) -> None:
+        pass
+
+
+class _Notices(_Sink):
+    """What discovery found that the user should know before the scan: nothing, or a resumed JSONL."""
+
+    def __init__(self, paths, out: Outputs, jsonl):
+        self.paths, self.out, self.jsonl = paths, out, jsonl
+
+    def start(self, found) -> None:
+        from ..report_text import path_text, printable
+
+        log = logging.getLogger("dfscan")
+        if not found:
+            where = ", ".join(map(str, self.paths)) or "an empty list"
+            log.warning("no video files found in %s", printable(path_text(where)))
+        if self.jsonl is not None and self.jsonl.resumed:
+            log.warning("%s continues the interrupted scan's %d lines", shown(self.out.jsonl), self.jsonl.resumed)
+
+
+class _ProgressBar(_Sink):
+    """The progress bar on stderr, shown from the first video to the last (none with --quiet)."""
+
+    def __init__(self, err, quiet: bool):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.progress = Progress(TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                                 TextColumn("{task.description}"), console=err, transient=True, disable=quiet)
+        self.task = None
+
+    def start(self, found) -> None:
+        self.progress.start()
+        self.task = self.progress.add_task("", total=len(found))
+
+    def add(self, result) -> None:
+        from ..report_text import path_text, printable
+
+        self.progress.update(self.task, advance=1, description=printable(path_text(result.path.name)))
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+class _ErrorLines(_Sink):
+    """--quiet: one line on stderr for each video that could not be scanned, as it happens."""
+
+    def __init__(self, err):
+        self.err = err
+
+    def add(self, result) -> None:
+        from ..report_text import path_text, printable
+        from ..results import Verdict
+
+        if result.verdict is Verdict.ERROR:
+            self.err.print(f"ERROR {printable(path_text(result.path))}: {printable(result.error or '')}",
+                           markup=False, highlight=False, soft_wrap=True)
+
+
+class _Watch(_Sink):
+    """Ends the scan after the result during which Ctrl-C came (see Interrupts), and counts for the hint."""
+
+    def __init__(self, interrupts: Interrupts):
+        self.interrupts = interrupts
+        self.total: int | None = None  # None: the scan has not begun
+        self.done = 0
+
+    def start(self, found) -> None:
+        self.total = len(found)
+        self.interrupts.check()
+
+    def add(self, result) -> None:
+        self.done += 1
+        self.interrupts.check()
 
 
 def _finish(report, paths, out: Outputs, live: Path, store, missing: bool) -> int:
