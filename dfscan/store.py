@@ -18,12 +18,12 @@ import json
 import logging
 import os
 import sqlite3
-import stat
-import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from .dirs import data_dir, private_dir, private_file, tighten
 
 log = logging.getLogger(__name__)
 
@@ -47,63 +47,11 @@ CREATE TABLE IF NOT EXISTS settings (
 """
 
 
-def data_dir() -> Path:
-    """dfscan's per-user data folder (the store's default home): 0700 when dfscan creates it."""
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    else:
-        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return base / "dfscan"
-
-
 def default_store_path() -> Path:
     """$DFSCAN_STORE, else results.sqlite in the per-user data folder."""
     if os.environ.get(STORE_ENV):
         return Path(os.environ[STORE_ENV]).expanduser()
     return data_dir() / "results.sqlite"
-
-
-def private_dir(path: Path) -> Path:
-    """Create `path` (and missing parents) readable by this user only (0700); tighten it if it is dfscan's own.
-
-    A folder that exists already keeps its mode unless it is dfscan's data folder or below it.
-    """
-    path = Path(path)
-    missing = []
-    p = path
-    while not p.exists() and p != p.parent:
-        missing.append(p)
-        p = p.parent
-    for folder in reversed(missing):
-        folder.mkdir(mode=0o700, exist_ok=True)
-        _chmod(folder, 0o700)
-    own = data_dir()
-    if path == own or own in path.parents:
-        _chmod(path, 0o700)
-    return path
-
-
-def private_file(path: Path) -> None:
-    """Create `path` if missing, 0600 (never through a link); tighten an existing file of this user to 0600."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
-        os.close(fd)
-    except FileExistsError:
-        pass
-    _chmod(path, 0o600)
-
-
-def _chmod(path: Path, mode: int) -> None:
-    try:
-        st = os.lstat(path)
-        if stat.S_ISLNK(st.st_mode) or (hasattr(os, "getuid") and st.st_uid != os.getuid()):
-            return
-        if stat.S_IMODE(st.st_mode) != mode:
-            os.chmod(path, mode)
-    except OSError:
-        pass
 
 
 def settings_key(settings: dict[str, Any]) -> tuple[str, str]:
@@ -147,7 +95,7 @@ class ResultStore:
             for suffix in SIDE_FILES:  # SQLite gives them the store's mode; a store from before 0600 had 0644 ones
                 side = Path(str(self.path) + suffix)
                 if side.exists():
-                    _chmod(side, 0o600)
+                    tighten(side, 0o600)
         except (sqlite3.Error, OSError) as exc:
             self._fail(exc)
 

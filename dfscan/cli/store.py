@@ -69,7 +69,8 @@ def _day(t: float) -> str:
 
 def _other_places() -> list[tuple[str, Path]]:
     """The other folders where dfscan keeps files (for `store info` and the README)."""
-    from ..runtime import cache_dir
+    from ..dirs import cache_dir, data_dir
+    from ..pins import pins_path
 
     try:
         from huggingface_hub import constants
@@ -77,9 +78,6 @@ def _other_places() -> list[tuple[str, Path]]:
         hub = Path(constants.HF_HUB_CACHE)
     except ImportError:
         hub = Path("~/.cache/huggingface/hub").expanduser()
-    from ..pins import pins_path
-    from ..store import data_dir
-
     # The pins follow $DFSCAN_DATA_DIR, else the default store's folder ($DFSCAN_STORE's): not always data_dir().
     return [("dfscan's data folder (the default result store)", data_dir()),
             ("model pins (each hub model's SHA-256 at its first use)", pins_path()),
