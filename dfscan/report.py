@@ -255,8 +255,8 @@ def to_csv_text(results: Iterable[VideoResult], note: str | None = None) -> str:
     return buf.getvalue()
 
 
-def write_atomic(path: Path, text: str, overwrite: bool = False, private: bool = False) -> None:
-    """Write to a temporary file beside `path`, then move it into place in one step.
+def write_atomic(path: Path, text: str | bytes, overwrite: bool = False, private: bool = False) -> None:
+    """Write `text` (UTF-8) or bytes to a temporary file beside `path`, then move it into place in one step.
 
     Without `overwrite` an existing file is never replaced, even one that appeared
     during the scan (FileExistsError). A report gets the usual permissions (the user's
@@ -265,7 +265,8 @@ def write_atomic(path: Path, text: str, overwrite: bool = False, private: bool =
     path = Path(path)
     fd, tmp = _new_temp(path, 0o600 if private else 0o666)
     try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8", errors="backslashreplace") as fh:
+        with (os.fdopen(fd, "wb") if isinstance(text, bytes) else
+              os.fdopen(fd, "w", newline="", encoding="utf-8", errors="backslashreplace")) as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
