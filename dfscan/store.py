@@ -20,6 +20,7 @@ import os
 import sqlite3
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -161,17 +162,16 @@ class ResultStore:
         except sqlite3.Error as exc:
             self._fail(exc)
 
-    def hashes(self, model: str, settings: str) -> frozenset[str]:
-        """The SHA-256 of every file with a stored result for this model and these settings."""
-        if not self._open:
-            return frozenset()
-        try:
-            rows = self._connect().execute("SELECT sha256 FROM results WHERE model=? AND settings=?",
-                                           (model, settings)).fetchall()
-        except sqlite3.Error as exc:
-            self._fail(exc)
-            return frozenset()
-        return frozenset(r[0] for r in rows)
+    def snapshot(self, model: str, settings: str) -> "StoreSnapshot":
+        """Every result stored for this model and these settings (none when the store cannot be used)."""
+        rows: dict[str, tuple[str, float]] = {}
+        if self._open:
+            try:
+                rows = {sha: (text, when) for sha, text, when in self._connect().execute(
+                    "SELECT sha256, result, updated FROM results WHERE model=? AND settings=?", (model, settings))}
+            except sqlite3.Error as exc:
+                self._fail(exc)
+        return StoreSnapshot(model, settings, rows)
 
     def count(self) -> int:
         return self._connect().execute("SELECT COUNT(*) FROM results").fetchone()[0]
@@ -228,6 +228,31 @@ class ResultStore:
             except sqlite3.Error:
                 pass
         self._local = threading.local()
+
+
+@dataclass(frozen=True)
+class StoreSnapshot:
+    """A read-only copy of a store's results for one model and one set of settings, for the scanners
+    of Ray workers, which cannot reach the driver's file: they look results up in it as a local scan
+    looks them up in the store. Each is kept as stored (JSON text) and decoded only when used."""
+
+    model: str
+    settings: str
+    rows: dict[str, tuple[str, float]]  # sha256 -> (result JSON, when it was computed)
+
+    def lookup(self, sha256: str, model: str, settings: str) -> tuple[dict[str, Any], float] | None:
+        """As ResultStore.lookup."""
+        row = self.rows.get(sha256) if (model, settings) == (self.model, self.settings) else None
+        try:
+            return (json.loads(row[0]), row[1]) if row else None
+        except ValueError:  # a damaged row: scan the file, as a store that cannot be read would
+            return None
+
+    def put(self, *args: Any) -> None:
+        """Nothing: the driver keeps each result in its store as it arrives."""
+
+    def close(self) -> None:
+        pass
 
 
 def remove_store(path: Path) -> list[Path]:
