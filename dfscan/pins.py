@@ -13,7 +13,6 @@ import json
 import os
 import re
 import stat
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -106,11 +105,12 @@ def record(key: str, sha256: str, commit: str | None) -> Path:
     exists already keeps its mode unless it is dfscan's own data folder.
     """
     from .report import write_atomic
+    from .report_text import iso_time
 
     path = pins_path()
     private_dir(path.parent)
     pins = _read(path)
-    pins[key] = asdict(Pin(sha256, commit, time.strftime("%Y-%m-%dT%H:%M:%S%z")))
+    pins[key] = asdict(Pin(sha256, commit, iso_time()))
     text = json.dumps({"schema": 1, "pins": pins}, indent=2, sort_keys=True) + "\n"
     try:
         write_atomic(path, text, overwrite=True, private=True)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import click
@@ -29,7 +28,7 @@ def store_info(path: Path) -> None:
 
     from rich.console import Console
 
-    from ..report_text import printable
+    from ..report_text import local_time, printable
 
     out = Console()
     say = lambda text: out.print(text, markup=False, highlight=False, soft_wrap=True)  # noqa: E731
@@ -43,7 +42,7 @@ def store_info(path: Path) -> None:
         mode = stat.filemode(path.stat().st_mode)
         say(f"result store: {printable(str(path))} ({size / 1e6:.1f} MB, {mode})")
         say(f"  {facts['results']} results of {facts['files']} files, {facts['models']} model(s)"
-            + (f", from {_day(facts['oldest'])} to {_day(facts['newest'])}" if facts["results"] else ""))
+            + (f", from {local_time(facts['oldest'])} to {local_time(facts['newest'])}" if facts["results"] else ""))
         say("  each result: the file's path and SHA-256, the model's SHA-256, the settings, the verdict, "
             "scores and face boxes")
         if facts["with_face_images"]:
@@ -61,10 +60,6 @@ def _side_files(path: Path) -> list[Path]:
     from ..store import SIDE_FILES
 
     return [Path(str(path) + s) for s in SIDE_FILES]
-
-
-def _day(t: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(t))
 
 
 def _other_places() -> list[tuple[str, Path]]:
