@@ -67,7 +67,8 @@ def private_dir(path: str | os.PathLike) -> Path:
 def is_private_dir(path: str | os.PathLike) -> bool:
     """`path` is a folder (not a link) of this user that no one else may read or write.
 
-    On Windows, where modes say little, a folder under the user's profile counts.
+    On Windows, where POSIX modes say nothing, any folder that is not a link counts (dfscan's
+    folders there are under the user's own profile, which Windows keeps private).
     """
     try:
         st = os.lstat(path)
