@@ -4,9 +4,11 @@ The driver (this process) walks the paths, owns the result store and writes the
 reports, as a local scan does. The videos go to worker actors: each one holds
 one loaded model and a local `Scanner`, so decoding, face detection and the
 batching of crops across videos run where the file is read, through the very
-code of a local scan. Videos travel in small chunks, pulled as workers free up,
-and results come back chunk by chunk; the driver commits each to the store as
-it arrives and yields them in discovery order.
+code of a local scan. Each worker gets a read-only copy of the store's results
+for this model and these settings and reuses them as a local scan does (it
+hashes each file where it is read). Videos travel in small chunks, pulled as
+workers free up, and results come back chunk by chunk; the driver commits the
+new ones to the store as they arrive and yields them in discovery order.
 
 A worker process that dies (killed, out of memory, its node gone) is restarted
 by Ray; the videos it had not returned are sent again to whichever worker is
@@ -24,17 +26,18 @@ import os
 import re
 import socket
 import sys
-import tempfile
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+from .dirs import CACHE_ENV, cache_dir, is_private_dir, private_dir
 from .discover import Found
 from .errors import ConfigError, DfscanError
 from .model_info import ModelInfo, file_sha256
 from .pipeline import UNREADABLE, ScanConfig, ScanPlan, Scanner
+from .report import write_atomic
 from .results import Verdict, VideoResult
 
 log = logging.getLogger(__name__)
@@ -84,18 +87,6 @@ class WorkerInfo:
         return f"node {self.hostname} (Ray node {self.node_id[:12]})"
 
 
-class _WorkerScanner(Scanner):
-    """A local Scanner inside a worker actor. It keeps no store: the driver owns the store."""
-
-    known: frozenset[str] = frozenset()
-
-    def _stored(self, sha256: str) -> VideoResult | None:
-        # A worker learns only which files are done; the driver puts the stored row in place of this stand-in.
-        if sha256 in self.known:
-            return VideoResult(path=Path(), verdict=Verdict.ERROR, sha256=sha256, cached=True)
-        return None
-
-
 class ScanWorker:
     """One Ray actor: a model loaded once, scanning the chunks of videos it is sent."""
 
@@ -107,20 +98,22 @@ class ScanWorker:
         reserved = int(ray.get_runtime_context().get_assigned_resources().get("CPU", 0))
         config = replace(config, engine="local", address=None, actors=None, store=None,
                          workers=config.workers or max(2, reserved))
-        self.scanner = _WorkerScanner(config, local)
+        self.scanner = Scanner(config, local)
         node_id = ray.get_runtime_context().get_node_id()
         self.info = WorkerInfo(node_id, socket.gethostname(), os.getpid(), self.scanner.device, self.scanner.workers)
-        self._known = None
+        self._stored = None
 
     def ready(self) -> WorkerInfo:
         return self.info
 
-    def scan(self, found: list[Found], known: list) -> list[VideoResult]:
-        """Scan a chunk; `known` holds (unresolved) the ObjectRef of the hashes the driver's store has."""
+    def scan(self, found: list[Found], stored: list) -> list[VideoResult]:
+        """Scan a chunk; `stored` holds (unresolved) the ObjectRef of the driver's StoreSnapshot, or of None."""
         import ray
 
-        if known[0] != self._known:  # a new scan: fetch its set once, not with every chunk
-            self._known, self.scanner.known = known[0], ray.get(known[0])
+        if stored[0] != self._stored:  # a new scan: fetch its stored results once, not with every chunk
+            # The Scanner looks them up (and reuses them) as a local scan does in its store; it keeps
+            # nothing there: the driver stores each new result as it arrives.
+            self._stored, self.scanner.store = stored[0], ray.get(stored[0])
         return [self._name_node(r) for r in self.scanner.iter_scan(found)]
 
     def _name_node(self, r: VideoResult) -> VideoResult:
@@ -131,18 +124,25 @@ class ScanWorker:
 
 
 def _model_copy(info: ModelInfo, data: bytes) -> Path:
-    """The model's bytes as a file on this node (Keras loads files), checked against the driver's hash."""
+    """The model's bytes as a file on this node (Keras loads files), checked against the driver's hash.
+
+    Kept by SHA-256 in this user's cache folder, 0600 in a 0700 folder: the workers of a node share
+    one copy, no other user can read or swap it, and a copy found there is used only if its bytes
+    still have that hash.
+    """
     if hashlib.sha256(data).hexdigest() != info.sha256:
         raise DfscanError(f"the model's bytes changed on the way to {socket.gethostname()}")
-    folder = Path(tempfile.gettempdir()) / "dfscan-models"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{info.sha256}{info.path.suffix or '.keras'}"
-    if path.is_file() and file_sha256(path) == info.sha256:
-        return path  # a copy left by another worker on this node
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)  # whole or absent, even with several workers on one node
+    folder = cache_dir() / "models"
+    try:
+        if not is_private_dir(private_dir(folder)):
+            raise DfscanError(f"{folder} on {socket.gethostname()} is not a folder private to this user: others "
+                              f"could read or replace the model there; set {CACHE_ENV} to one that is")
+        path = folder / f"{info.sha256}{info.path.suffix or '.keras'}"
+        if path.is_symlink() or not path.is_file() or file_sha256(path) != info.sha256:
+            write_atomic(path, data, overwrite=True, private=True)  # whole or absent, even with several workers
+    except OSError as exc:
+        raise DfscanError(f"cannot keep the model in {folder} on {socket.gethostname()}: {exc.strerror or exc}; "
+                          f"set {CACHE_ENV} to a writable folder") from exc
     return path
 
 
@@ -171,7 +171,7 @@ class _Progress:
     """One scan's bookkeeping on the driver."""
 
     found: Sequence[Found]
-    known: Any  # ObjectRef of the stored hashes; each worker fetches it once per scan
+    stored: Any  # ObjectRef of the store's results for this model and settings; each worker fetches it once
     todo: deque[int] = field(default_factory=deque)  # positions waiting for a worker
     results: dict[int, VideoResult] = field(default_factory=dict)  # finished, not yet yielded
     attempts: Counter[int] = field(default_factory=Counter)
@@ -274,9 +274,9 @@ class RayScanner(ScanPlan):
 
     def iter_scan(self, found: Sequence[Found]) -> Iterator[VideoResult]:
         """Yield one result per entry of `found`, in the same order, as each finishes."""
-        known = self.store.hashes(self.model_info.sha256, self.settings[0]) \
-            if self.store is not None and not self.config.rescan else frozenset()
-        p = _Progress(found, self._ray.put(known), deque(range(len(found))))
+        stored = self.store.snapshot(self.model_info.sha256, self.settings[0]) \
+            if self.store is not None and not self.config.rescan else None
+        p = _Progress(found, self._ray.put(stored), deque(range(len(found))))
         try:
             while p.next_out < len(found):
                 self._dispatch(p)
@@ -304,7 +304,7 @@ class RayScanner(ScanPlan):
             # time ends as an ERROR row without taking the videos around it down too.
             while p.todo and len(chunk) < size and chunk[0] not in p.attempts and p.todo[0] not in p.attempts:
                 chunk.append(p.todo.popleft())
-            ref = worker.handle.scan.remote([_absolute(p.found[i]) for i in chunk], [p.known])
+            ref = worker.handle.scan.remote([_absolute(p.found[i]) for i in chunk], [p.stored])
             p.calls[ref] = (worker, chunk)
             worker.calls += 1
 
@@ -354,12 +354,7 @@ class RayScanner(ScanPlan):
         if i in p.done:  # an answer for a video already recorded: never reported twice
             return
         row = replace(row, path=p.found[i].path)  # the path as the user gave it
-        if row.cached:
-            stored = self._stored(row.sha256 or "")
-            row = replace(stored, path=row.path, cached=True) if stored else \
-                self._error_row(p.found[i], "its stored result disappeared during the scan; scan it again")
-        else:
-            self._keep(row)  # committed now, in arrival order: a killed driver loses nothing finished
+        self._keep(row)  # committed now, in arrival order: a killed driver loses nothing finished
         p.done.add(i)
         p.results[i] = row
 

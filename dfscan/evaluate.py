@@ -5,7 +5,7 @@ Two kinds of data:
   (frame level), then each video's crop scores are combined with
   `dfscan.aggregate` exactly as a scan combines face scores (video level);
 - a folder of videos with labels (a DFDC `metadata.json` or a CSV `path,label` or `file,label`),
-  run end to end through the scanner's own pipeline (`dfscan.pipeline.Scanner`).
+  run end to end through the scanner's own pipeline (`dfscan.api.open_scanner`).
 
 A video that gets no score (NO_FACE, ERROR) is never dropped silently: the
 metrics are computed over scored videos and every unscored one is counted and
@@ -293,8 +293,8 @@ def _crop_video(row, frames: list[Path], scores: dict[Path, float], images: Path
 
 def _evaluate_videos(config: EvalConfig, out_dir: Path, progress) -> tuple[dict, dict, Path]:
     """A folder of labelled videos, scanned end to end by the scanner's own pipeline."""
+    from .api import open_scanner
     from .discover import discover
-    from .pipeline import Scanner
 
     data = Path(config.data).expanduser().resolve()
     if not data.is_dir():
@@ -308,15 +308,15 @@ def _evaluate_videos(config: EvalConfig, out_dir: Path, progress) -> tuple[dict,
     not_found = sorted(p for p in labels if not p.exists())
     unlabelled = sorted(in_folder - set(labels))
 
-    scanner = Scanner(config.scan)
-    found = scanner.discover(present)
-    outcomes = []
-    for n, r in enumerate(scanner.iter_scan(found), start=1):
-        label = labels[r.path.resolve()]
-        outcomes.append(Outcome(_rel(r.path, data), label, r.score, r.verdict.value, r.error or (
-            "no face in any sampled frame" if r.verdict.value == "NO_FACE" else None),
-            {"frames_with_face": r.frames_with_face, "faces_scored": r.faces_scored}))
-        progress(EvalProgress("scanning videos", n, len(found), r.path.name))
+    with open_scanner(config.scan) as scanner:  # the engine asked for; the store is closed after
+        found = scanner.discover(present)
+        outcomes = []
+        for n, r in enumerate(scanner.iter_scan(found), start=1):
+            label = labels[r.path.resolve()]
+            outcomes.append(Outcome(_rel(r.path, data), label, r.score, r.verdict.value, r.error or (
+                "no face in any sampled frame" if r.verdict.value == "NO_FACE" else None),
+                {"frames_with_face": r.frames_with_face, "faces_scored": r.faces_scored}))
+            progress(EvalProgress("scanning videos", n, len(found), r.path.name))
 
     report = _base_report("videos", config, scanner.model_info, scanner.threshold)
     report["labels"] = str(labels_path.resolve())

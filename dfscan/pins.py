@@ -13,10 +13,10 @@ import json
 import os
 import re
 import stat
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .dirs import private_dir
 from .errors import ModelError, first_line
 
 DATA_ENV = "DFSCAN_DATA_DIR"
@@ -101,15 +101,16 @@ def get(key: str) -> Pin | None:
 def record(key: str, sha256: str, commit: str | None) -> Path:
     """Record (or replace) the pin of `key`, atomically; the file is private to the user (0600).
 
-    The folder is made 0700 when dfscan creates it; one that exists already (the result store's)
-    keeps its mode.
+    The folder is made 0700 when dfscan creates it, as the store's is (dirs.private_dir); one that
+    exists already keeps its mode unless it is dfscan's own data folder.
     """
     from .report import write_atomic
+    from .report_text import iso_time
 
     path = pins_path()
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private_dir(path.parent)
     pins = _read(path)
-    pins[key] = asdict(Pin(sha256, commit, time.strftime("%Y-%m-%dT%H:%M:%S%z")))
+    pins[key] = asdict(Pin(sha256, commit, iso_time()))
     text = json.dumps({"schema": 1, "pins": pins}, indent=2, sort_keys=True) + "\n"
     try:
         write_atomic(path, text, overwrite=True, private=True)

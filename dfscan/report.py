@@ -11,12 +11,11 @@ import os
 import re
 import secrets
 import tempfile
-import time
 from pathlib import Path
 from typing import IO, Callable, Iterable
 
 from .report_terminal import results_table, summary  # noqa: F401  (the renderers, with the writers)
-from .report_text import flat_note, path_text, utf8_data, utf8_text
+from .report_text import file_stamp, flat_note, iso_time, path_text, utf8_data, utf8_text
 from .results import ScanReport, VideoResult
 
 CSV_COLUMNS = (
@@ -86,7 +85,7 @@ def _raw_row(r: VideoResult) -> dict[str, str]:
 def default_csv_path(folder: Path | None = None, now: float | None = None) -> Path:
     """A timestamped report name in `folder` that does not exist yet."""
     folder = folder or Path.cwd()
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    stamp = file_stamp(now)
     candidate = folder / f"dfscan-report-{stamp}.csv"
     n = 1
     while candidate.exists():
@@ -261,8 +260,8 @@ def to_csv_text(results: Iterable[VideoResult], note: str | None = None) -> str:
     return buf.getvalue()
 
 
-def write_atomic(path: Path, text: str, overwrite: bool = False, private: bool = False) -> None:
-    """Write to a temporary file beside `path`, then move it into place in one step.
+def write_atomic(path: Path, text: str | bytes, overwrite: bool = False, private: bool = False) -> None:
+    """Write `text` (UTF-8) or bytes to a temporary file beside `path`, then move it into place in one step.
 
     Without `overwrite` an existing file is never replaced, even one that appeared
     during the scan (FileExistsError). A report gets the usual permissions (the user's
@@ -271,7 +270,8 @@ def write_atomic(path: Path, text: str, overwrite: bool = False, private: bool =
     path = Path(path)
     fd, tmp = _new_temp(path, 0o600 if private else 0o666)
     try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8", errors="backslashreplace") as fh:
+        with (os.fdopen(fd, "wb") if isinstance(text, bytes) else
+              os.fdopen(fd, "w", newline="", encoding="utf-8", errors="backslashreplace")) as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
@@ -332,7 +332,7 @@ def to_json(report: ScanReport) -> str:
 
     doc = {
         "schema": "dfscan.report", "version": JSON_SCHEMA_VERSION, "dfscan_version": __version__,
-        "generated": iso_time(time.time()), "started": iso_time(report.started_at), "elapsed_s": report.elapsed_s,
+        "generated": iso_time(), "started": iso_time(report.started_at), "elapsed_s": report.elapsed_s,
         "paths": report.paths, "model": report.model, "device": report.device, "settings": report.settings,
         "counts": {v.value: n for v, n in report.counts().items()},
         "videos": [video_data(r) for r in report.results],
@@ -363,11 +363,6 @@ def to_dfdc(report: ScanReport) -> str:
     for r in report.results:
         writer.writerow([neutralise(path_text(r.path.name)), f"{r.score if r.score is not None else DFDC_UNKNOWN:.6f}"])
     return buf.getvalue()
-
-
-def iso_time(t: float) -> str:
-    """Local time with its offset, as in the JSON reports."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t))
 
 
 def _html(report: ScanReport) -> str:

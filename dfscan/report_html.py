@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import time
+from functools import partial
 from html import escape
 
 from .results import ScanReport, Verdict, VideoResult
-from .report_text import CAVEAT, flat_note, printable, suspicion_order, utf8_text
+from .report_text import CAVEAT, flat_note, local_time, printable, suspicion_order, utf8_text
+
+_when = partial(local_time, seconds=True)  # a scan's time in the report, with seconds and the zone
 
 COLOURS = {Verdict.FAKE: "#c62828", Verdict.REAL: "#2e7d32", Verdict.NO_FACE: "#b28704", Verdict.ERROR: "#6a1b9a"}
 
@@ -85,10 +87,6 @@ def render_html(report: ScanReport) -> str:
         f"</main><script>{SCRIPT}</script></body></html>",
     ]
     return "".join(parts)
-
-
-def _when(t: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(t))
 
 
 def _header(report: ScanReport) -> str:

@@ -2,11 +2,10 @@
 Renderers return rich objects and never print; the CLI decides where they go."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Iterable
 
-from .report_text import CAVEAT, flat_note, printable, suspicion_order
+from .report_text import CAVEAT, flat_note, local_time, printable, suspicion_order
 from .results import ScanReport, Verdict, VideoResult
 
 VERDICT_STYLE = {
@@ -103,7 +102,7 @@ def results_table(results: Iterable[VideoResult], roots: Iterable[str | Path] = 
 def _reused_note(r: VideoResult) -> str | None:
     if not r.cached:
         return None
-    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.scanned_at)) if r.scanned_at else "earlier"
+    when = local_time(r.scanned_at) if r.scanned_at else "earlier"
     return f"reused (scanned {when})"
 
 

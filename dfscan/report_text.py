@@ -1,9 +1,11 @@
-"""Text every report shares: names made safe to print or to write as UTF-8, the caveat on
+"""Text every report shares: names made safe to print or to write as UTF-8, times, the caveat on
 verdicts, the order of suspicion, the scan-wide flat-scores warning. The terminal, CSV/JSON and
-HTML reports and the store import it; it imports only the data model."""
+HTML reports and the store import it (dfscan's other records take their times from here too); it
+imports only the data model."""
 from __future__ import annotations
 
 import os
+import time
 from typing import Iterable
 
 from .aggregate import flat_scores_note
@@ -60,3 +62,20 @@ def suspicion_order(results: Iterable[VideoResult]) -> list[VideoResult]:
 def flat_note(report: ScanReport) -> str | None:
     """The scan-wide warning that the model's scores carry no information, if they barely vary."""
     return flat_scores_note([f.score for r in report.results for f in r.faces])
+
+
+def local_time(t: float, seconds: bool = False) -> str:
+    """A moment in local time as people read it: `2026-11-30 15:26`; with `seconds`, also its seconds and
+    the zone's name (`2026-11-30 15:26:18 CET`)."""
+    return time.strftime("%Y-%m-%d %H:%M:%S %Z" if seconds else "%Y-%m-%d %H:%M", time.localtime(t))
+
+
+def iso_time(t: float | None = None) -> str:
+    """Local time with its offset, as in the JSON reports and dfscan's own records: `2026-11-30T15:26:18+0100`;
+    now by default."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t))
+
+
+def file_stamp(t: float | None = None) -> str:
+    """Local time in a file or folder name: `20261130-152618`; now by default."""
+    return time.strftime("%Y%m%d-%H%M%S", time.localtime(t))

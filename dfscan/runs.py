@@ -4,12 +4,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import ConfigError
+from .report_text import file_stamp
 
 
 def make_output_dir(requested: str | os.PathLike | None, prefix: str) -> Path:
@@ -21,7 +21,7 @@ def make_output_dir(requested: str | os.PathLike | None, prefix: str) -> Path:
                               "choose a new one (dfscan never overwrites a run)")
         path.mkdir(parents=True, exist_ok=True)
         return path
-    stamp = time.strftime("%Y%m%d-%H%M%S")
+    stamp = file_stamp()
     for n in range(1000):
         path = Path.cwd() / (f"{prefix}-{stamp}" + (f"-{n}" if n else ""))
         try:

@@ -25,11 +25,11 @@ from typing import Any, Callable
 import numpy as np
 
 from .constants import RUNTIMES
+from .dirs import cache_dir
 from .errors import ConfigError, ModelError, first_line
 
 log = logging.getLogger(__name__)
 
-CACHE_ENV = "DFSCAN_CACHE_DIR"
 PROBE_TOLERANCE = 1e-4  # converted and original model must agree this closely on the probe batch
 # Keras' OpenVINO export traces with a static batch and bakes it into reshapes (squeeze-excitation:
 # (N, C) -> (N, 1, 1, C)); traced with None it bakes in 1. Traced with this odd batch, those
@@ -134,18 +134,6 @@ def read_onnx(path: Path, input_shape: list[int]):
     except RuntimeError as exc:
         raise ConversionError(f"OpenVINO cannot read {path}: {ov_message(exc)}") from exc
     return model
-
-
-def cache_dir() -> Path:
-    """$DFSCAN_CACHE_DIR, else the platform's per-user cache folder."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-        return base / "dfscan" / "cache"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Caches" / "dfscan"
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dfscan"
 
 
 def converted_path(sha256: str) -> Path:

@@ -18,12 +18,13 @@ import json
 import logging
 import os
 import sqlite3
-import stat
-import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .dirs import data_dir, private_dir, private_file, tighten
 
 log = logging.getLogger(__name__)
 
@@ -47,63 +48,11 @@ CREATE TABLE IF NOT EXISTS settings (
 """
 
 
-def data_dir() -> Path:
-    """dfscan's per-user data folder (the store's default home): 0700 when dfscan creates it."""
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    else:
-        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return base / "dfscan"
-
-
 def default_store_path() -> Path:
     """$DFSCAN_STORE, else results.sqlite in the per-user data folder."""
     if os.environ.get(STORE_ENV):
         return Path(os.environ[STORE_ENV]).expanduser()
     return data_dir() / "results.sqlite"
-
-
-def private_dir(path: Path) -> Path:
-    """Create `path` (and missing parents) readable by this user only (0700); tighten it if it is dfscan's own.
-
-    A folder that exists already keeps its mode unless it is dfscan's data folder or below it.
-    """
-    path = Path(path)
-    missing = []
-    p = path
-    while not p.exists() and p != p.parent:
-        missing.append(p)
-        p = p.parent
-    for folder in reversed(missing):
-        folder.mkdir(mode=0o700, exist_ok=True)
-        _chmod(folder, 0o700)
-    own = data_dir()
-    if path == own or own in path.parents:
-        _chmod(path, 0o700)
-    return path
-
-
-def private_file(path: Path) -> None:
-    """Create `path` if missing, 0600 (never through a link); tighten an existing file of this user to 0600."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
-        os.close(fd)
-    except FileExistsError:
-        pass
-    _chmod(path, 0o600)
-
-
-def _chmod(path: Path, mode: int) -> None:
-    try:
-        st = os.lstat(path)
-        if stat.S_ISLNK(st.st_mode) or (hasattr(os, "getuid") and st.st_uid != os.getuid()):
-            return
-        if stat.S_IMODE(st.st_mode) != mode:
-            os.chmod(path, mode)
-    except OSError:
-        pass
 
 
 def settings_key(settings: dict[str, Any]) -> tuple[str, str]:
@@ -147,7 +96,7 @@ class ResultStore:
             for suffix in SIDE_FILES:  # SQLite gives them the store's mode; a store from before 0600 had 0644 ones
                 side = Path(str(self.path) + suffix)
                 if side.exists():
-                    _chmod(side, 0o600)
+                    tighten(side, 0o600)
         except (sqlite3.Error, OSError) as exc:
             self._fail(exc)
 
@@ -213,17 +162,16 @@ class ResultStore:
         except sqlite3.Error as exc:
             self._fail(exc)
 
-    def hashes(self, model: str, settings: str) -> frozenset[str]:
-        """The SHA-256 of every file with a stored result for this model and these settings."""
-        if not self._open:
-            return frozenset()
-        try:
-            rows = self._connect().execute("SELECT sha256 FROM results WHERE model=? AND settings=?",
-                                           (model, settings)).fetchall()
-        except sqlite3.Error as exc:
-            self._fail(exc)
-            return frozenset()
-        return frozenset(r[0] for r in rows)
+    def snapshot(self, model: str, settings: str) -> "StoreSnapshot":
+        """Every result stored for this model and these settings (none when the store cannot be used)."""
+        rows: dict[str, tuple[str, float]] = {}
+        if self._open:
+            try:
+                rows = {sha: (text, when) for sha, text, when in self._connect().execute(
+                    "SELECT sha256, result, updated FROM results WHERE model=? AND settings=?", (model, settings))}
+            except sqlite3.Error as exc:
+                self._fail(exc)
+        return StoreSnapshot(model, settings, rows)
 
     def count(self) -> int:
         return self._connect().execute("SELECT COUNT(*) FROM results").fetchone()[0]
@@ -280,6 +228,31 @@ class ResultStore:
             except sqlite3.Error:
                 pass
         self._local = threading.local()
+
+
+@dataclass(frozen=True)
+class StoreSnapshot:
+    """A read-only copy of a store's results for one model and one set of settings, for the scanners
+    of Ray workers, which cannot reach the driver's file: they look results up in it as a local scan
+    looks them up in the store. Each is kept as stored (JSON text) and decoded only when used."""
+
+    model: str
+    settings: str
+    rows: dict[str, tuple[str, float]]  # sha256 -> (result JSON, when it was computed)
+
+    def lookup(self, sha256: str, model: str, settings: str) -> tuple[dict[str, Any], float] | None:
+        """As ResultStore.lookup."""
+        row = self.rows.get(sha256) if (model, settings) == (self.model, self.settings) else None
+        try:
+            return (json.loads(row[0]), row[1]) if row else None
+        except ValueError:  # a damaged row: scan the file, as a store that cannot be read would
+            return None
+
+    def put(self, *args: Any) -> None:
+        """Nothing: the driver keeps each result in its store as it arrives."""
+
+    def close(self) -> None:
+        pass
 
 
 def remove_store(path: Path) -> list[Path]:

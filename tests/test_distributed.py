@@ -6,7 +6,9 @@ so they are compared within TOLERANCE; verdicts and everything else must be equa
 import csv
 import importlib.util
 import io
+import json
 import os
+import stat
 import signal
 import socket
 import sqlite3
@@ -19,7 +21,9 @@ import pytest
 
 from conftest import frames_for, write_opencv
 from dfscan import ScanConfig, Verdict, scan
-from dfscan.distributed import RayScanner
+from dfscan.distributed import RayScanner, _model_copy
+from dfscan.errors import DfscanError
+from dfscan.model_info import describe_local_model
 from dfscan.report import to_csv_text
 
 # Ray itself is imported where it is used: importing it costs every test run, not only these tests.
@@ -129,7 +133,8 @@ def stored_verdicts(store: Path) -> dict[str, str]:
 class TestOneScanOfTheCluster:
     """Two tests sharing one set of workers (loading models is the slow part)."""
 
-    def test_a_two_node_cluster_gives_the_local_engines_results(self, ray_scanner, clips, colour_model, tmp_path):
+    def test_a_two_node_cluster_gives_the_local_engines_results(self, ray_scanner, clips, colour_model, tmp_path,
+                                                                monkeypatch):
         local = scan([clips["root"]], ScanConfig(model=str(colour_model), store=str(tmp_path / "local.sqlite")))
         found = ray_scanner.discover([clips["root"]])
         remote = list(ray_scanner.iter_scan(found))
@@ -139,10 +144,24 @@ class TestOneScanOfTheCluster:
         assert ray_scanner.device.startswith("Ray: 2 workers on 2 nodes (CPU (OpenVINO ")
         # The driver's store holds what a local scan stores, and a second scan takes it from there.
         assert stored_verdicts(ray_scanner.store.path) == stored_verdicts(tmp_path / "local.sqlite")
+        # The workers reuse the stored results, as a local scan does: the driver does not look them up again.
+        def no_second_lookup(*args):
+            raise AssertionError("the driver looked a stored result up again")
+
+        monkeypatch.setattr(ray_scanner.store, "lookup", no_second_lookup)
         again = list(ray_scanner.iter_scan(found))
         assert [r.cached for r in again] == [True] * 5
+        assert [r.path for r in again] == [f.path for f in found]
         for a, b in zip(local.results, again):
             assert_same(a, b)
+        with sqlite3.connect(ray_scanner.store.path) as db:
+            kept = {sha: (json.loads(text), when) for sha, text, when in
+                    db.execute("SELECT sha256, result, updated FROM results")}
+        for r in again:  # each reused row is the stored one, with its scores and when it was computed
+            if r.verdict is not Verdict.ERROR:
+                stored, when = kept[r.sha256]
+                assert (r.score, [f.score for f in r.faces], r.scanned_at) == \
+                    (stored["score"], [f["score"] for f in stored["faces"]], when)
 
     def test_relative_paths_mean_the_drivers_folder_and_stay_relative(self, ray_scanner, clips, monkeypatch):
         monkeypatch.chdir(clips["root"])  # the workers' processes have working folders of their own
@@ -234,3 +253,28 @@ def test_a_worker_killed_mid_scan_loses_nothing_and_reports_nothing_twice(cluste
     assert sorted(r["path"] for r in rows) == sorted(str(twelve / f"clip{i:02d}.mp4") for i in range(12))
     with sqlite3.connect(store) as db:
         assert db.execute("SELECT COUNT(*), COUNT(DISTINCT path) FROM results").fetchone() == (12, 12)
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX modes")
+def test_a_nodes_model_copy_is_private_checked_and_replaced_when_altered(colour_model, tmp_path, monkeypatch):
+    monkeypatch.setenv("DFSCAN_CACHE_DIR", str(tmp_path / "cache"))
+    info, data = describe_local_model(colour_model), colour_model.read_bytes()
+    copy = _model_copy(info, data)
+    assert copy.parent == tmp_path / "cache" / "models" and copy.name.startswith(info.sha256)
+    assert copy.read_bytes() == data
+    assert stat.S_IMODE(copy.stat().st_mode) == 0o600 and stat.S_IMODE(copy.parent.stat().st_mode) == 0o700
+    first = copy.stat().st_ino
+    assert _model_copy(info, data).stat().st_ino == first  # a sound copy is shared, not written again
+    copy.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))  # altered after it was written
+    assert _model_copy(info, data).read_bytes() == data
+    os.chmod(copy.parent, 0o755)  # dfscan's own folder is made private again
+    _model_copy(info, data)
+    assert stat.S_IMODE(copy.parent.stat().st_mode) == 0o700
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    monkeypatch.setenv("DFSCAN_CACHE_DIR", str(tmp_path / "planted"))
+    (tmp_path / "planted").mkdir()
+    (tmp_path / "planted" / "models").symlink_to(elsewhere)  # a link is not a folder dfscan made
+    with pytest.raises(DfscanError, match="not a folder private to this user"):
+        _model_copy(info, data)
+    assert not any(elsewhere.iterdir())

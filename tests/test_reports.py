@@ -222,3 +222,37 @@ def test_an_empty_scan_reports_the_resolved_threshold_and_settings(tmp_path, col
     assert report.aggregate == "confident" and report.frames
     text = summary(report).plain
     assert "threshold: 0.7" in text and "aggregate: confident" in text
+
+
+@pytest.mark.skipif(not hasattr(__import__("time"), "tzset"), reason="time.tzset: POSIX")
+def test_every_report_writes_times_in_the_same_local_forms(tmp_path, monkeypatch):
+    import time
+
+    from rich.console import Console
+
+    from dfscan.report import default_csv_path, to_json
+    from dfscan.report_html import render_html
+    from dfscan.report_terminal import results_table
+    from dfscan.report_text import file_stamp, iso_time, local_time
+    from dfscan.results import ScanReport, Verdict, VideoResult
+
+    monkeypatch.setenv("TZ", "CET-1")  # one hour east of UTC, named CET, no summer time
+    time.tzset()
+    try:
+        t = 1_000_000_000  # 2001-09-09 01:46:40 UTC
+        assert (local_time(t), local_time(t, seconds=True), iso_time(t), file_stamp(t)) == \
+            ("2001-09-09 02:46", "2001-09-09 02:46:40 CET", "2001-09-09T02:46:40+0100", "20010909-024640")
+        r = VideoResult(path=Path("a.mp4"), verdict=Verdict.REAL, score=0.1, threshold=0.5, cached=True, scanned_at=t)
+        report = ScanReport([r], "m.keras", "CPU", 1.0, threshold=0.5, started_at=t)
+        assert "2001-09-09T02:46:40+0100" in to_csv_text([r])
+        doc = json.loads(to_json(report))
+        assert (doc["started"], doc["videos"][0]["scanned_at"]) == ("2001-09-09T02:46:40+0100",) * 2
+        assert "<title>dfscan report 2001-09-09 02:46:40 CET</title>" in render_html(report)
+        assert "reused from the result store (scanned 2001-09-09 02:46:40 CET)" in render_html(report)
+        console = Console(record=True, width=200)
+        console.print(results_table([r]))
+        assert "reused (scanned 2001-09-09 02:46)" in console.export_text()
+        assert default_csv_path(tmp_path, now=t).name == "dfscan-report-20010909-024640.csv"
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()

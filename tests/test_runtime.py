@@ -15,6 +15,7 @@ import pytest
 
 from conftest import face_photo
 from dfscan import runtime
+from dfscan.dirs import CACHE_ENV
 from dfscan.errors import ConfigError, ModelError
 from dfscan.faces import FaceDetector
 from dfscan.model import Classifier
@@ -39,7 +40,7 @@ sys.meta_path.insert(0, NoTensorFlow())
 def no_tf_python(code: str, tmp_path: Path, **env) -> dict:
     """Run `code` in a fresh interpreter where TensorFlow cannot be imported; its last stdout line as JSON."""
     environ = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
-    environ.update({runtime.CACHE_ENV: str(tmp_path / "cache"), "PYTHONPATH": str(ROOT), **env})
+    environ.update({CACHE_ENV: str(tmp_path / "cache"), "PYTHONPATH": str(ROOT), **env})
     out = subprocess.run([sys.executable, "-c", NO_TF + code], capture_output=True, text=True, env=environ,
                          cwd=tmp_path, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -233,7 +234,7 @@ def test_auto_uses_openvino_on_the_cpu(colour_model):
 
 
 def test_a_converted_model_is_cached_and_then_needs_no_tensorflow(colour_model, tmp_path, monkeypatch):
-    monkeypatch.setenv(runtime.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
     info = describe_local_model(colour_model)
     first = Classifier(info, "cpu").predict([cv2.resize(c, (160, 160)) for c in crops(4)])
     cached = runtime.converted_path(info.sha256)
@@ -244,7 +245,7 @@ def test_a_converted_model_is_cached_and_then_needs_no_tensorflow(colour_model, 
             f"c = Classifier(describe_local_model({str(colour_model)!r}), 'cpu'); "
             f"s = c.predict(list(np.load({str(tmp_path / 'crops.npy')!r}))); "
             "print(json.dumps([c.runtime, 'tensorflow' in sys.modules, s.tolist()]))")
-    env = {**os.environ, runtime.CACHE_ENV: str(tmp_path / "cache"), "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    env = {**os.environ, CACHE_ENV: str(tmp_path / "cache"), "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     used, imported_tf, scores = json.loads(out.stdout.strip().splitlines()[-1])
     assert used == "openvino" and not imported_tf
@@ -252,7 +253,7 @@ def test_a_converted_model_is_cached_and_then_needs_no_tensorflow(colour_model, 
 
 
 def test_a_damaged_cache_entry_is_converted_again(colour_model, tmp_path, monkeypatch, caplog):
-    monkeypatch.setenv(runtime.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
     info = describe_local_model(colour_model)
     want = Classifier(info, "cpu", runtime="tensorflow").predict(crops(4))
     path = runtime.converted_path(info.sha256)
@@ -269,7 +270,7 @@ def test_a_damaged_cache_entry_is_converted_again(colour_model, tmp_path, monkey
 def test_an_unwritable_cache_only_costs_speed(colour_model, tmp_path, monkeypatch, caplog):
     blocker = tmp_path / "file"
     blocker.write_text("a file where the cache folder should be")
-    monkeypatch.setenv(runtime.CACHE_ENV, str(blocker / "cache"))
+    monkeypatch.setenv(CACHE_ENV, str(blocker / "cache"))
     clf = Classifier(describe_local_model(colour_model), "cpu", runtime="openvino")
     assert clf.runtime == "openvino" and "cannot cache the converted model" in caplog.text
     assert clf.predict(crops(2)).shape == (2,)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import click
@@ -29,7 +28,7 @@ def store_info(path: Path) -> None:
 
     from rich.console import Console
 
-    from ..report_text import printable
+    from ..report_text import local_time, printable
 
     out = Console()
     say = lambda text: out.print(text, markup=False, highlight=False, soft_wrap=True)  # noqa: E731
@@ -43,7 +42,7 @@ def store_info(path: Path) -> None:
         mode = stat.filemode(path.stat().st_mode)
         say(f"result store: {printable(str(path))} ({size / 1e6:.1f} MB, {mode})")
         say(f"  {facts['results']} results of {facts['files']} files, {facts['models']} model(s)"
-            + (f", from {_day(facts['oldest'])} to {_day(facts['newest'])}" if facts["results"] else ""))
+            + (f", from {local_time(facts['oldest'])} to {local_time(facts['newest'])}" if facts["results"] else ""))
         say("  each result: the file's path and SHA-256, the model's SHA-256, the settings, the verdict, "
             "scores and face boxes")
         if facts["with_face_images"]:
@@ -63,13 +62,10 @@ def _side_files(path: Path) -> list[Path]:
     return [Path(str(path) + s) for s in SIDE_FILES]
 
 
-def _day(t: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(t))
-
-
 def _other_places() -> list[tuple[str, Path]]:
     """The other folders where dfscan keeps files (for `store info` and the README)."""
-    from ..runtime import cache_dir
+    from ..dirs import cache_dir, data_dir
+    from ..pins import pins_path
 
     try:
         from huggingface_hub import constants
@@ -77,9 +73,6 @@ def _other_places() -> list[tuple[str, Path]]:
         hub = Path(constants.HF_HUB_CACHE)
     except ImportError:
         hub = Path("~/.cache/huggingface/hub").expanduser()
-    from ..pins import pins_path
-    from ..store import data_dir
-
     # The pins follow $DFSCAN_DATA_DIR, else the default store's folder ($DFSCAN_STORE's): not always data_dir().
     return [("dfscan's data folder (the default result store)", data_dir()),
             ("model pins (each hub model's SHA-256 at its first use)", pins_path()),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import platform
 import sys
-import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
@@ -14,6 +13,7 @@ import numpy as np
 
 from .. import __version__
 from ..model_info import Preprocess
+from ..report_text import iso_time
 from ..runs import write_json
 from .config import TrainConfig
 from .data import PreparedData
@@ -42,7 +42,7 @@ def resolved_config(config: TrainConfig, out: Path) -> dict[str, Any]:
             "phase_epoch_limits": [p1, p2], "preprocessing": prep_dict(config.preprocessing()),
             "versions": {"dfscan": __version__, "python": sys.version.split()[0], "platform": platform.platform(),
                          **_library_versions()},
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            "started": iso_time()}
 
 
 def _library_versions() -> dict[str, str]:
