@@ -288,9 +288,8 @@ def _image_data_format(keras, value: str) -> Iterator[None]:
         keras.config.set_image_data_format(before)
 
 
-ARCHITECTURES: dict[str, Callable[[Any, tuple[int, int]], Any]] = {
-    "efficientnetb0-gap-dropout0.4-dense1-sigmoid": _efficientnetb0_head,
-}
+REFERENCE_ARCHITECTURE = "efficientnetb0-gap-dropout0.4-dense1-sigmoid"  # the reference model's; `dfscan train`'s
+ARCHITECTURES: dict[str, Callable[..., Any]] = {REFERENCE_ARCHITECTURE: _efficientnetb0_head}
 
 
 def build_known(keras, path: Path, architecture: str, input_size: tuple[int, int]):
