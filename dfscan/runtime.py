@@ -118,10 +118,14 @@ def ov_message(exc: BaseException, limit: int = 300) -> str:
     return (" ".join(useful) or first_line(exc))[:limit]
 
 
-def compile_model(model):
-    """Compile for the CPU in float32: OpenVINO would pick bfloat16 on CPUs that have it, moving scores."""
+def compile_model(model, threads: int = 0):
+    """Compile for the CPU in float32: OpenVINO would pick bfloat16 on CPUs that have it, moving scores.
+
+    `threads`: threads per inference (0: OpenVINO's choice, all cores).
+    """
+    config = {"INFERENCE_PRECISION_HINT": "f32", **({"INFERENCE_NUM_THREADS": threads} if threads else {})}
     try:
-        return core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        return core().compile_model(model, "CPU", config)
     except RuntimeError as exc:
         raise ConversionError(f"OpenVINO cannot compile the network: {ov_message(exc)}") from exc
 
