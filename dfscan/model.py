@@ -63,11 +63,18 @@ class Classifier:
         _check_interface(self.model, self.info)
         return self.model
 
+    def _export_twin(self, model):
+        """The known network channels-first, for a ~4x faster OpenVINO export (safe_load.export_twin)."""
+        from . import safe_load
+
+        return safe_load.export_twin(import_keras(), model, self.info.architecture, self.info.preprocess.input_size)
+
     def _openvino(self, strict: bool):
         """OpenVINO's predict; in auto mode a model it cannot take is handed to TensorFlow instead
         (self.runtime becomes "tensorflow" and None is returned: the caller compiles it)."""
         try:
-            ir = runtime_mod.keras_model_ir(self.info.sha256, self._load_checked, self.info.preprocess.input_size)
+            ir = runtime_mod.keras_model_ir(self.info.sha256, self._load_checked, self.info.preprocess.input_size,
+                                            self._export_twin if self.info.architecture else None)
             _check_ir_interface(ir, self.info)
             compiled = runtime_mod.compile_model(ir)
         except runtime_mod.ConversionError as exc:

@@ -94,6 +94,20 @@ def test_two_faces_are_both_found(detector):
     assert iou(boxes[0], (160, 240, 250, 360)) > 0.5 and iou(boxes[1], (870, 340, 960, 460)) > 0.5
 
 
+@pytest.mark.parametrize("runtime", ["openvino", "tensorflow"])  # tensorflow: OpenCV's FaceDetectorYN runs YuNet
+def test_weak_candidates_dropped_before_nms_leave_the_same_boxes(runtime):
+    """min_confidence is applied before non-maximum suppression: the boxes and scores are those of
+    NMS over every candidate, then the threshold (a box below it could only suppress weaker ones)."""
+    photo = face_photo()
+    frame = paste(paste(paste(background(seed=5), photo, 100, 200), cv2.flip(photo, 1), 300, 260),
+                  cv2.resize(photo, None, fx=0.4, fy=0.4), 900, 100)  # two faces side by side and a small one
+    for floor in (0.3, 0.5, 0.8):
+        everything = FaceDetector(FaceConfig(min_confidence=1e-3), runtime=runtime).detect(frame)
+        above = [(box, conf) for box, conf in everything if conf >= floor]
+        assert len(everything) > len(above) >= (2 if floor == 0.5 else 1)
+        assert FaceDetector(FaceConfig(min_confidence=floor), runtime=runtime).detect(frame) == above
+
+
 def test_largest_faces_first_and_capped_at_k(detector):
     photo = face_photo()
     small = cv2.resize(photo, None, fx=0.6, fy=0.6)

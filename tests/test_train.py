@@ -181,6 +181,37 @@ def test_images_stream_from_disk_preprocessed_by_the_profile(kaggle_data, profil
     order, scale = ("BGR", "0..1") if profile == "reference" else ("RGB", "0..255")
     side = sidecar_data(config, data, config.preprocessing(), None, "training", Path("run"))
     assert (side["preprocessing"]["color_order"], side["preprocessing"]["scale"]) == (order, scale)
+    assert side["architecture"] == "efficientnetb0-gap-dropout0.4-dense1-sigmoid"  # the default backbone's
+
+
+def test_the_scanner_builds_the_trained_network_from_its_sidecar(tmp_path):
+    """A model `dfscan train` saves fits the network its sidecar names: the scanner builds it in
+    code, reads only the weights, and scores as the trained model does."""
+    import keras
+
+    from dfscan.model import Classifier, _load_keras, describe_local_model
+
+    config = TrainConfig(Path("."), weights="none", input_size=32)
+    keras.utils.set_random_seed(4)
+    model, _ = build_model(config)
+    x = (np.random.default_rng(1).random((6, 32, 32, 3)) * 255).astype(np.uint8)
+    inputs = np.stack([config.preprocessing().apply(c) for c in x])
+    # a random backbone's features barely differ: aim the head at their differences, to spread the scores
+    features = keras.Model(model.inputs, model.layers[-3].output).predict(inputs, verbose=0).astype(np.float64)
+    centred = features - features.mean(0)
+    w = centred.T @ np.random.default_rng(0).standard_normal(len(centred))
+    w *= 2.0 / (centred @ w).std()
+    model.layers[-1].set_weights([w.reshape(-1, 1).astype(np.float32), np.array([-(features.mean(0) @ w)], np.float32)])
+    model.save(tmp_path / "best_model.keras")
+    side = {"architecture": "efficientnetb0-gap-dropout0.4-dense1-sigmoid",
+            "preprocessing": {"input_size": [32, 32]}}
+    (tmp_path / "best_model.json").write_text(json.dumps(side))
+    info = describe_local_model(tmp_path / "best_model.keras")
+    assert info.architecture == side["architecture"]
+    assert _load_keras(info).name != model.name  # built in code, not the file's graph
+    want = model.predict(inputs, verbose=0).ravel()
+    assert np.ptp(want) > 0.05
+    assert np.abs(Classifier(info, "cpu").predict(list(x)) - want).max() < 1e-4
 
 
 def test_weights_from_a_file(tmp_path):
@@ -355,7 +386,8 @@ def test_training_learns_a_separable_task_on_held_out_videos_and_is_reproducible
     assert one.metrics["roc_auc"] > 0.95 and one.metrics["n"] == len(one.data.test) >= 20
     assert max(one.phases[-1].history["val_auc"]) > 0.95  # Keras' own held-out AUC climbed there too
 
-    assert json.loads((tmp_path / "a" / "best_model.json").read_text())["training"]["backbone"] == "tiny_backbone"
+    side = json.loads((tmp_path / "a" / "best_model.json").read_text())
+    assert side["training"]["backbone"] == "tiny_backbone" and "architecture" not in side  # Keras loads it
     two = train(replace(config, output=tmp_path / "b"), build=tiny_network)
     assert (tmp_path / "a" / "test_predictions.csv").read_text() == (tmp_path / "b" / "test_predictions.csv").read_text()
     assert two.metrics == one.metrics and two.phases == one.phases

@@ -15,6 +15,7 @@ from .. import __version__
 from ..model_info import Preprocess
 from ..report_text import iso_time
 from ..runs import write_json
+from ..safe_load import REFERENCE_ARCHITECTURE
 from .config import TrainConfig
 from .data import PreparedData
 
@@ -117,8 +118,12 @@ def sidecar_data(config: TrainConfig, data: PreparedData, prep: Preprocess, metr
     """best_model.json, in the format dfscan.model_info.describe_local_model reads."""
     s = data.summary()
     name = config.name or f"dfscan-train:{out.resolve().name}"
+    # The scanner builds a network it knows in code and reads only the weights (no Keras graph
+    # is deserialised, and its OpenVINO export is the fast one); another backbone is loaded by Keras.
+    known = {"architecture": REFERENCE_ARCHITECTURE} if backbone == "efficientnetb0" else {}
     return {
         "name": name,
+        **known,
         "threshold": THRESHOLD,
         "preprocessing": prep_dict(prep),
         "trained_on": (f"{s['images_used']} face crops ({s['pairs_used']} real/fake frame pairs from "
