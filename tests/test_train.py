@@ -189,7 +189,8 @@ def test_the_scanner_builds_the_trained_network_from_its_sidecar(tmp_path):
     code, reads only the weights, and scores as the trained model does."""
     import keras
 
-    from dfscan.model import Classifier, _load_keras, describe_local_model
+    from dfscan.model import Classifier, _load_keras
+    from dfscan.model_info import describe_local_model
 
     config = TrainConfig(Path("."), weights="none", input_size=32)
     keras.utils.set_random_seed(4)
