@@ -161,8 +161,9 @@ def model_info(path: Path, meta: Any, *, default_name: str, source: str,
     prep_data = meta.get("preprocessing")
     try:
         if prep_data is None:
+            missing = "has no metadata" if not meta else "names no preprocessing in its metadata"
             warnings.append(
-                f"{printable(default_name)} has no metadata ({sidecar_path(Path(path)).name}); assuming the reference "
+                f"{printable(default_name)} {missing} ({sidecar_path(Path(path)).name}); assuming the reference "
                 "model's preprocessing: BGR, resized to 224x224, scaled to 0..1"
             )
             prep = REFERENCE_PREPROCESS

@@ -45,6 +45,9 @@ def test_sidecar_metadata_is_used_and_its_absence_warned(tmp_path):
         "preprocessing": {"input_size": [224, 224], "color_order": "RGB", "scale": "0..255", "margin": 0.3}}))
     info = describe_local_model(path)
     assert (info.name, info.threshold, info.margin, info.warnings) == ("colour-test", 0.7, 0.3, ())
+    (tmp_path / "m.json").write_text(json.dumps({"name": "colour-test"}))  # metadata, but no preprocessing
+    [warning] = describe_local_model(path).warnings
+    assert "names no preprocessing in its metadata (m.json)" in warning and "has no metadata" not in warning
     assert info.preprocess.color_order == "RGB" and info.label.startswith("colour-test sha256:")
     assert len(info.sha256) == 64
 
