@@ -14,8 +14,9 @@ other jobs, both get the same chances at a quiet spell. Also measures the CPU ti
 whose sum over the cores is the best any overlap of the stages could do. Prints seconds per
 video, videos per minute, the ratios, per-stage time and peak RSS, checks that scores do not
 depend on speed options, and writes JSON.
-The model is a randomly initialised full-size EfficientNetB0 with the reference interface
-(speed does not depend on the weights).
+The model is a randomly initialised full-size EfficientNetB0 with the reference interface and
+architecture (speed does not depend on the weights), converted for OpenVINO as the default install
+converts it (no TensorFlow).
 """
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 DEV = ROOT.parent / "shared" / "data" / "dev"
 TOLERANCE = 1e-3  # |score difference| allowed per video between speed options
+ARCHITECTURE = "efficientnetb0-gap-dropout0.4-dense1-sigmoid"
 
 
 def make_clips(folder: Path, n: int, size=(1920, 1080)) -> list[Path]:
@@ -85,7 +87,25 @@ def make_model(path: Path) -> Path:
         w /= (centred @ w).std()
         head.set_weights([w.reshape(-1, 1).astype(np.float32), np.array([-(features.mean(0) @ w)], np.float32)])
         model.save(path)
+    # The registry's entry for the reference model names its architecture: so does this model's sidecar.
+    path.with_suffix(".json").write_text(json.dumps({"name": "bench-effnetb0", "architecture": ARCHITECTURE}))
     return path
+
+
+def convert_as_installed(model: Path) -> dict:
+    """Convert the model as the default install does (Keras on OpenVINO, no TensorFlow), in a child
+    process, into the cache the scans below read: this process runs Keras on TensorFlow, whose
+    conversion would be another one (they once differed 4x in speed: safe_load.export_twin)."""
+    code = ("import sys, json, time; t = time.perf_counter(); from dfscan.model import Classifier; "
+            "from dfscan.model_info import describe_local_model; "
+            f"c = Classifier(describe_local_model({str(model)!r}), 'cpu'); import keras; "
+            "print(json.dumps({'runtime': c.runtime, 'keras_backend': keras.backend.backend(), "
+            "'tensorflow_imported': 'tensorflow' in sys.modules, 'seconds': time.perf_counter() - t}))")
+    env = {**os.environ, "KERAS_BACKEND": "openvino", "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    done = json.loads(out.stdout.strip().splitlines()[-1])
+    assert done["keras_backend"] == "openvino" and not done["tensorflow_imported"], done
+    return done
 
 
 def run_dfscan(clips: list[Path], model: Path, **overrides) -> dict:
@@ -229,6 +249,7 @@ def main() -> None:
     args.cache.mkdir(parents=True, exist_ok=True)
     os.environ["DFSCAN_CACHE_DIR"] = str(args.cache / "converted")  # OpenVINO's form of the model; children too
     model = make_model(args.cache / "effnetb0-spread.keras")
+    conversion = convert_as_installed(model)
     sets = {"generated 1080p": make_clips(args.cache / "clips", n)}
     dfdc = sorted(DEV.glob("dfdc__*.mp4")) if DEV.is_dir() else []
     if dfdc:
@@ -236,7 +257,7 @@ def main() -> None:
     else:
         print(f"note: {DEV} not found: only generated clips are measured", file=sys.stderr)
     report = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
-              "sets": {}, "help_seconds": help_seconds()}
+              "conversion": conversion, "sets": {}, "help_seconds": help_seconds()}
     for name, distinct in sets.items() if not args.memory_only else ():
         clips = linked_copies(distinct, args.cache / "sets" / name.replace(" ", "_"), max(args.videos, len(distinct)))
         row = {"clips": len(distinct), "videos": len(clips)}
