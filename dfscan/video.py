@@ -316,6 +316,9 @@ def _read_pyav(source: Source, spec: FrameSpec, threads: int, keep: Callable[[np
         total, fps = int(stream.frames or 0), float(stream.average_rate or 0)
         if total <= 0:  # no count in the header (WebM, MKV): count the packets, without decoding
             total = len(_presentation_stamps(container, stream, None))
+            if not total:  # FFmpeg cannot seek back in these either ("Operation not permitted")
+                raise VideoError("no timestamps in the stream (a raw H.264/HEVC stream?): "
+                                 "read in order by the other decoders")
             container.seek(0)
         _check_length(total)
         indices = spec.resolve(total)
