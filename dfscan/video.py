@@ -314,8 +314,8 @@ def _read_pyav(source: Source, spec: FrameSpec, threads: int, keep: Callable[[np
     try:
         stream = container.streams.video[0]
         total, fps = int(stream.frames or 0), float(stream.average_rate or 0)
-        if total <= 0:  # no count in the header (WebM, MKV): count the packets, without decoding
-            total = len(_presentation_stamps(container, stream, None))
+        if total <= 0:  # no count in the header (WebM, MKV, MPEG-PS): count the packets, without decoding
+            total = _count_stamps(container, stream)
             if not total:  # FFmpeg cannot seek back in these either ("Operation not permitted")
                 raise VideoError("no timestamps in the stream (a raw H.264/HEVC stream?): "
                                  "read in order by the other decoders")
@@ -339,13 +339,23 @@ def _read_pyav(source: Source, spec: FrameSpec, threads: int, keep: Callable[[np
     return Clip([frames[i] for i in indices], indices, total, fps, *size, "pyav")
 
 
+def _count_stamps(container, stream) -> int:
+    """The number of frames, from the packets' timestamps; VideoError when those cannot tell frames apart."""
+    stamps, packets = _presentation_stamps(container, stream, None, count=True)
+    if len(stamps) < packets:  # MPEG-PS: frames packed together get guessed stamps, and B-frames collide
+        raise VideoError(f"{packets - len(stamps)} frames share a timestamp with another: "
+                         "read in order by the other decoders")
+    return len(stamps)
+
+
 _REORDER_SLACK = 64  # packets read past the last wanted frame: more than any B-frame reordering depth
 
 
-def _presentation_stamps(container, stream, last: int | None) -> np.ndarray:
+def _presentation_stamps(container, stream, last: int | None, count: bool = False):
     """The stream's distinct timestamps in presentation order (frame index -> timestamp), demuxing without decoding.
 
     Reads up to `last` + a reordering slack packets; all of them (at most MAX_FRAMES + 1) when `last` is None.
+    With `count`, also the number of stamped packets read.
     """
     from array import array
 
@@ -356,7 +366,8 @@ def _presentation_stamps(container, stream, last: int | None) -> np.ndarray:
             stamps.append(packet.pts)
             if len(stamps) >= limit:
                 break
-    return np.unique(np.frombuffer(stamps, dtype=np.int64)) if stamps else np.empty(0, np.int64)
+    unique = np.unique(np.frombuffer(stamps, dtype=np.int64)) if stamps else np.empty(0, np.int64)
+    return (unique, len(stamps)) if count else unique
 
 
 def _pyav_frames(container, stream, indices: tuple[int, ...], ranks: dict[int, int], threads: int,

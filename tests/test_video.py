@@ -242,3 +242,55 @@ def test_each_read_opens_the_file_with_pyav_once(numbered_h264, backend, monkeyp
     assert opened == [str(numbered_h264)]  # the check's open is the one PyAV decodes from
     assert clip.indices == REFERENCE_FRAMES and all(abs(float(f.mean()) - level(i)) < 4
                                                     for i, f in zip(clip.indices, clip.frames))
+
+
+def ffmpeg_copy(src, dst, *args) -> None:
+    """Put a clip's stream, unchanged, into another container."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "fatal", "-i", str(src), "-c", "copy",
+                    *args, str(dst)], check=True)
+
+
+@pytest.fixture(scope="module")
+def flv_and_mpeg_ps(numbered_h264, tmp_path_factory):
+    """(MP4, the same stream in FLV) and (MP4, the same MPEG-2 stream with B-frames in MPEG-PS)."""
+    d = tmp_path_factory.mktemp("formats")
+    rng = np.random.default_rng(0)  # noise: every frame fills its own MPEG-PS packet, as in real files
+    noisy = [np.clip(f.astype(np.int16) + rng.integers(-20, 21, f.shape), 0, 255).astype(np.uint8)
+             for f in numbered_frames(300, size=(320, 240))]
+    mpeg2 = write_ffmpeg(d / "numbered_mpeg2.mp4", noisy, ["-c:v", "mpeg2video", "-q:v", "2", "-bf", "2", "-g", "60"])
+    ffmpeg_copy(numbered_h264, d / "numbered.flv")
+    ffmpeg_copy(mpeg2, d / "numbered.mpg")
+    return {"flv": (numbered_h264, d / "numbered.flv"), "mpeg-ps": (mpeg2, d / "numbered.mpg")}
+
+
+@pytest.mark.parametrize("kind", ["flv", "mpeg-ps"])
+def test_flv_and_mpeg_ps_decode_to_the_frames_of_the_mp4_they_came_from(flv_and_mpeg_ps, kind):
+    mp4, other = flv_and_mpeg_ps[kind]
+    want, got = read_frames(mp4, FrameSpec()), read_frames(other, FrameSpec())
+    assert got.backend == "pyav" and not got.notes, got.notes  # no fallback: PyAV itself reads them
+    assert got.indices == want.indices == REFERENCE_FRAMES and got.total_frames == 300
+    assert all(np.array_equal(a, b) for a, b in zip(got.frames, want.frames))
+    assert all(abs(float(f.mean()) - level(i)) < 4 for i, f in zip(got.indices, got.frames))
+
+
+def test_a_raw_stream_without_timestamps_is_read_in_order_by_the_other_decoders(numbered_h264, tmp_path):
+    raw = tmp_path / "numbered.h264"
+    ffmpeg_copy(numbered_h264, raw)
+    clip = read_frames(raw, FrameSpec())
+    assert re.search("decord|opencv", clip.backend)
+    assert clip.backend != "pyav" and "pyav: no timestamps in the stream" in clip.notes[0]
+    assert clip.indices == REFERENCE_FRAMES and all(abs(float(f.mean()) - level(i)) < 4
+                                                    for i, f in zip(clip.indices, clip.frames))
+
+
+def test_mpeg_ps_frames_with_guessed_timestamps_are_not_read_by_rank(numbered_h264, tmp_path):
+    # Tiny frames share an MPEG-PS packet; FFmpeg guesses the stamps of all but the first, and with
+    # B-frames the guesses collide: ranking them picked frame 61 for frame 60.
+    mpeg2 = write_ffmpeg(tmp_path / "tiny.mp4", numbered_frames(300), ["-c:v", "mpeg2video", "-bf", "2"])
+    ffmpeg_copy(mpeg2, tmp_path / "tiny.mpg")
+    with pytest.raises(VideoError, match="frames share a timestamp"):
+        read_frames(tmp_path / "tiny.mpg", FrameSpec(), "pyav")
