@@ -3,7 +3,7 @@ import re
 import numpy as np
 import pytest
 
-from conftest import H264, write_ffmpeg, write_opencv
+from conftest import H264, frames_for, write_ffmpeg, write_opencv
 from dfscan import container, video
 from dfscan.errors import VideoError
 from dfscan.video import REFERENCE_FRAMES, FrameSpec, read_frames, spread_indices
@@ -256,25 +256,31 @@ def ffmpeg_copy(src, dst, *args) -> None:
 
 @pytest.fixture(scope="module")
 def flv_and_mpeg_ps(numbered_h264, tmp_path_factory):
-    """(MP4, the same stream in FLV) and (MP4, the same MPEG-2 stream with B-frames in MPEG-PS)."""
+    """(MP4, the same stream in FLV), (MP4, the same MPEG-2 or MPEG-1 stream with B-frames in MPEG-PS)."""
     d = tmp_path_factory.mktemp("formats")
     rng = np.random.default_rng(0)  # noise: every frame fills its own MPEG-PS packet, as in real files
     noisy = [np.clip(f.astype(np.int16) + rng.integers(-20, 21, f.shape), 0, 255).astype(np.uint8)
              for f in numbered_frames(300, size=(320, 240))]
     mpeg2 = write_ffmpeg(d / "numbered_mpeg2.mp4", noisy, ["-c:v", "mpeg2video", "-q:v", "2", "-bf", "2", "-g", "60"])
     ffmpeg_copy(numbered_h264, d / "numbered.flv")
+    # MPEG-1 written straight into MPEG-PS: FFmpeg places its frames' stamps right only once its
+    # probing decoder has seen the stream (without it, 90 of 300 frames of such a clip collided).
+    mpeg1 = write_ffmpeg(d / "face_mpeg1.mp4", frames_for(300), ["-c:v", "mpeg1video", "-q:v", "3"])
+    write_ffmpeg(d / "face1.mpg", frames_for(300), ["-c:v", "mpeg1video", "-q:v", "3"])  # the same encoding
     ffmpeg_copy(mpeg2, d / "numbered.mpg")
-    return {"flv": (numbered_h264, d / "numbered.flv"), "mpeg-ps": (mpeg2, d / "numbered.mpg")}
+    return {"flv": (numbered_h264, d / "numbered.flv"), "mpeg-ps": (mpeg2, d / "numbered.mpg"),
+            "mpeg-1-ps": (mpeg1, d / "face1.mpg")}
 
 
-@pytest.mark.parametrize("kind", ["flv", "mpeg-ps"])
+@pytest.mark.parametrize("kind", ["flv", "mpeg-ps", "mpeg-1-ps"])
 def test_flv_and_mpeg_ps_decode_to_the_frames_of_the_mp4_they_came_from(flv_and_mpeg_ps, kind):
     mp4, other = flv_and_mpeg_ps[kind]
     want, got = read_frames(mp4, FrameSpec()), read_frames(other, FrameSpec())
     assert got.backend == "pyav" and not got.notes, got.notes  # no fallback: PyAV itself reads them
     assert got.indices == want.indices == REFERENCE_FRAMES and got.total_frames == 300
     assert all(np.array_equal(a, b) for a, b in zip(got.frames, want.frames))
-    assert all(abs(float(f.mean()) - level(i)) < 4 for i, f in zip(got.indices, got.frames))
+    if kind != "mpeg-1-ps":
+        assert all(abs(float(f.mean()) - level(i)) < 4 for i, f in zip(got.indices, got.frames))
 
 
 def test_a_raw_stream_without_timestamps_is_read_in_order_by_the_other_decoders(numbered_h264, tmp_path):
