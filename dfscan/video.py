@@ -114,6 +114,13 @@ class Clip:
         return self.total_frames / self.fps if self.fps > 0 else None
 
 
+class UnorderedStamps(VideoError):
+    """The stream's timestamps cannot put its frames in order: only a decoder that reads in order gets them right."""
+
+
+_ORDERS_BY_STAMPS = ("decord",)  # seeks by the same timestamps PyAV reads: MPEG-PS frames came out shuffled
+
+
 class KeepError(Exception):
     """The caller's `keep` failed on a frame: not the decoder's fault, so no other decoder is tried."""
 
@@ -147,12 +154,17 @@ def _decode(source: Source, spec: FrameSpec, backend: str, threads: int,
     """Try the decoders in turn; the first that reads the clip gives it, with notes on those that failed."""
     failures, reasons = [], []
     backends = AUTO_ORDER if backend == "auto" else (backend,)
+    unordered = False
     for name in backends:
+        if unordered and backend == "auto" and name in _ORDERS_BY_STAMPS:
+            failures.append(f"{name}: not tried, it orders frames by the same timestamps")
+            continue
         try:
             clip = _BACKENDS[name](source, spec, threads, _guarded(keep))
         except VideoError as exc:
             failures.append(f"{name}: {exc}")
             reasons.append(str(exc))
+            unordered = unordered or isinstance(exc, UnorderedStamps)
             continue
         if failures:
             clip.notes.append(f"decoded with {clip.backend} (" + "; ".join(failures) + ")")
@@ -317,8 +329,8 @@ def _read_pyav(source: Source, spec: FrameSpec, threads: int, keep: Callable[[np
         if total <= 0:  # no count in the header (WebM, MKV, MPEG-PS): count the packets, without decoding
             total = _count_stamps(container, stream)
             if not total:  # FFmpeg cannot seek back in these either ("Operation not permitted")
-                raise VideoError("no timestamps in the stream (a raw H.264/HEVC stream?): "
-                                 "read in order by the other decoders")
+                raise UnorderedStamps("no timestamps in the stream (a raw H.264/HEVC stream?): "
+                                      "OpenCV reads it in order")
             container.seek(0)
         _check_length(total)
         indices = spec.resolve(total)
@@ -343,8 +355,8 @@ def _count_stamps(container, stream) -> int:
     """The number of frames, from the packets' timestamps; VideoError when those cannot tell frames apart."""
     stamps, packets = _presentation_stamps(container, stream, None, count=True)
     if len(stamps) < packets:  # MPEG-PS: frames packed together get guessed stamps, and B-frames collide
-        raise VideoError(f"{packets - len(stamps)} frames share a timestamp with another: "
-                         "read in order by the other decoders")
+        raise UnorderedStamps(f"{packets - len(stamps)} frames share a timestamp with another: "
+                              "OpenCV reads it in order")
     return len(stamps)
 
 
