@@ -31,6 +31,7 @@ _AV_OPTIONS = {
 # While opening, FFmpeg probes every stream with its own decoder: 65 1080p H.264 streams took
 # 600 MB that way. Our decoder is opened afterwards, on the one stream we read.
 _PROBE_OPTIONS = {"threads": "1", "skip_frame": "all"}
+_LATE_STREAMS_MAGIC = (b"FLV", b"\x00\x00\x01\xba")  # FLV, an MPEG-PS pack header
 _NO_CODEC = "dfscan-probes-without-decoders"  # the name of no FFmpeg codec
 _REFUSED_FORMAT = "not a video container dfscan reads (FFmpeg sees another format: audio, image, playlist or script?)"
 
@@ -71,17 +72,22 @@ def _open_av(path: str):
     import av
 
     path = os.path.abspath(path)  # FFmpeg would read a relative "concat:a|b" or "subfile:x" as a protocol
+    if _head(path, 4).startswith(_LATE_STREAMS_MAGIC):  # older PyAV drops stream_options on these unannounced
+        return _open_late_streams(path)
     try:
         return av.open(path, options=dict(_AV_OPTIONS),
                        stream_options=[dict(_PROBE_OPTIONS) for _ in range(MAX_STREAMS + 1)])
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:
+        # ValueError: PyAV 18 refuses stream_options where FFmpeg finds the streams while probing
+        # (an MPEG-PS file not starting with a pack header); TypeError: a PyAV without stream_options.
         if "stream_options" not in str(exc):
             raise
     return _open_late_streams(path)
 
 
 def _open_late_streams(path: str):
-    """FLV and MPEG-PS: formats whose streams appear only while FFmpeg probes them.
+    """FLV and MPEG-PS: formats whose streams appear only while FFmpeg probes them (also used for
+    every file by a PyAV that takes no stream_options).
 
     PyAV cannot hand those probing decoders _PROBE_OPTIONS nor max_pixels: a 16000x16000
     H.264 FLV took 620 MB just to open. So they are first opened with no decoder at all
@@ -127,13 +133,18 @@ _MAGIC = ((b"\xff\xd8\xff", "a JPEG image"), (b"\x89PNG", "a PNG image"), (b"%PD
           (b"#EXTM3U", "an M3U/HLS playlist (a list of other files)"))
 
 
-def _sniff(path: str) -> str | None:
-    """'a JPEG image, not a video' and the like, from the first bytes; None when it may be a video."""
+def _head(path: str, size: int) -> bytes:
+    """The file's first bytes; none when it cannot be read (the decoder's open says why)."""
     try:
         with open(path, "rb") as fh:
-            head = fh.read(16).removeprefix(b"\xef\xbb\xbf")  # a text editor's byte-order mark
+            return fh.read(size)
     except OSError:
-        return None
+        return b""
+
+
+def _sniff(path: str) -> str | None:
+    """'a JPEG image, not a video' and the like, from the first bytes; None when it may be a video."""
+    head = _head(path, 16).removeprefix(b"\xef\xbb\xbf")  # a text editor's byte-order mark
     return next((f"{what}, not a video" for magic, what in _MAGIC if head.startswith(magic)), None)
 
 

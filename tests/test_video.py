@@ -272,10 +272,21 @@ def flv_and_mpeg_ps(numbered_h264, tmp_path_factory):
             "mpeg-1-ps": (mpeg1, d / "face1.mpg")}
 
 
-@pytest.mark.parametrize("kind", ["flv", "mpeg-ps", "mpeg-1-ps"])
-def test_flv_and_mpeg_ps_decode_to_the_frames_of_the_mp4_they_came_from(flv_and_mpeg_ps, kind):
-    mp4, other = flv_and_mpeg_ps[kind]
-    want, got = read_frames(mp4, FrameSpec()), read_frames(other, FrameSpec())
+@pytest.mark.parametrize("kind", ["flv", "mpeg-ps", "mpeg-1-ps", "mpeg-ps-after-junk"])
+def test_flv_and_mpeg_ps_decode_to_the_frames_of_the_mp4_they_came_from(flv_and_mpeg_ps, kind, tmp_path,
+                                                                        monkeypatch):
+    import av
+
+    mp4, other = flv_and_mpeg_ps[kind.removesuffix("-after-junk")]
+    if kind.endswith("-after-junk"):  # no pack header first: only PyAV's refusal of stream_options tells
+        other = tmp_path / "junk.mpg"
+        other.write_bytes(b"\x00" * 7 + b"junk" * 40 + flv_and_mpeg_ps["mpeg-ps"][1].read_bytes())
+    want = read_frames(mp4, FrameSpec())
+    real, opened = av.open, []
+    monkeypatch.setattr(av, "open", lambda *a, **kw: opened.append(kw) or real(*a, **kw))
+    got = read_frames(other, FrameSpec())
+    # Streams found while probing: the first open that succeeds probes them with no decoder
+    assert next(kw for kw in opened if "stream_options" not in kw)["options"]["codec_whitelist"] == container._NO_CODEC
     assert got.backend == "pyav" and not got.notes, got.notes  # no fallback: PyAV itself reads them
     assert got.indices == want.indices == REFERENCE_FRAMES and got.total_frames == 300
     assert all(np.array_equal(a, b) for a, b in zip(got.frames, want.frames))
@@ -303,3 +314,25 @@ def test_mpeg_ps_frames_with_guessed_timestamps_are_not_read_by_rank(numbered_h2
     assert clip.backend == "opencv" and "decord: not tried" in clip.notes[0]
     assert clip.indices == REFERENCE_FRAMES and all(abs(float(f.mean()) - level(i)) < 4
                                                     for i, f in zip(clip.indices, clip.frames))
+
+
+def test_a_pyav_without_stream_options_probes_every_file_without_decoders_first(numbered_h264, tmp_path,
+                                                                                  monkeypatch):
+    import av
+
+    real, opened = av.open, []
+
+    def old_pyav(*args, **kwargs):
+        if "stream_options" in kwargs:
+            raise TypeError("open() got an unexpected keyword argument 'stream_options'")
+        opened.append(kwargs["options"].get("codec_whitelist"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(av, "open", old_pyav)
+    clip = read_frames(numbered_h264, FrameSpec())
+    assert clip.backend == "pyav"
+    assert all(abs(float(f.mean()) - level(i)) < 4 for i, f in zip(clip.indices, clip.frames))
+    assert opened == [container._NO_CODEC, None]  # checked without decoders, then opened to be read
+    monkeypatch.setattr(container, "MAX_FRAME_PIXELS", 96 * 64 - 1)
+    with pytest.raises(VideoError, match="frames of 96x64 pixels"):
+        read_frames(numbered_h264, FrameSpec())
