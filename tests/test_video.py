@@ -244,14 +244,15 @@ def test_each_read_opens_the_file_with_pyav_once(numbered_h264, backend, monkeyp
                                                     for i, f in zip(clip.indices, clip.frames))
 
 
-def ffmpeg_copy(src, dst, *args) -> None:
-    """Put a clip's stream, unchanged, into another container."""
+def ffmpeg_copy(src, dst, *args, inputs=()) -> None:
+    """Put a clip's stream (and those of `inputs`), unchanged, into another container."""
     import subprocess
 
     import imageio_ffmpeg
 
-    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "fatal", "-i", str(src), "-c", "copy",
-                    *args, str(dst)], check=True)
+    more = [a for path in inputs for a in ("-i", str(path))]
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "fatal", "-i", str(src), *more,
+                    "-c", "copy", *args, str(dst)], check=True)
 
 
 @pytest.fixture(scope="module")
@@ -336,3 +337,37 @@ def test_a_pyav_without_stream_options_probes_every_file_without_decoders_first(
     monkeypatch.setattr(container, "MAX_FRAME_PIXELS", 96 * 64 - 1)
     with pytest.raises(VideoError, match="frames of 96x64 pixels"):
         read_frames(numbered_h264, FrameSpec())
+
+
+def test_an_older_pyav_that_drops_stream_options_still_checks_flv_and_mpeg_ps_without_decoders(flv_and_mpeg_ps,
+                                                                                              monkeypatch):
+    import av
+
+    real, opened = av.open, []
+
+    def older_pyav(*args, **kwargs):  # PyAV before 18 handed those options to no decoder, without a word
+        kwargs.pop("stream_options", None)
+        opened.append(kwargs["options"].get("codec_whitelist"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(av, "open", older_pyav)
+    for kind in ("flv", "mpeg-ps"):
+        opened.clear()
+        assert read_frames(flv_and_mpeg_ps[kind][1], FrameSpec()).backend == "pyav"
+        assert opened[0] == container._NO_CODEC, kind
+
+
+def test_an_flv_whose_frame_size_only_a_decoder_knows_is_refused(numbered_h264, tmp_path):
+    sorenson = tmp_path / "flash.flv"  # Sorenson H.263: no parser reads its size, only a decoder would
+    ffmpeg_copy(numbered_h264, sorenson, "-c:v", "flv1")
+    with pytest.raises(VideoError, match="frame size is not in the stream's headers"):
+        read_frames(sorenson, FrameSpec())
+
+
+def test_every_video_stream_is_within_the_frame_limit(numbered_h264, tmp_path, monkeypatch):
+    larger = write_ffmpeg(tmp_path / "larger.mp4", numbered_frames(30, size=(128, 96)), H264)
+    both = tmp_path / "both.mkv"  # decord and OpenCV may pick the second, larger stream
+    ffmpeg_copy(numbered_h264, both, "-map", "0:v", "-map", "1:v", inputs=[larger])
+    monkeypatch.setattr(container, "MAX_FRAME_PIXELS", 96 * 64)
+    with pytest.raises(VideoError, match="frames of 128x96 pixels"):
+        read_frames(both, FrameSpec())
