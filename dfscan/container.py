@@ -31,6 +31,8 @@ _AV_OPTIONS = {
 # While opening, FFmpeg probes every stream with its own decoder: 65 1080p H.264 streams took
 # 600 MB that way. Our decoder is opened afterwards, on the one stream we read.
 _PROBE_OPTIONS = {"threads": "1", "skip_frame": "all"}
+_LATE_STREAMS_MAGIC = (b"FLV", b"\x00\x00\x01\xba")  # FLV, an MPEG-PS pack header
+_NO_CODEC = "dfscan-probes-without-decoders"  # the name of no FFmpeg codec
 _REFUSED_FORMAT = "not a video container dfscan reads (FFmpeg sees another format: audio, image, playlist or script?)"
 
 
@@ -69,9 +71,47 @@ def open_checked(path: str):
 def _open_av(path: str):
     import av
 
-    # An absolute name: FFmpeg would read a relative "concat:a|b" or "subfile:x" as a protocol.
-    return av.open(os.path.abspath(path), options=dict(_AV_OPTIONS),
-                   stream_options=[dict(_PROBE_OPTIONS) for _ in range(MAX_STREAMS + 1)])
+    path = os.path.abspath(path)  # FFmpeg would read a relative "concat:a|b" or "subfile:x" as a protocol
+    if _head(path, 4).startswith(_LATE_STREAMS_MAGIC):  # older PyAV drops stream_options on these unannounced
+        return _open_late_streams(path)
+    try:
+        return av.open(path, options=dict(_AV_OPTIONS),
+                       stream_options=[dict(_PROBE_OPTIONS) for _ in range(MAX_STREAMS + 1)])
+    except (ValueError, TypeError) as exc:
+        # ValueError: PyAV 18 refuses stream_options where FFmpeg finds the streams while probing
+        # (an MPEG-PS file not starting with a pack header); TypeError: a PyAV without stream_options.
+        if "stream_options" not in str(exc):
+            raise
+    return _open_late_streams(path)
+
+
+def _open_late_streams(path: str):
+    """FLV and MPEG-PS: formats whose streams appear only while FFmpeg probes them (also used for
+    every file by a PyAV that takes no stream_options).
+
+    PyAV cannot hand those probing decoders _PROBE_OPTIONS nor max_pixels: a 16000x16000
+    H.264 FLV took 620 MB just to open. So they are first opened with no decoder at all
+    (a codec whitelist no codec is on): sizes and rates come from the parsers, and
+    max_streams caps the count. Within the limits, a file with one video stream is opened
+    again with FFmpeg's probing decoders (one stream of at most 8K), which MPEG-PS needs
+    for the timestamps of frames its packets leave unstamped (B-frames in MPEG-1/2).
+    """
+    import av
+
+    scout = av.open(path, options=dict(_AV_OPTIONS, codec_whitelist=_NO_CODEC))
+    try:
+        _check_limits(scout)
+        codec = scout.streams.video[0].codec_context
+        if not codec.width or not codec.height:  # e.g. Sorenson H.263 in FLV: only a decoder would tell
+            raise VideoError("the frame size is not in the stream's headers (old Flash video?): "
+                             "dfscan does not decode frames of unknown size")
+        if len(scout.streams.video) != 1:
+            return scout  # several video streams: never probed with decoders, the parsers' timestamps stand
+    except BaseException:
+        scout.close()
+        raise
+    scout.close()
+    return av.open(path, options=dict(_AV_OPTIONS))
 
 
 def _check_limits(container) -> None:
@@ -80,11 +120,11 @@ def _check_limits(container) -> None:
         raise VideoError(f"more than {MAX_STREAMS} streams in the file: more than a real video holds (limit)")
     if not streams.video:
         raise VideoError("no video stream in the file (audio only?)")
-    codec = streams.video[0].codec_context
-    width, height = int(codec.width or 0), int(codec.height or 0)
-    if width * height > MAX_FRAME_PIXELS:
-        raise VideoError(f"frames of {width}x{height} pixels: larger than 8K "
-                         f"({MAX_FRAME_PIXELS / 1e6:.1f} Mpx, the limit dfscan reads)")
+    for stream in streams.video:  # decord and OpenCV may pick another video stream than the first
+        width, height = int(stream.codec_context.width or 0), int(stream.codec_context.height or 0)
+        if width * height > MAX_FRAME_PIXELS:
+            raise VideoError(f"frames of {width}x{height} pixels: larger than 8K "
+                             f"({MAX_FRAME_PIXELS / 1e6:.1f} Mpx, the limit dfscan reads)")
 
 
 _MAGIC = ((b"\xff\xd8\xff", "a JPEG image"), (b"\x89PNG", "a PNG image"), (b"%PDF", "a PDF document"),
@@ -93,13 +133,18 @@ _MAGIC = ((b"\xff\xd8\xff", "a JPEG image"), (b"\x89PNG", "a PNG image"), (b"%PD
           (b"#EXTM3U", "an M3U/HLS playlist (a list of other files)"))
 
 
-def _sniff(path: str) -> str | None:
-    """'a JPEG image, not a video' and the like, from the first bytes; None when it may be a video."""
+def _head(path: str, size: int) -> bytes:
+    """The file's first bytes; none when it cannot be read (the decoder's open says why)."""
     try:
         with open(path, "rb") as fh:
-            head = fh.read(16).removeprefix(b"\xef\xbb\xbf")  # a text editor's byte-order mark
+            return fh.read(size)
     except OSError:
-        return None
+        return b""
+
+
+def _sniff(path: str) -> str | None:
+    """'a JPEG image, not a video' and the like, from the first bytes; None when it may be a video."""
+    head = _head(path, 16).removeprefix(b"\xef\xbb\xbf")  # a text editor's byte-order mark
     return next((f"{what}, not a video" for magic, what in _MAGIC if head.startswith(magic)), None)
 
 

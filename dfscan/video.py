@@ -114,6 +114,13 @@ class Clip:
         return self.total_frames / self.fps if self.fps > 0 else None
 
 
+class UnorderedStamps(VideoError):
+    """The stream's timestamps cannot put its frames in order: only a decoder that reads in order gets them right."""
+
+
+_ORDERS_BY_STAMPS = ("decord",)  # seeks by the same timestamps PyAV reads: MPEG-PS frames came out shuffled
+
+
 class KeepError(Exception):
     """The caller's `keep` failed on a frame: not the decoder's fault, so no other decoder is tried."""
 
@@ -147,12 +154,17 @@ def _decode(source: Source, spec: FrameSpec, backend: str, threads: int,
     """Try the decoders in turn; the first that reads the clip gives it, with notes on those that failed."""
     failures, reasons = [], []
     backends = AUTO_ORDER if backend == "auto" else (backend,)
+    unordered = False
     for name in backends:
+        if unordered and backend == "auto" and name in _ORDERS_BY_STAMPS:
+            failures.append(f"{name}: not tried, it orders frames by the same timestamps")
+            continue
         try:
             clip = _BACKENDS[name](source, spec, threads, _guarded(keep))
         except VideoError as exc:
             failures.append(f"{name}: {exc}")
             reasons.append(str(exc))
+            unordered = unordered or isinstance(exc, UnorderedStamps)
             continue
         if failures:
             clip.notes.append(f"decoded with {clip.backend} (" + "; ".join(failures) + ")")
@@ -314,8 +326,11 @@ def _read_pyav(source: Source, spec: FrameSpec, threads: int, keep: Callable[[np
     try:
         stream = container.streams.video[0]
         total, fps = int(stream.frames or 0), float(stream.average_rate or 0)
-        if total <= 0:  # no count in the header (WebM, MKV): count the packets, without decoding
-            total = len(_presentation_stamps(container, stream, None))
+        if total <= 0:  # no count in the header (WebM, MKV, MPEG-PS): count the packets, without decoding
+            total = _count_stamps(container, stream)
+            if not total:  # FFmpeg cannot seek back in these either ("Operation not permitted")
+                raise UnorderedStamps("no timestamps in the stream (a raw H.264/HEVC stream?): "
+                                      "OpenCV reads it in order")
             container.seek(0)
         _check_length(total)
         indices = spec.resolve(total)
@@ -336,13 +351,23 @@ def _read_pyav(source: Source, spec: FrameSpec, threads: int, keep: Callable[[np
     return Clip([frames[i] for i in indices], indices, total, fps, *size, "pyav")
 
 
+def _count_stamps(container, stream) -> int:
+    """The number of frames, from the packets' timestamps; VideoError when those cannot tell frames apart."""
+    stamps, packets = _presentation_stamps(container, stream, None, count=True)
+    if len(stamps) < packets:  # MPEG-PS: frames packed together get guessed stamps, and B-frames collide
+        raise UnorderedStamps(f"{packets - len(stamps)} frames share a timestamp with another: "
+                              "OpenCV reads it in order")
+    return len(stamps)
+
+
 _REORDER_SLACK = 64  # packets read past the last wanted frame: more than any B-frame reordering depth
 
 
-def _presentation_stamps(container, stream, last: int | None) -> np.ndarray:
+def _presentation_stamps(container, stream, last: int | None, count: bool = False):
     """The stream's distinct timestamps in presentation order (frame index -> timestamp), demuxing without decoding.
 
     Reads up to `last` + a reordering slack packets; all of them (at most MAX_FRAMES + 1) when `last` is None.
+    With `count`, also the number of stamped packets read.
     """
     from array import array
 
@@ -353,7 +378,8 @@ def _presentation_stamps(container, stream, last: int | None) -> np.ndarray:
             stamps.append(packet.pts)
             if len(stamps) >= limit:
                 break
-    return np.unique(np.frombuffer(stamps, dtype=np.int64)) if stamps else np.empty(0, np.int64)
+    unique = np.unique(np.frombuffer(stamps, dtype=np.int64)) if stamps else np.empty(0, np.int64)
+    return (unique, len(stamps)) if count else unique
 
 
 def _pyav_frames(container, stream, indices: tuple[int, ...], ranks: dict[int, int], threads: int,

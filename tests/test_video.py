@@ -3,7 +3,7 @@ import re
 import numpy as np
 import pytest
 
-from conftest import H264, write_ffmpeg, write_opencv
+from conftest import H264, frames_for, write_ffmpeg, write_opencv
 from dfscan import container, video
 from dfscan.errors import VideoError
 from dfscan.video import REFERENCE_FRAMES, FrameSpec, read_frames, spread_indices
@@ -242,3 +242,132 @@ def test_each_read_opens_the_file_with_pyav_once(numbered_h264, backend, monkeyp
     assert opened == [str(numbered_h264)]  # the check's open is the one PyAV decodes from
     assert clip.indices == REFERENCE_FRAMES and all(abs(float(f.mean()) - level(i)) < 4
                                                     for i, f in zip(clip.indices, clip.frames))
+
+
+def ffmpeg_copy(src, dst, *args, inputs=()) -> None:
+    """Put a clip's stream (and those of `inputs`), unchanged, into another container."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    more = [a for path in inputs for a in ("-i", str(path))]
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "fatal", "-i", str(src), *more,
+                    "-c", "copy", *args, str(dst)], check=True)
+
+
+@pytest.fixture(scope="module")
+def flv_and_mpeg_ps(numbered_h264, tmp_path_factory):
+    """(MP4, the same stream in FLV), (MP4, the same MPEG-2 or MPEG-1 stream with B-frames in MPEG-PS)."""
+    d = tmp_path_factory.mktemp("formats")
+    rng = np.random.default_rng(0)  # noise: every frame fills its own MPEG-PS packet, as in real files
+    noisy = [np.clip(f.astype(np.int16) + rng.integers(-20, 21, f.shape), 0, 255).astype(np.uint8)
+             for f in numbered_frames(300, size=(320, 240))]
+    mpeg2 = write_ffmpeg(d / "numbered_mpeg2.mp4", noisy, ["-c:v", "mpeg2video", "-q:v", "2", "-bf", "2", "-g", "60"])
+    ffmpeg_copy(numbered_h264, d / "numbered.flv")
+    # MPEG-1 written straight into MPEG-PS: FFmpeg places its frames' stamps right only once its
+    # probing decoder has seen the stream (without it, 90 of 300 frames of such a clip collided).
+    mpeg1 = write_ffmpeg(d / "face_mpeg1.mp4", frames_for(300), ["-c:v", "mpeg1video", "-q:v", "3"])
+    write_ffmpeg(d / "face1.mpg", frames_for(300), ["-c:v", "mpeg1video", "-q:v", "3"])  # the same encoding
+    ffmpeg_copy(mpeg2, d / "numbered.mpg")
+    return {"flv": (numbered_h264, d / "numbered.flv"), "mpeg-ps": (mpeg2, d / "numbered.mpg"),
+            "mpeg-1-ps": (mpeg1, d / "face1.mpg")}
+
+
+@pytest.mark.parametrize("kind", ["flv", "mpeg-ps", "mpeg-1-ps", "mpeg-ps-after-junk"])
+def test_flv_and_mpeg_ps_decode_to_the_frames_of_the_mp4_they_came_from(flv_and_mpeg_ps, kind, tmp_path,
+                                                                        monkeypatch):
+    import av
+
+    mp4, other = flv_and_mpeg_ps[kind.removesuffix("-after-junk")]
+    if kind.endswith("-after-junk"):  # no pack header first: only PyAV's refusal of stream_options tells
+        other = tmp_path / "junk.mpg"
+        other.write_bytes(b"\x00" * 7 + b"junk" * 40 + flv_and_mpeg_ps["mpeg-ps"][1].read_bytes())
+    want = read_frames(mp4, FrameSpec())
+    real, opened = av.open, []
+    monkeypatch.setattr(av, "open", lambda *a, **kw: opened.append(kw) or real(*a, **kw))
+    got = read_frames(other, FrameSpec())
+    # Streams found while probing: the first open that succeeds probes them with no decoder
+    assert next(kw for kw in opened if "stream_options" not in kw)["options"]["codec_whitelist"] == container._NO_CODEC
+    assert got.backend == "pyav" and not got.notes, got.notes  # no fallback: PyAV itself reads them
+    assert got.indices == want.indices == REFERENCE_FRAMES and got.total_frames == 300
+    assert all(np.array_equal(a, b) for a, b in zip(got.frames, want.frames))
+    if kind != "mpeg-1-ps":
+        assert all(abs(float(f.mean()) - level(i)) < 4 for i, f in zip(got.indices, got.frames))
+
+
+def test_a_raw_stream_without_timestamps_is_read_in_order_by_the_other_decoders(numbered_h264, tmp_path):
+    raw = tmp_path / "numbered.h264"
+    ffmpeg_copy(numbered_h264, raw)
+    clip = read_frames(raw, FrameSpec())
+    assert clip.backend == "opencv" and "pyav: no timestamps in the stream" in clip.notes[0]
+    assert clip.indices == REFERENCE_FRAMES and all(abs(float(f.mean()) - level(i)) < 4
+                                                    for i, f in zip(clip.indices, clip.frames))
+
+
+def test_mpeg_ps_frames_with_guessed_timestamps_are_not_read_by_rank(numbered_h264, tmp_path):
+    # Tiny frames share an MPEG-PS packet; FFmpeg guesses the stamps of all but the first, and with
+    # B-frames the guesses collide: ranking them picked frame 61 for frame 60.
+    mpeg2 = write_ffmpeg(tmp_path / "tiny.mp4", numbered_frames(300), ["-c:v", "mpeg2video", "-bf", "2"])
+    ffmpeg_copy(mpeg2, tmp_path / "tiny.mpg")
+    with pytest.raises(VideoError, match="frames share a timestamp"):
+        read_frames(tmp_path / "tiny.mpg", FrameSpec(), "pyav")
+    clip = read_frames(tmp_path / "tiny.mpg", FrameSpec())  # decord, seeking by those stamps, gave frame 61 too
+    assert clip.backend == "opencv" and "decord: not tried" in clip.notes[0]
+    assert clip.indices == REFERENCE_FRAMES and all(abs(float(f.mean()) - level(i)) < 4
+                                                    for i, f in zip(clip.indices, clip.frames))
+
+
+def test_a_pyav_without_stream_options_probes_every_file_without_decoders_first(numbered_h264, tmp_path,
+                                                                                  monkeypatch):
+    import av
+
+    real, opened = av.open, []
+
+    def old_pyav(*args, **kwargs):
+        if "stream_options" in kwargs:
+            raise TypeError("open() got an unexpected keyword argument 'stream_options'")
+        opened.append(kwargs["options"].get("codec_whitelist"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(av, "open", old_pyav)
+    clip = read_frames(numbered_h264, FrameSpec())
+    assert clip.backend == "pyav"
+    assert all(abs(float(f.mean()) - level(i)) < 4 for i, f in zip(clip.indices, clip.frames))
+    assert opened == [container._NO_CODEC, None]  # checked without decoders, then opened to be read
+    monkeypatch.setattr(container, "MAX_FRAME_PIXELS", 96 * 64 - 1)
+    with pytest.raises(VideoError, match="frames of 96x64 pixels"):
+        read_frames(numbered_h264, FrameSpec())
+
+
+def test_an_older_pyav_that_drops_stream_options_still_checks_flv_and_mpeg_ps_without_decoders(flv_and_mpeg_ps,
+                                                                                              monkeypatch):
+    import av
+
+    real, opened = av.open, []
+
+    def older_pyav(*args, **kwargs):  # PyAV before 18 handed those options to no decoder, without a word
+        kwargs.pop("stream_options", None)
+        opened.append(kwargs["options"].get("codec_whitelist"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(av, "open", older_pyav)
+    for kind in ("flv", "mpeg-ps"):
+        opened.clear()
+        assert read_frames(flv_and_mpeg_ps[kind][1], FrameSpec()).backend == "pyav"
+        assert opened[0] == container._NO_CODEC, kind
+
+
+def test_an_flv_whose_frame_size_only_a_decoder_knows_is_refused(numbered_h264, tmp_path):
+    sorenson = tmp_path / "flash.flv"  # Sorenson H.263: no parser reads its size, only a decoder would
+    ffmpeg_copy(numbered_h264, sorenson, "-c:v", "flv1")
+    with pytest.raises(VideoError, match="frame size is not in the stream's headers"):
+        read_frames(sorenson, FrameSpec())
+
+
+def test_every_video_stream_is_within_the_frame_limit(numbered_h264, tmp_path, monkeypatch):
+    larger = write_ffmpeg(tmp_path / "larger.mp4", numbered_frames(30, size=(128, 96)), H264)
+    both = tmp_path / "both.mkv"  # decord and OpenCV may pick the second, larger stream
+    ffmpeg_copy(numbered_h264, both, "-map", "0:v", "-map", "1:v", inputs=[larger])
+    monkeypatch.setattr(container, "MAX_FRAME_PIXELS", 96 * 64)
+    with pytest.raises(VideoError, match="frames of 128x96 pixels"):
+        read_frames(both, FrameSpec())
