@@ -112,7 +112,8 @@ def core():
 
 
 def ov_message(exc: BaseException, limit: int = 300) -> str:
-    """OpenVINO's error without the 'Exception from src/...cpp:84:' lines that precede the reason."""
+    """OpenVINO's error on one line: the 'Exception from src/...cpp:84:' and "Check '...'" lines that precede
+    the reason dropped, the reason's lines joined (it can span several); errors.first_line if nothing is left."""
     lines = [line.strip() for line in str(exc).splitlines()]
     useful = [line for line in lines if line and not line.startswith(("Exception from ", "Check '"))]
     return (" ".join(useful) or first_line(exc))[:limit]
