@@ -25,7 +25,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .constants import RUNTIMES
-from .dirs import cache_dir
+from .dirs import cache_dir, private_dir
 from .errors import ConfigError, ModelError, first_line
 
 log = logging.getLogger(__name__)
@@ -233,10 +233,13 @@ def _free_batch(model) -> None:
 
 
 def _save(model, path: Path) -> None:
-    """Write the converted model beside others atomically; a read-only cache only costs speed."""
+    """Write the converted model beside others atomically; a read-only cache only costs speed.
+
+    The folders are private (0700, as the store's): their names are models' hashes, which tell other
+    users of the machine which model was used."""
     ov = require()
     try:
-        path.parent.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent.parent)
         tmp = Path(tempfile.mkdtemp(dir=path.parent.parent, prefix=".partial-"))
         ov.save_model(model, str(tmp / path.name), compress_to_fp16=False)
         try:
