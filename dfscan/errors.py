@@ -1,7 +1,7 @@
 """Exceptions that stop a whole command; `cli.main` maps each to an exit code.
 
 Per-file problems are not exceptions that escape the scan: they become report
-rows with verdict ERROR and a reason (see `pipeline`).
+rows with verdict ERROR and a reason (see `pipeline`), made one line by `file_reason`.
 """
 from __future__ import annotations
 
