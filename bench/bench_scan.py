@@ -110,7 +110,8 @@ def convert_as_installed(model: Path) -> dict:
 
 def run_dfscan(clips: list[Path], model: Path, **overrides) -> dict:
     from dfscan.discover import Found
-    from dfscan.pipeline import ScanConfig, Scanner, StageTimes
+    from dfscan.concurrency import StageTimes
+    from dfscan.pipeline import ScanConfig, Scanner
 
     scanner = Scanner(ScanConfig(model=str(model), **overrides))
     list(scanner.iter_scan([Found(clips[0])]))  # warm up (graph tracing, per-thread nets) outside the timing
@@ -137,7 +138,7 @@ def run_floor(clips: list[Path], workers: int, threads: int) -> dict:
 
 def fastest_floor(clips: list[Path]) -> tuple[dict, dict]:
     """The decode floor: the fastest of the thread layouts tried, and all of them."""
-    from dfscan.pipeline import available_cores
+    from dfscan.concurrency import available_cores
 
     cores = available_cores()
     layouts = {"2 videos x 1 thread": (2, 1), "2 videos x FFmpeg's threads": (2, 0),
@@ -158,7 +159,8 @@ def cpu_seconds() -> float:
 def stage_cpu(clips: list[Path], model: Path) -> dict:
     """CPU seconds per video of each stage run alone (decoding with one thread): their sum over the
     cores is the best time per video any overlap of the stages could reach."""
-    from dfscan.pipeline import ScanConfig, Scanner, available_cores
+    from dfscan.concurrency import available_cores
+    from dfscan.pipeline import ScanConfig, Scanner
     from dfscan.video import FrameSpec, read_frames
 
     scanner = Scanner(ScanConfig(model=str(model)))

@@ -68,7 +68,7 @@ def scan_seconds(clips: list[Path], model: Path, workers: int, streams: bool = F
 def run(folder: Path, workers: list[int], n: int, out: Path | None, streams: bool = False) -> None:
     os.environ["DFSCAN_CACHE_DIR"] = str(folder / "cache")
     os.environ["DFSCAN_FACE_DETECTOR"] = str(folder / "face_detector.onnx")
-    from dfscan.pipeline import available_cores, decode_threads
+    from dfscan.concurrency import available_cores, decode_threads
 
     clips = linked_copies(sorted((folder / "videos").glob("*.mp4")), folder / "links", n)
     rows = {}

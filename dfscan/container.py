@@ -12,7 +12,7 @@ import os
 import re
 from typing import Iterator
 
-from .errors import VideoError
+from .errors import VideoError, first_line
 
 # What real videos need, with room to spare; a file beyond a limit gets a clear ERROR row.
 MAX_FRAME_PIXELS = 8192 * 4320  # DCI 8K (35.4 Mpx), the largest frames cameras record; 8K UHD is 7680x4320
@@ -232,9 +232,10 @@ _DECORD_PREFIX = re.compile(r"\[\d\d:\d\d:\d\d\] \S+:\d+: ")
 
 
 def decoder_message(exc: BaseException, path: str = "") -> str:
-    """First meaningful line of a decoder's message, without source paths, short enough for a report cell."""
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip() and not ln.strip().startswith(("Stack", "File"))]
-    text = _DECORD_PREFIX.sub("", lines[0]) if lines else type(exc).__name__
+    """errors.first_line of a PyAV/FFmpeg/decord error, in words a journalist can act on: stack-trace lines and
+    decord's source prefixes dropped, messages that mean nothing to a user (_PLAIN_REASONS) replaced by
+    what they mean, the file's path (the report names the file) left out, cut to fit a report cell."""
+    text = _DECORD_PREFIX.sub("", first_line(exc, skip=("Stack", "File")))
     for marker, plain in _PLAIN_REASONS:
         if marker in text:
             return plain

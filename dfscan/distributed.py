@@ -34,9 +34,9 @@ from typing import Any, Iterator, Sequence
 
 from .dirs import CACHE_ENV, cache_dir, is_private_dir, private_dir
 from .discover import Found
-from .errors import ConfigError, DfscanError
+from .errors import UNREADABLE, ConfigError, DfscanError, first_line
 from .model_info import ModelInfo, file_sha256
-from .pipeline import UNREADABLE, ScanConfig, ScanPlan, Scanner
+from .pipeline import ScanConfig, ScanPlan, Scanner
 from .report import write_atomic
 from .results import Verdict, VideoResult
 
@@ -263,7 +263,7 @@ class RayScanner(ScanPlan):
         except exceptions.ActorUnavailableError:  # Ray is restarting it: ask again shortly
             worker.recheck_at = time.monotonic() + RECHECK_S
         except exceptions.RayActorError as exc:
-            worker.error = _first_line(exc)
+            worker.error = _ray_message(exc)
             log.warning("a Ray worker stopped for good: %s", worker.error)
 
     def _lost(self, worker: _Worker) -> None:
@@ -399,7 +399,7 @@ def _connect(ray, address: str | None) -> bool:
             ray.init(address=address, **quiet)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = address or "a private instance on this machine"
-        raise DfscanError(f"cannot start or reach Ray at {where}: {_first_line(exc)}") from exc
+        raise DfscanError(f"cannot start or reach Ray at {where}: {_ray_message(exc)}") from exc
     return True
 
 
@@ -437,9 +437,10 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-def _first_line(exc: BaseException) -> str:
-    """The one line of a Ray error that says what went wrong (its messages carry whole tracebacks)."""
+def _ray_message(exc: BaseException) -> str:
+    """The one line of a Ray error that says what went wrong: Ray's messages carry whole tracebacks, whose
+    first line (errors.first_line) is Ray's preamble and whose last `...Error:` line is the cause; that line
+    is kept, without its exception's module path."""
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    line = next((ln for ln in reversed(lines) if "Error:" in ln or "Exception:" in ln), None)
-    line = line or (lines[0] if lines else type(exc).__name__)
+    line = next((ln for ln in reversed(lines) if "Error:" in ln or "Exception:" in ln), None) or first_line(exc)
     return re.sub(r"^(?:\w+\.)+(?=\w+(?:Error|Exception):)", "", line)[:300]  # dfscan.errors.ModelError: ...

@@ -24,9 +24,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .constants import EVAL_KINDS as KINDS
+from .discover import Found, discover
 from .errors import ConfigError, DataError
 from .metrics import LOG_LOSS_NOTE, THRESHOLD_RULE, binary_metrics, clipped_log_loss
 from .pipeline import ScanConfig
+from .results import VideoResult
 
 log = logging.getLogger(__name__)
 
@@ -293,8 +295,7 @@ def _crop_video(row, frames: list[Path], scores: dict[Path, float], images: Path
 
 def _evaluate_videos(config: EvalConfig, out_dir: Path, progress) -> tuple[dict, dict, Path]:
     """A folder of labelled videos, scanned end to end by the scanner's own pipeline."""
-    from .api import open_scanner
-    from .discover import discover
+    from .api import open_scanner, scan_with
 
     data = Path(config.data).expanduser().resolve()
     if not data.is_dir():
@@ -309,24 +310,34 @@ def _evaluate_videos(config: EvalConfig, out_dir: Path, progress) -> tuple[dict,
     unlabelled = sorted(in_folder - set(labels))
 
     with open_scanner(config.scan) as scanner:  # the engine asked for; the store is closed after
-        found = scanner.discover(present)
-        outcomes = []
-        for n, r in enumerate(scanner.iter_scan(found), start=1):
-            label = labels[r.path.resolve()]
-            outcomes.append(Outcome(_rel(r.path, data), label, r.score, r.verdict.value, r.error or (
-                "no face in any sampled frame" if r.verdict.value == "NO_FACE" else None),
-                {"frames_with_face": r.frames_with_face, "faces_scored": r.faces_scored}))
-            progress(EvalProgress("scanning videos", n, len(found), r.path.name))
+        scanned = scan_with(scanner, present, [_ScanProgress(progress)])
+    outcomes = [Outcome(_rel(r.path, data), labels[r.path.resolve()], r.score, r.verdict.value, r.error or (
+        "no face in any sampled frame" if r.verdict.value == "NO_FACE" else None),
+        {"frames_with_face": r.frames_with_face, "faces_scored": r.faces_scored}) for r in scanned.results]
 
-    report = _base_report("videos", config, scanner.model_info, scanner.threshold)
+    report = _base_report("videos", config, scanner.model_info, scanned.threshold)
     report["labels"] = str(labels_path.resolve())
-    report.update(_video_section(outcomes, scanner.threshold))
+    report.update(_video_section(outcomes, scanned.threshold))
     report["labelled_not_found"] = {"count": len(not_found), "paths": [_rel(p, data) for p in not_found],
                                     "note": "listed in the labels but absent from the folder: not evaluated"}
     report["unlabelled_videos"] = {"count": len(unlabelled), "paths": [_rel(p, data) for p in unlabelled],
                                    "note": "videos in the folder without a label: not scanned"}
     predictions = _write_video_predictions(out_dir / "video_predictions.csv", outcomes)
     return report, {"video level": _scored_arrays(outcomes)}, predictions
+
+
+class _ScanProgress:
+    """A result sink (`dfscan.api.ResultSink`) that tells an evaluation's progress callback of each video."""
+
+    def __init__(self, progress: Callable[[EvalProgress], None]):
+        self.progress, self.total, self.done = progress, 0, 0
+
+    def start(self, found: Sequence[Found]) -> None:
+        self.total = len(found)
+
+    def add(self, result: VideoResult) -> None:
+        self.done += 1
+        self.progress(EvalProgress("scanning videos", self.done, self.total, result.path.name))
 
 
 def read_subset(path: Path) -> set[str]:

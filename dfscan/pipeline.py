@@ -11,23 +11,20 @@ argv or exits.
 from __future__ import annotations
 
 import logging
-import os
-import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from . import concurrency
 from .aggregate import aggregate, verdict
 from .constants import AGGREGATES, DECODERS, ENGINES
 from .discover import VIDEO_EXTENSIONS, Found, discover
-from .errors import ConfigError, VideoError
+from .errors import ConfigError, VideoError, file_reason
 from .faces import FaceConfig, FaceDetector, thumbnail
 from .model import Classifier
 from .model_info import ModelInfo, file_sha256
@@ -40,7 +37,6 @@ from .video import FrameSpec, KeepError, read_frames
 log = logging.getLogger(__name__)
 
 DEFAULT_MARGIN = FaceConfig().margin  # for YuNet's boxes (dfscan/faces.py)
-UNREADABLE = "cannot read file"  # how a result's error starts when the file's bytes could not be read
 
 
 @dataclass(frozen=True)
@@ -94,28 +90,6 @@ class ScanConfig:
             raise ConfigError("--actors must be at least 1")
 
 
-class StageTimes:
-    """Seconds spent per stage, summed over threads (decode and detect overlap the network)."""
-
-    STAGES = ("hash", "decode", "detect", "classify", "wait")
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self.seconds = dict.fromkeys(self.STAGES, 0.0)
-
-    @contextmanager
-    def timing(self, stage: str):
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.add(stage, time.perf_counter() - start)
-
-    def add(self, stage: str, seconds: float) -> None:
-        with self._lock:
-            self.seconds[stage] += seconds
-
-
 @dataclass
 class _Prepared:
     """A video after decoding and detection, before classification."""
@@ -147,7 +121,7 @@ class ScanPlan:
         self.face_config = replace(config.faces, margin=margin)
         self.threshold = config.threshold if config.threshold is not None else self.model_info.threshold
         self.store = ResultStore(config.store) if config.store else None
-        self.times = StageTimes()
+        self.times = concurrency.StageTimes()
         self.setting_values = self.score_settings()
         self.settings = settings_key(self.setting_values)  # (hash, canonical JSON): the store's key
 
@@ -217,7 +191,7 @@ class Scanner(ScanPlan):
         super().__init__(config, model_info)
         # One video per core: decoding and detection scale with the cores (16-core machine, network
         # left out: 2 workers 0.28 s/video, 16 workers 0.16; bench/workers_scaling.py).
-        self.workers = config.workers or available_cores()
+        self.workers = config.workers or concurrency.available_cores()
         self.detector = FaceDetector(self.face_config, runtime=config.runtime)
         self.classifier = Classifier(self.model_info, device=config.device, batch_size=config.batch_size,
                                      runtime=config.runtime)
@@ -232,13 +206,13 @@ class Scanner(ScanPlan):
         queue: deque[tuple[_Prepared, int]] = deque()  # crops waiting for the network
         inflight: deque[Future] = deque()
         todo = iter(found)
-        threads = decode_threads(len(found), self.workers)
+        threads = concurrency.decode_threads(len(found), self.workers)
         pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="dfscan-decode")
         try:
             self._submit(pool, todo, inflight, threads)
             while inflight:
                 with self.times.timing("wait"):  # the network idles until decoding catches up
-                    prepared = _wait(inflight.popleft())
+                    prepared = concurrency.interruptible_result(inflight.popleft())
                 self._submit(pool, todo, inflight, threads)
                 pending.append(prepared)
                 queue.extend((prepared, i) for i in range(len(prepared.crops)))
@@ -285,7 +259,7 @@ class Scanner(ScanPlan):
             if found.path.stat().st_size == 0:
                 raise VideoError("empty file (0 bytes)")
             with self.times.timing("hash"):
-                result.sha256 = _sha256(found.path)
+                result.sha256 = file_sha256(found.path)
             stored = self._stored(result.sha256)
             if stored is not None:
                 prepared.cached = replace(stored, path=found.path, cached=True)
@@ -298,7 +272,7 @@ class Scanner(ScanPlan):
             result.error = f"face detection failed: {exc}"
             return prepared
         except (VideoError, OSError) as exc:
-            result.error = _reason(exc)
+            result.error = file_reason(exc)
             return prepared
         except Exception as exc:  # a decoder bug must not end the whole scan
             log.debug("unexpected failure on %s", found.path, exc_info=True)
@@ -402,16 +376,6 @@ class Scanner(ScanPlan):
             return None
 
 
-def _wait(future: Future, poll_s: float = 0.2):
-    """future.result(), waking up regularly: an untimed wait would hold Ctrl-C back until the
-    video is decoded when the signal is delivered to another thread (then nothing wakes this one)."""
-    while True:
-        try:
-            return future.result(timeout=poll_s)
-        except FutureTimeout:
-            continue
-
-
 def _same_face(faces, box, min_iou: float = 0.5):
     """The detected face, a (box, ...) tuple, whose box matches `box` best (detection is deterministic:
     the same box)."""
@@ -424,30 +388,3 @@ def _same_face(faces, box, min_iou: float = 0.5):
 
     best = max(faces, key=lambda face: iou(face[0], box), default=None)
     return best if best is not None and iou(best[0], box) >= min_iou else None
-
-
-def decode_threads(videos: int, workers: int) -> int:
-    """Decoding threads per video: the cores shared among the videos decoded at once.
-
-    FFmpeg's own choice (cores + 1 frame threads per video) pays off little when only
-    reference frames are decoded and oversubscribes the cores when several videos are
-    decoded side by side (bench/: one thread each made scans on 2 cores ~10% faster).
-    """
-    return max(1, available_cores() // max(1, min(videos, workers)))
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))  # the cores this process may use (containers, taskset)
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
-
-
-def _sha256(path: Path) -> str:
-    return file_sha256(path)
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError):
-        return f"{UNREADABLE}: {exc.strerror or exc}"
-    return str(exc)

@@ -25,7 +25,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .constants import RUNTIMES
-from .dirs import cache_dir
+from .dirs import cache_dir, private_dir
 from .errors import ConfigError, ModelError, first_line
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,8 @@ def core():
 
 
 def ov_message(exc: BaseException, limit: int = 300) -> str:
-    """OpenVINO's error without the 'Exception from src/...cpp:84:' lines that precede the reason."""
+    """OpenVINO's error on one line: the 'Exception from src/...cpp:84:' and "Check '...'" lines that precede
+    the reason dropped, the reason's lines joined (it can span several); errors.first_line if nothing is left."""
     lines = [line.strip() for line in str(exc).splitlines()]
     useful = [line for line in lines if line and not line.startswith(("Exception from ", "Check '"))]
     return (" ".join(useful) or first_line(exc))[:limit]
@@ -232,10 +233,13 @@ def _free_batch(model) -> None:
 
 
 def _save(model, path: Path) -> None:
-    """Write the converted model beside others atomically; a read-only cache only costs speed."""
+    """Write the converted model beside others atomically; a read-only cache only costs speed.
+
+    The folders are private (0700, as the store's): their names are models' hashes, which tell other
+    users of the machine which model was used."""
     ov = require()
     try:
-        path.parent.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent.parent)
         tmp = Path(tempfile.mkdtemp(dir=path.parent.parent, prefix=".partial-"))
         ov.save_model(model, str(tmp / path.name), compress_to_fp16=False)
         try:

@@ -193,6 +193,22 @@ def test_folder_of_videos_through_the_scanner(clips, colour_model, tmp_path, cap
     assert (out / "roc.png").stat().st_size > 1000
 
 
+def test_a_folder_of_videos_reports_its_progress_video_by_video(clips, colour_model, tmp_path):
+    from dfscan.evaluate import EvalConfig, evaluate
+    from dfscan.pipeline import ScanConfig
+
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for key, name in (("fake_mp4", "a.mp4"), ("real_avi", "b.avi")):
+        shutil.copy(clips[key], folder / name)
+    (folder / "labels.csv").write_text("file,label\na.mp4,FAKE\nb.avi,REAL\n")
+    events = []
+    evaluate(EvalConfig(folder, ScanConfig(model=str(colour_model)), labels=folder / "labels.csv",
+                        output=tmp_path / "eval"), on_progress=events.append)
+    scanning = [(e.done, e.total, e.item) for e in events if e.stage == "scanning videos"]
+    assert scanning == [(1, 2, "a.mp4"), (2, 2, "b.avi")]
+
+
 def test_evaluate_errors_exit_2_and_leave_no_empty_folder(tmp_path, kaggle_data, colour_model, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     empty = tmp_path / "nolabels"

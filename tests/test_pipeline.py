@@ -135,6 +135,7 @@ def test_scanner_reuses_one_model_for_many_scans(clips, colour_model):
 
 def test_the_cores_are_shared_among_the_videos_decoded_at_once(clips, colour_model, monkeypatch):
     import dfscan.pipeline as pipeline
+    from dfscan import concurrency
 
     asked = []
     real_read = pipeline.read_frames
@@ -144,7 +145,7 @@ def test_the_cores_are_shared_among_the_videos_decoded_at_once(clips, colour_mod
         return real_read(path, spec, backend, threads, **kw)
 
     monkeypatch.setattr(pipeline, "read_frames", recording_read)
-    monkeypatch.setattr(pipeline, "available_cores", lambda: 8)
+    monkeypatch.setattr(concurrency, "available_cores", lambda: 8)
     scanner = Scanner(ScanConfig(model=str(colour_model), workers=2))
     list(scanner.iter_scan(scanner.discover([clips["fake_mp4"]])))
     assert asked == [8]  # one video: every core decodes it
@@ -152,7 +153,7 @@ def test_the_cores_are_shared_among_the_videos_decoded_at_once(clips, colour_mod
     several = scanner.discover([clips["root"]])
     assert len([r for r in scanner.iter_scan(several) if r.error is None]) >= 4
     assert asked and set(asked) == {4}  # two at once: four threads each
-    assert pipeline.decode_threads(videos=10, workers=16) == 1
+    assert concurrency.decode_threads(videos=10, workers=16) == 1
     assert Scanner(ScanConfig(model=str(colour_model))).workers == 8  # unset: one video per core
 
 

@@ -5,6 +5,7 @@ processes where TensorFlow cannot be imported, against TensorFlow's scores compu
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -261,6 +262,31 @@ def test_a_converted_model_is_cached_and_then_needs_no_tensorflow(colour_model, 
     used, imported_tf, scores = json.loads(out.stdout.strip().splitlines()[-1])
     assert used == "openvino" and not imported_tf
     assert np.abs(np.array(scores) - first).max() < 1e-6
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX modes")
+def test_the_converted_model_cache_is_private_to_the_user(colour_model, tmp_path, monkeypatch):
+    """Folder names are models' hashes: other users of the machine must not list which model was used."""
+    import stat
+
+    def mode(p: Path) -> int:
+        return stat.S_IMODE(p.stat().st_mode)
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    info = describe_local_model(colour_model)
+    old_umask = os.umask(0o022)  # folders made with mkdir's defaults would be 0755
+    try:
+        Classifier(info, "cpu", runtime="openvino")
+        entry = runtime.converted_path(info.sha256).parent
+        assert (entry / "model.bin").is_file()
+        assert [mode(p) for p in (tmp_path / "cache", entry.parent, entry)] == [0o700] * 3
+        # An older dfscan's world-readable folder is tightened at the next conversion.
+        shutil.rmtree(entry)
+        entry.parent.chmod(0o755)
+        Classifier(info, "cpu", runtime="openvino")
+        assert mode(entry.parent) == 0o700 and entry.is_dir()
+    finally:
+        os.umask(old_umask)
 
 
 def test_a_damaged_cache_entry_is_converted_again(colour_model, tmp_path, monkeypatch, caplog):
