@@ -56,7 +56,7 @@ class ScanConfig:
     recursive: bool = True
     extensions: frozenset[str] = VIDEO_EXTENSIONS
     include_hidden: bool = False
-    workers: int | None = None  # videos decoded at once; None: one per core (Ray: per reserved CPU, at least 2)
+    workers: int | None = None  # videos decoded at once; None: one per core plus one (Ray: per reserved CPU, at least 2)
     decoder: str = "auto"
     store: str | None = None  # SQLite result store; None: keep nothing between scans
     rescan: bool = False  # ignore stored results (new ones are still stored)
@@ -189,10 +189,8 @@ class Scanner(ScanPlan):
 
     def __init__(self, config: ScanConfig = ScanConfig(), model_info: ModelInfo | None = None):
         super().__init__(config, model_info)
-        # One video per core: decoding and detection scale with the cores (16-core machine, network
-        # left out: 2 workers 0.28 s/video, 16 workers 0.16; bench/workers_scaling.py).
-        self.workers = config.workers or concurrency.available_cores()
-        self.detector = FaceDetector(self.face_config, runtime=config.runtime)
+        self.workers = config.workers or concurrency.default_workers()
+        self.detector = FaceDetector(self.face_config, runtime=config.runtime, threads=self.workers)
         self.classifier = Classifier(self.model_info, device=config.device, batch_size=config.batch_size,
                                      runtime=config.runtime)
 

@@ -119,12 +119,13 @@ def ov_message(exc: BaseException, limit: int = 300) -> str:
     return (" ".join(useful) or first_line(exc))[:limit]
 
 
-def compile_model(model, threads: int = 0):
+def compile_model(model, streams: int = 0):
     """Compile for the CPU in float32: OpenVINO would pick bfloat16 on CPUs that have it, moving scores.
 
-    `threads`: threads per inference (0: OpenVINO's choice, all cores).
+    `streams`: inferences that may run at once, from as many threads, the cores shared among them
+    (0: OpenVINO's choice, one inference at a time on all cores).
     """
-    config = {"INFERENCE_PRECISION_HINT": "f32", **({"INFERENCE_NUM_THREADS": threads} if threads else {})}
+    config = {"INFERENCE_PRECISION_HINT": "f32", **({"NUM_STREAMS": streams} if streams else {})}
     try:
         return core().compile_model(model, "CPU", config)
     except RuntimeError as exc:

@@ -154,7 +154,7 @@ def test_the_cores_are_shared_among_the_videos_decoded_at_once(clips, colour_mod
     assert len([r for r in scanner.iter_scan(several) if r.error is None]) >= 4
     assert asked and set(asked) == {4}  # two at once: four threads each
     assert concurrency.decode_threads(videos=10, workers=16) == 1
-    assert Scanner(ScanConfig(model=str(colour_model))).workers == 8  # unset: one video per core
+    assert Scanner(ScanConfig(model=str(colour_model))).workers == 9  # unset: one video per core, plus one
 
 
 def test_reused_results_get_their_crops_back_as_a_scan_finds_them(clips, colour_model, tmp_path, monkeypatch):

@@ -393,7 +393,7 @@ def test_a_scan_gives_the_same_results_with_either_runtime(clips, colour_model):
 
 
 def test_a_detector_openvino_cannot_compile_falls_back_to_opencv(monkeypatch, caplog):
-    def refuse(model, threads=0):
+    def refuse(model, streams=0):
         raise runtime.ConversionError("OpenVINO cannot compile the network: no CPU plugin")
 
     monkeypatch.setattr(runtime, "compile_model", refuse)
