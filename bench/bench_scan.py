@@ -88,7 +88,9 @@ def make_model(path: Path) -> Path:
         head.set_weights([w.reshape(-1, 1).astype(np.float32), np.array([-(features.mean(0) @ w)], np.float32)])
         model.save(path)
     # The registry's entry for the reference model names its architecture: so does this model's sidecar.
-    path.with_suffix(".json").write_text(json.dumps({"name": "bench-effnetb0", "architecture": ARCHITECTURE}))
+    path.with_suffix(".json").write_text(json.dumps({
+        "name": "bench-effnetb0", "architecture": ARCHITECTURE,
+        "preprocessing": {"input_size": [224, 224], "color_order": "BGR", "scale": "0..1", "resize": "stretch"}}))
     return path
 
 
