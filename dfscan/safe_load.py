@@ -303,7 +303,7 @@ def build_known(keras, path: Path, architecture: str, input_size: tuple[int, int
         model.save_weights(reference)  # the layout this network's weights file must have
         expected = weights_layout(reference)
     with extracted_weights(path) as h5:
-        got = weights_layout(h5)
+        got = _network_arrays(weights_layout(h5))
         if _kinds(got) != _kinds(expected):
             raise ModelError(f"the weights in {path} do not fit the {architecture} network: "
                              + _layout_difference(expected, got))
@@ -312,6 +312,13 @@ def build_known(keras, path: Path, architecture: str, input_size: tuple[int, int
         except Exception as exc:  # Keras raises ValueError, KeyError, OSError...
             raise ModelError(f"cannot load the weights of {path} into {architecture}: {first_line(exc, 300)}") from exc
     return model
+
+
+def _network_arrays(layout: dict[str, tuple[tuple[int, ...], str]]) -> dict[str, tuple[tuple[int, ...], str]]:
+    """The arrays of the network, without the optimizer's state that a file saved while training keeps
+    (Keras' ModelCheckpoint, which wrote the reference model, and `dfscan train` save compiled models).
+    Those arrays were checked like the rest (weights_layout); loading into this uncompiled network skips them."""
+    return {k: v for k, v in layout.items() if not k.startswith("optimizer/")}
 
 
 def export_twin(keras, model, architecture: str, input_size: tuple[int, int]):

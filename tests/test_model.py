@@ -1,3 +1,4 @@
+import io
 import json
 import shutil
 import tempfile
@@ -159,6 +160,30 @@ def test_known_network_reads_only_the_weights_and_scores_as_a_full_safe_load(ref
     assert np.allclose(ours, eager, rtol=0, atol=1e-5)  # eager vs graph: float32 rounding only
     assert not reference_like["marker"].exists()
     assert list(own_tmp.glob("dfscan-*")) == []  # the inflated weights are removed
+
+
+def test_a_file_saved_while_training_keeps_its_optimizer_state_and_still_loads(tmp_path, keras):
+    """The reference model was written by ModelCheckpoint during fit, as `dfscan train` writes its
+    models: the weights file also holds the optimizer's state ("optimizer/vars/N"), which is no part
+    of the network: the known network is built from the rest and scores as the trained model."""
+    import h5py
+
+    from dfscan.model import _load_keras
+    from dfscan.safe_load import ARCHITECTURES
+
+    keras.utils.set_random_seed(2)
+    model = ARCHITECTURES[REFERENCE_ARCH](keras, (32, 32))
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy")
+    x = np.random.default_rng(0).random((8, 32, 32, 3)).astype(np.float32)
+    model.fit(x, np.array([0, 1] * 4, np.float32), epochs=1, verbose=0)
+    model.save(tmp_path / "best_model.keras")
+    with zipfile.ZipFile(tmp_path / "best_model.keras") as zf, zf.open("model.weights.h5") as fh, \
+            h5py.File(io.BytesIO(fh.read()), "r") as h5:
+        assert "optimizer" in h5 and len(h5["optimizer/vars"]) > 100  # the premise: Adam's state is in the file
+    path = with_sidecar(tmp_path / "best_model.keras", architecture=REFERENCE_ARCH,
+                        preprocessing={"input_size": [32, 32]})
+    built = _load_keras(describe_local_model(path))
+    assert np.allclose(np.asarray(built(x, training=False)), np.asarray(model(x, training=False)), rtol=0, atol=1e-6)
 
 
 def test_weights_of_another_network_are_refused(colour_model, tmp_path, own_tmp):
