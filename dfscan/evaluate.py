@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -211,9 +211,8 @@ def _base_report(kind: str, config: EvalConfig, info, threshold: float) -> dict[
 
 def _evaluate_crops(config: EvalConfig, out_dir: Path, progress) -> tuple[dict, dict, Path]:
     """Face crops: frame-level metrics, then video-level by aggregating each video's crop scores."""
+    from .api import open_scanner
     from .dataset import images_dir, read_metadata, video_frames
-    from .model import Classifier
-    from .registry import resolve_model
 
     images = images_dir(config.data)
     rows = read_metadata(images)
@@ -222,15 +221,12 @@ def _evaluate_crops(config: EvalConfig, out_dir: Path, progress) -> tuple[dict, 
         keep = read_subset(config.subset)
         frames = {name: [p for p in paths if p.relative_to(images).as_posix() in keep] for name, paths in frames.items()}
         rows = [row for row in rows if row.name in {image.split("/")[0] for image in keep}]
-    info = resolve_model(config.scan.model, config.scan.offline)
-    for warning in info.warnings:
-        log.warning(warning)
-    classifier = Classifier(info, device=config.scan.device, batch_size=config.scan.batch_size,
-                            runtime=config.scan.runtime)
-    threshold = config.scan.threshold if config.scan.threshold is not None else info.threshold
-
+    # The scanner's own model, runtime and threshold, opened the one way; crops need no store and no cluster.
+    local = replace(config.scan, engine="local", address=None, actors=None, store=None)
     todo = [(row, path) for row in rows for path in frames[row.name]]
-    scores, unreadable = _score_crops(classifier, [p for _, p in todo], images, config, progress)
+    with open_scanner(local) as scanner:
+        info, threshold = scanner.model_info, scanner.threshold
+        scores, unreadable = _score_crops(scanner.classifier, [p for _, p in todo], images, config, progress)
     scored = [(row, path, scores[path]) for row, path in todo if path in scores]
     outcomes = [_crop_video(row, frames[row.name], scores, images, threshold, config.scan.aggregate) for row in rows]
 
