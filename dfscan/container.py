@@ -148,33 +148,34 @@ def refused_size(exc: BaseException) -> bool:
 _SIZES_WITHOUT_DECODING = ("mjpeg",)
 
 
-def check_frame_sizes(path: str, max_packets: int) -> None:
+def check_frame_sizes(container, max_packets: int) -> None:
     """FrameTooLarge if a frame of the file's first video stream exceeds MAX_FRAME_PIXELS.
 
     open_checked sees only the first frames' size; PyAV's decoder keeps the limit, decord and
     OpenCV do not (a 16000x16000 frame past small ones took 4.7 GB in OpenCV). So before either
     gets a file, its keyframes are decoded here with the limit: H.264, HEVC and MPEG change size
-    only at a keyframe, where the new parameters take effect. Runs only when PyAV could not read it.
+    only at a keyframe, where the new parameters take effect. Reads `container` (open_checked's) from
+    where it stands. Runs only before decord or OpenCV.
     """
     import av
 
-    with open_checked(path) as container:
-        stream = container.streams.video[0]
-        codec = stream.codec_context
-        codec.thread_count = 1
-        codec.skip_frame = "ALL" if codec.name in _SIZES_WITHOUT_DECODING else "NONKEY"
-        codec.options = {"max_pixels": str(MAX_FRAME_PIXELS)}
-        for index, packet in enumerate(container.demux(stream)):
-            if index >= max_packets:
-                break
-            try:
-                codec.decode(packet)
-            except av.error.FFmpegError as exc:
-                if refused_size(exc):
-                    raise frame_too_large(index) from exc
-                continue  # a damaged packet: the other decoders may read past it
-            if codec.width * codec.height > MAX_FRAME_PIXELS:
-                raise frame_too_large(index, codec.width, codec.height)
+    stream = container.streams.video[0]
+    codec = av.CodecContext.create(stream.codec_context.name, "r")  # PyAV may have used the stream's own
+    codec.extradata = stream.codec_context.extradata
+    codec.thread_count = 1
+    codec.skip_frame = "ALL" if codec.name in _SIZES_WITHOUT_DECODING else "NONKEY"
+    codec.options = {"max_pixels": str(MAX_FRAME_PIXELS)}
+    for index, packet in enumerate(container.demux(stream)):
+        if index >= max_packets:
+            break
+        try:
+            codec.decode(packet)
+        except av.error.FFmpegError as exc:
+            if refused_size(exc):
+                raise frame_too_large(index) from exc
+            continue  # a damaged packet: the other decoders may read past it
+        if codec.width * codec.height > MAX_FRAME_PIXELS:
+            raise frame_too_large(index, codec.width, codec.height)
 
 
 _MAGIC = ((b"\xff\xd8\xff", "a JPEG image"), (b"\x89PNG", "a PNG image"), (b"%PDF", "a PDF document"),

@@ -161,7 +161,7 @@ def _decode(source: Source, spec: FrameSpec, backend: str, threads: int,
             failures.append(f"{name}: not tried, it orders frames by the same timestamps")
             continue
         if name != "pyav" and not sized:  # decord and OpenCV decode frames of any size: check first
-            check_frame_sizes(source.path, MAX_FRAMES + 1)
+            _check_sizes(source, rewind=bool(failures))
             sized = True
         try:
             clip = _BACKENDS[name](source, spec, threads, _guarded(keep))
@@ -190,6 +190,17 @@ def _guarded(keep: Callable[[np.ndarray], Any] | None) -> Callable[[np.ndarray],
             raise KeepError(f"{type(exc).__name__}: {exc}") from exc
 
     return guarded
+
+
+def _check_sizes(source: Source, rewind: bool) -> None:
+    """container.check_frame_sizes on the file, from its first packet (PyAV may have read some)."""
+    if rewind:
+        try:
+            source.container.seek(0)
+        except Exception:  # raw H.264/HEVC streams cannot seek back: open them again
+            with open_checked(source.path) as container:
+                return check_frame_sizes(container, MAX_FRAMES + 1)
+    check_frame_sizes(source.container, MAX_FRAMES + 1)
 
 
 def _check_size(frame: np.ndarray, index: int) -> None:
