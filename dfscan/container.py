@@ -139,8 +139,9 @@ def frame_too_large(index: int, width: int = 0, height: int = 0) -> FrameTooLarg
 
 
 def refused_size(exc: BaseException) -> bool:
-    """Is this how FFmpeg's decoder refuses a frame over max_pixels (EINVAL from avcodec_send_packet)?"""
-    return getattr(exc, "errno", None) == errno.EINVAL and "send_packet" in str(exc)
+    """Is this how FFmpeg's decoder refuses a frame over max_pixels? It answers EINVAL, where a
+    damaged frame gives AVERROR_INVALIDDATA or is concealed."""
+    return getattr(exc, "errno", None) == errno.EINVAL
 
 
 # Decoders that read each frame's size even when told to skip it (FFmpeg's SKIP_FRAME_FILL_PARAM):
@@ -160,22 +161,28 @@ def check_frame_sizes(container, max_packets: int) -> None:
     import av
 
     stream = container.streams.video[0]
-    codec = av.CodecContext.create(stream.codec_context.name, "r")  # PyAV may have used the stream's own
+    try:
+        codec = av.CodecContext.create(stream.codec_context.name, "r")  # PyAV may have used the stream's own
+    except Exception:  # PyAV's FFmpeg has no decoder for it: only video._check_size holds, frame by frame
+        return
     codec.extradata = stream.codec_context.extradata
     codec.thread_count = 1
     codec.skip_frame = "ALL" if codec.name in _SIZES_WITHOUT_DECODING else "NONKEY"
     codec.options = {"max_pixels": str(MAX_FRAME_PIXELS)}
-    for index, packet in enumerate(container.demux(stream)):
-        if index >= max_packets:
-            break
-        try:
-            codec.decode(packet)
-        except av.error.FFmpegError as exc:
-            if refused_size(exc):
-                raise frame_too_large(index) from exc
-            continue  # a damaged packet: the other decoders may read past it
-        if codec.width * codec.height > MAX_FRAME_PIXELS:
-            raise frame_too_large(index, codec.width, codec.height)
+    try:
+        for index, packet in enumerate(container.demux(stream)):
+            if index >= max_packets:
+                break
+            try:
+                codec.decode(packet)
+            except av.error.FFmpegError as exc:
+                if refused_size(exc):
+                    raise frame_too_large(index) from exc
+                continue  # a damaged packet: the other decoders may read past it
+            if codec.width * codec.height > MAX_FRAME_PIXELS:
+                raise frame_too_large(index, codec.width, codec.height)
+    except av.error.FFmpegError:  # the file ends in damage: the other decoders' reads stop there too
+        return
 
 
 _MAGIC = ((b"\xff\xd8\xff", "a JPEG image"), (b"\x89PNG", "a PNG image"), (b"%PDF", "a PDF document"),
