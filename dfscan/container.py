@@ -8,6 +8,7 @@ which cannot be restricted that way, only ever get files that passed this check.
 """
 from __future__ import annotations
 
+import errno
 import os
 import re
 from typing import Iterator
@@ -125,6 +126,63 @@ def _check_limits(container) -> None:
         if width * height > MAX_FRAME_PIXELS:
             raise VideoError(f"frames of {width}x{height} pixels: larger than 8K "
                              f"({MAX_FRAME_PIXELS / 1e6:.1f} Mpx, the limit dfscan reads)")
+
+
+class FrameTooLarge(VideoError):
+    """A frame over the size limit part-way through the stream: no other decoder may read the file."""
+
+
+def frame_too_large(index: int, width: int = 0, height: int = 0) -> FrameTooLarge:
+    size = f" ({width}x{height})" if width else ""
+    return FrameTooLarge(f"a frame larger than the 8K limit at frame {index}{size}: the frames grow part-way "
+                         f"through the stream ({MAX_FRAME_PIXELS / 1e6:.1f} Mpx, the limit dfscan reads)")
+
+
+def refused_size(exc: BaseException) -> bool:
+    """Is this how FFmpeg's decoder refuses a frame over max_pixels? It answers EINVAL, where a
+    damaged frame gives AVERROR_INVALIDDATA or is concealed."""
+    return getattr(exc, "errno", None) == errno.EINVAL
+
+
+# Decoders that read each frame's size even when told to skip it (FFmpeg's SKIP_FRAME_FILL_PARAM):
+# intra-only, so the size pass reads their headers instead of decoding every frame.
+_SIZES_WITHOUT_DECODING = ("mjpeg",)
+
+
+def check_frame_sizes(container, max_packets: int) -> None:
+    """FrameTooLarge if a frame of the file's first video stream exceeds MAX_FRAME_PIXELS.
+
+    open_checked sees only the first frames' size; PyAV's decoder keeps the limit, decord and
+    OpenCV do not (a 16000x16000 frame past small ones took 4.7 GB in OpenCV). So before either
+    gets a file, its keyframes are decoded here with the limit: H.264, HEVC and MPEG change size
+    only at a keyframe, where the new parameters take effect. Reads `container` (open_checked's) from
+    where it stands. Runs only before decord or OpenCV.
+    """
+    import av
+
+    stream = container.streams.video[0]
+    try:
+        codec = av.CodecContext.create(stream.codec_context.name, "r")  # PyAV may have used the stream's own
+    except Exception:  # PyAV's FFmpeg has no decoder for it: only video._check_size holds, frame by frame
+        return
+    codec.extradata = stream.codec_context.extradata
+    codec.thread_count = 1
+    codec.skip_frame = "ALL" if codec.name in _SIZES_WITHOUT_DECODING else "NONKEY"
+    codec.options = {"max_pixels": str(MAX_FRAME_PIXELS)}
+    try:
+        for index, packet in enumerate(container.demux(stream)):
+            if index >= max_packets:
+                break
+            try:
+                codec.decode(packet)
+            except av.error.FFmpegError as exc:
+                if refused_size(exc):
+                    raise frame_too_large(index) from exc
+                continue  # a damaged packet: the other decoders may read past it
+            if codec.width * codec.height > MAX_FRAME_PIXELS:
+                raise frame_too_large(index, codec.width, codec.height)
+    except av.error.FFmpegError:  # the file ends in damage: the other decoders' reads stop there too
+        return
 
 
 _MAGIC = ((b"\xff\xd8\xff", "a JPEG image"), (b"\x89PNG", "a PNG image"), (b"%PDF", "a PDF document"),

@@ -23,7 +23,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .constants import AUTO_ORDER
-from .container import MAX_FRAME_PIXELS, PLAIN_REASONS, decoder_message, diagnose, open_checked
+from .container import (MAX_FRAME_PIXELS, PLAIN_REASONS, FrameTooLarge, check_frame_sizes, decoder_message,
+                        diagnose, frame_too_large, open_checked, refused_size)
 from .errors import VideoError
 
 log = logging.getLogger(__name__)
@@ -154,13 +155,18 @@ def _decode(source: Source, spec: FrameSpec, backend: str, threads: int,
     """Try the decoders in turn; the first that reads the clip gives it, with notes on those that failed."""
     failures, reasons = [], []
     backends = AUTO_ORDER if backend == "auto" else (backend,)
-    unordered = False
+    unordered = sized = False
     for name in backends:
         if unordered and backend == "auto" and name in _ORDERS_BY_STAMPS:
             failures.append(f"{name}: not tried, it orders frames by the same timestamps")
             continue
+        if name != "pyav" and not sized:  # decord and OpenCV decode frames of any size: check first
+            _check_sizes(source, rewind=bool(failures))
+            sized = True
         try:
             clip = _BACKENDS[name](source, spec, threads, _guarded(keep))
+        except FrameTooLarge:
+            raise  # past the limit: no other decoder may read the file
         except VideoError as exc:
             failures.append(f"{name}: {exc}")
             reasons.append(str(exc))
@@ -186,6 +192,23 @@ def _guarded(keep: Callable[[np.ndarray], Any] | None) -> Callable[[np.ndarray],
     return guarded
 
 
+def _check_sizes(source: Source, rewind: bool) -> None:
+    """container.check_frame_sizes on the file, from its first packet (PyAV may have read some)."""
+    if rewind:
+        try:
+            source.container.seek(0)
+        except Exception:  # raw H.264/HEVC streams cannot seek back: open them again
+            with open_checked(source.path) as container:
+                return check_frame_sizes(container, MAX_FRAMES + 1)
+    check_frame_sizes(source.container, MAX_FRAMES + 1)
+
+
+def _check_size(frame: np.ndarray, index: int) -> None:
+    """The last guard, for a size change check_frame_sizes cannot see (one between keyframes)."""
+    height, width = frame.shape[:2]
+    if width * height > MAX_FRAME_PIXELS:
+        raise frame_too_large(index, width, height)
+
 
 def _check_length(total: int) -> None:
     if total > MAX_FRAMES:
@@ -210,6 +233,7 @@ def _read_decord(source: Source, spec: FrameSpec, threads: int, keep: Callable[[
         frames = []
         for i in indices:  # one frame at a time: a batch holds every frame at full size
             frame = np.ascontiguousarray(vr.get_batch([i]).asnumpy()[0])
+            _check_size(frame, i)
             h, w = frame.shape[:2]
             frames.append(keep(frame))
             del frame
@@ -296,6 +320,7 @@ def _grab_sequential(cap, indices: Sequence[int], keep: Callable[[np.ndarray], A
         if pos in wanted:
             ok, frame = cap.retrieve()
             if ok and frame is not None:
+                _check_size(frame, pos)
                 rgb = _to_rgb(frame, cv2)
                 del frame
                 size = (rgb.shape[1], rgb.shape[0])
@@ -401,11 +426,17 @@ def _pyav_frames(container, stream, indices: tuple[int, ...], ranks: dict[int, i
     # The wanted frames' packets lie among the first ones (see _presentation_stamps): past them,
     # flush the decoder's delayed frames instead of walking the rest of the file.
     walked, limit = 0, indices[-1] + _REORDER_SLACK + 1
-    for packet in container.demux(stream):
+    for seen, packet in enumerate(container.demux(stream)):
         if packet.pts is not None:
             walked += 1
             codec.skip_frame = "DEFAULT" if packet.pts in ranks else "NONREF"
-        take(codec.decode(packet))
+        try:
+            decoded = codec.decode(packet)
+        except Exception as exc:
+            if refused_size(exc):  # the frames grew past the limit open_checked saw the first of
+                raise frame_too_large(seen) from exc
+            raise
+        take(decoded)
         if len(got) == len(ranks):
             break
         if walked >= limit:

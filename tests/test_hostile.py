@@ -340,3 +340,50 @@ def test_face_crops_are_kept_at_the_models_input_size_and_score_the_same(colour_
     assert full[0].shape[0] > 300  # what was held for each face before
     prep = scanner.model_info.preprocess
     assert np.array_equal(prep.apply(full[0]), prep.apply(prepared.crops[0]))  # the same network input
+
+
+def grow(d, name, codec_args, fmt):
+    """A file whose first two frames are 320x240 and the next two 16000x16000 (256 Mpx; RGB 768 MB each):
+    open_checked sees only the small ones."""
+    parts = []
+    for size in ("320x240", "16000x16000"):
+        part = d / f"{name}-{size}.{fmt}"
+        ffmpeg("-f", "lavfi", "-i", f"color=gray:s={size}:r=30", "-frames:v", 2, *codec_args, "-threads", 1, part)
+        parts.append(part)
+    out = d / name
+    if fmt == "ts":  # MPEG-TS streams concatenate as bytes
+        out.write_bytes(b"".join(p.read_bytes() for p in parts))
+    else:
+        (d / "list.txt").write_text("".join(f"file '{p.name}'\n" for p in parts))
+        ffmpeg("-f", "concat", "-safe", 0, "-i", d / "list.txt", "-c", "copy", out)
+    for part in parts:
+        part.unlink()
+    return out
+
+
+@pytest.fixture(scope="module")
+def grown_scans(crafted, crafted_scans, colour_model, tmp_path_factory):
+    d, good = crafted
+    g = tmp_path_factory.mktemp("grown")
+    files = [grow(g, "grown_mjpeg.avi", ["-c:v", "mjpeg"], "avi"),  # PyAV's decoder stops on its limit
+             # PyAV gives up on the reset timestamps first; OpenCV then decoded the big frames: 4.7 GB
+             grow(g, "grown_h264.ts", ["-c:v", "libx264", "-preset", "ultrafast"], "ts")]
+    return crafted_scans[0], scan_in_fresh_process([good, *files], colour_model, g / "r.csv")
+
+
+def test_frames_that_grow_past_8k_mid_stream_are_an_error_row_read_by_no_other_decoder(grown_scans):
+    _, (code, _, rows, stderr) = grown_scans
+    assert code == 1, stderr[-2000:]
+    assert rows["good.mp4"]["verdict"] == "FAKE"
+    for name in ("grown_mjpeg.avi", "grown_h264.ts"):
+        row = rows[name]
+        assert row["verdict"] == "ERROR" and "a frame larger than the 8K limit at frame 2" in row["error"], row
+        assert row["decoder"] in ("", "pyav") and len(row["error"]) < 200, row
+    assert "Traceback" not in stderr
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="peak memory is read from Linux's /proc")
+def test_a_scan_with_frames_that_grow_peaks_within_1_5x_of_the_good_clip_alone(grown_scans):
+    (code_alone, alone, _, _), (code, together, rows, _) = grown_scans
+    assert code_alone == code == 1 and len(rows) == 3
+    assert together <= 1.5 * alone, (together / 2**20, alone / 2**20)

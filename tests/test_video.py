@@ -371,3 +371,63 @@ def test_every_video_stream_is_within_the_frame_limit(numbered_h264, tmp_path, m
     monkeypatch.setattr(container, "MAX_FRAME_PIXELS", 96 * 64)
     with pytest.raises(VideoError, match="frames of 128x96 pixels"):
         read_frames(both, FrameSpec())
+
+
+@pytest.fixture(scope="module")
+def grown(tmp_path_factory):
+    """Files whose frames grow part-way: 30 frames of 96x64 (all open_checked sees), then 30 of 192x128.
+
+    Tests set the limit just above 96x64 so that they stay small; test_hostile.py scans real 16000x16000 ones."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    d = tmp_path_factory.mktemp("grown")
+    made = {}
+    fast = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
+    # probe.ts: after only two small frames, OpenCV's probe takes the large size for the whole stream
+    for name, args, small in (("mjpeg.avi", ["-c:v", "mjpeg"], 30), ("h264.ts", H264, 30), ("probe.ts", fast, 2)):
+        parts = [write_ffmpeg(d / f"{size[0]}-{name}", numbered_frames(n, size), args)
+                 for n, size in ((small, (96, 64)), (30, (192, 128)))]
+        if name.endswith(".ts"):  # MPEG-TS streams concatenate as bytes
+            (d / name).write_bytes(b"".join(p.read_bytes() for p in parts))
+        else:
+            (d / "list.txt").write_text("".join(f"file '{p.name}'\n" for p in parts))
+            subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "concat", "-safe", "0",
+                            "-i", str(d / "list.txt"), "-c", "copy", str(d / name)], check=True)
+        made[name] = d / name
+    return made
+
+
+@pytest.fixture
+def limit_96x64(monkeypatch):
+    for module in (container, video):  # FFmpeg counts 96x64 as 128x64: it aligns widths to 64 bytes
+        monkeypatch.setattr(module, "MAX_FRAME_PIXELS", 128 * 96)
+
+
+@pytest.mark.parametrize("backend", ["auto", "decord", "opencv"])
+@pytest.mark.parametrize("name", ["mjpeg.avi", "h264.ts"])
+def test_frames_that_grow_past_the_limit_are_refused_whatever_the_decoder(grown, name, backend, limit_96x64):
+    with pytest.raises(container.FrameTooLarge, match=r"a frame larger than the 8K limit at frame 30\b"):
+        read_frames(grown[name], FrameSpec(), backend)
+
+
+def test_when_pyav_stops_on_the_limit_no_other_decoder_is_tried(grown, limit_96x64, monkeypatch):
+    tried = []
+    for name in ("decord", "opencv"):
+        monkeypatch.setitem(video._BACKENDS, name, lambda *a, name=name: tried.append(name))
+    with pytest.raises(container.FrameTooLarge, match="at frame 30"):
+        read_frames(grown["mjpeg.avi"], FrameSpec(), "pyav")
+    with pytest.raises(container.FrameTooLarge, match="at frame 30"):
+        read_frames(grown["mjpeg.avi"], FrameSpec())
+    assert tried == []
+
+
+@pytest.mark.parametrize("backend", ["decord", "opencv"])
+def test_a_frame_over_the_limit_is_refused_before_it_is_kept_even_past_the_size_check(grown, backend, limit_96x64,
+                                                                                      monkeypatch):
+    monkeypatch.setattr(video, "check_frame_sizes", lambda *a: None)  # as for a size change between keyframes
+    kept = []  # both give every frame at the size their probe found: here the large one
+    with pytest.raises(container.FrameTooLarge, match=r"at frame 0 \(192x128\)"):
+        read_frames(grown["probe.ts"], FrameSpec(), backend, keep=lambda f: kept.append(f.shape))
+    assert kept == []
