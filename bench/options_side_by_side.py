@@ -13,22 +13,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_scan import cpu_seconds, run_floor  # noqa: E402  (also puts the repository on sys.path)
 
 DEFAULT_OPTIONS = {"workers 2": {"workers": 2}, "default": {}, "workers 4": {"workers": 4},
                    "batch 16": {"batch_size": 16}, "batch 64": {"batch_size": 64}}
-
-
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -41,18 +34,13 @@ def main() -> None:
     os.environ["DFSCAN_CACHE_DIR"] = str(args.cache / "converted")  # bench_scan.py's conversion
     from dfscan.discover import Found
     from dfscan.pipeline import ScanConfig, Scanner
-    from dfscan.video import FrameSpec, read_frames
 
     clips = sorted((args.cache / "sets" / args.set).glob("*.mp4"))
     if not clips:
         sys.exit(f"no clips in {args.cache / 'sets' / args.set}: run bench/bench_scan.py first")
     model = args.cache / "effnetb0-spread.keras"
 
-    def floor() -> None:
-        with ThreadPoolExecutor(2) as pool:
-            list(pool.map(lambda c: read_frames(c, FrameSpec(), "pyav", 1), clips))
-
-    runs = {"floor": floor}
+    runs = {"floor": lambda: run_floor(clips, workers=2, threads=1)}  # bench_scan.py's fastest layout here
     for label, opts in json.loads(args.options).items():
         scanner = Scanner(ScanConfig(model=str(model), **opts))
         list(scanner.iter_scan([Found(clips[0])]))  # warm up outside the timing
