@@ -303,3 +303,22 @@ def test_coverage_is_reported_and_most_unseen_is_said(minute, colour_model, tmp_
     row = read_csv(out)[0]
     assert row["covered_s"] == "60.000" and "never looked at" not in row["notes"]
     assert row["frame_indices"].split()[-1] == "1799"
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("ray") is None,
+                    reason="the ray engine is an optional extra: pip install 'dfscan[ray]'")
+def test_ray_gives_the_same_verdicts_and_rejudges_stored_scores(toned, colour_model, tmp_path):
+    from dataclasses import replace
+
+    from dfscan.api import scan as api_scan
+    from dfscan.pipeline import ScanConfig
+    from dfscan.video import FrameSpec
+
+    base = ScanConfig(model=str(colour_model), frames=FrameSpec.parse("0,10,20"), store=str(tmp_path / "s.sqlite"))
+    local = api_scan([toned["mid"], toned["blue"]], replace(base, uncertain="0.4:0.7"))
+    assert [r.verdict.value for r in local.results] == ["UNCERTAIN", "REAL"]
+    ray = api_scan([toned["mid"], toned["blue"]], replace(base, uncertain="none", engine="ray", actors=1))
+    assert [(r.verdict.value, r.cached, r.uncertain) for r in ray.results] == [("FAKE", True, None),
+                                                                               ("REAL", True, None)]
+    fresh = api_scan([toned["mid"]], replace(base, uncertain="0.4:0.7", engine="ray", actors=1, rescan=True))
+    assert fresh.results[0].verdict.value == "UNCERTAIN" and fresh.results[0].uncertain == (0.4, 0.7)
