@@ -147,7 +147,8 @@ class ScanPlan:
         """A ScanReport of these results with this scanner's model, device and settings."""
         return ScanReport(
             results, self.model_info.label, self.device, elapsed_s, threshold=self.threshold,
-            settings={**self.setting_values, "uncertain": self.band.as_list() if self.band else None}, frames=self.config.frames.describe(),
+            settings={**self.setting_values, "uncertain": self.band.as_list() if self.band else None},
+            frames=self.config.frames.describe(),
             model_sha256=self.model_info.sha256 or "", paths=paths, started_at=time.time() - elapsed_s)
 
     def discover(self, paths: Iterable[str | Path]) -> list[Found]:

@@ -77,9 +77,9 @@ def test_a_band_must_hold_the_threshold_and_says_the_range():
 
 
 def test_a_score_in_the_band_is_uncertain_and_alone_exits_4(toned, colour_model, tmp_path, capsys):
-    out, js = tmp_path / "r.csv", tmp_path / "r.json"
+    out, js, html = tmp_path / "r.csv", tmp_path / "r.json", tmp_path / "r.html"
     code, seen = scan(toned["mid"], toned["blue"], "--model", colour_model, "--uncertain", "0.4:0.7", "--csv", out,
-                      "--json", js, *FEW[:-1], capsys=capsys)
+                      "--json", js, "--html", html, *FEW[:-1], capsys=capsys)
     assert code == EXIT_UNCERTAIN == 4
     rows = {Path(r["path"]).name: r for r in read_csv(out)}
     assert rows["mid.mp4"]["verdict"] == "UNCERTAIN" and 0.4 < float(rows["mid.mp4"]["score"]) <= 0.7
@@ -89,6 +89,8 @@ def test_a_score_in_the_band_is_uncertain_and_alone_exits_4(toned, colour_model,
     assert doc["counts"]["UNCERTAIN"] == 1 and doc["settings"]["uncertain"] == [0.4, 0.7]
     assert {v["verdict"] for v in doc["videos"]} == {"UNCERTAIN", "REAL"}
     assert "UNCERTAIN: 1" in seen.out and "a person must look" in seen.out and "uncertain: 0.4–0.7" in seen.out
+    page = html.read_text()
+    assert "<section class='card' id='v0' data-verdict='UNCERTAIN'" in page and "uncertain 0.4–0.7" in page
 
 
 def test_without_the_band_the_same_clip_is_fake_and_a_fake_outranks_uncertain(toned, colour_model, tmp_path):
