@@ -239,6 +239,10 @@ def test_evaluate_proposes_writes_a_sidecar_and_a_scan_uses_it(overlapping, tone
     assert main(["evaluate", str(overlapping), "--model", str(colour_model), "-o", str(tmp_path / "e3"), "-q",
                  "--sidecar", str(side), "--overwrite", "--target-precision", "0.6"]) == 0
     assert json.loads(side.read_text())["uncertain"] != data["uncertain"]
+    capsys.readouterr()
+    assert main(["evaluate", str(overlapping), "--model", str(colour_model), "-o", str(tmp_path / "e4"), "-q",
+                 "--sidecar", str(tmp_path / "no" / "such" / "folder.json")]) == 2
+    assert "cannot write" in capsys.readouterr().err
 
 
 def test_a_sidecar_beside_the_model_is_its_metadata(overlapping, toned, colour_model, tmp_path, capsys):

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..errors import ModelError
+from ..errors import DfscanError, ModelError
 from ..model_info import ModelInfo
 from .calibrate import Proposal
 from .calibrated import SCHEMA, is_local
@@ -67,6 +67,11 @@ def write_calibration(result, config, proposal: Proposal, targets: list[tuple[Pa
     data = sidecar_data(info, model_spec(info, config.scan.model), proposal, source)
     written = []
     for path, overwrite in targets:
-        write_sidecar(path, data, overwrite)
+        try:
+            write_sidecar(path, data, overwrite)
+        except FileExistsError as exc:
+            raise DfscanError(f"{path} appeared during the evaluation and was not replaced") from exc
+        except OSError as exc:
+            raise DfscanError(f"cannot write {path}: {exc.strerror or exc}") from exc
         written.append(path)
     return written
