@@ -8,6 +8,7 @@ import numpy as np
 
 from .constants import AGGREGATES
 from .results import Verdict
+from .verdicts.band import Band
 
 
 # The "confident" rule: faces the model is sure about outweigh the unsure ones.
@@ -47,8 +48,14 @@ def _confident(p: np.ndarray) -> float:
     return float(p.mean())
 
 
-def verdict(score: float, threshold: float) -> Verdict:
-    """FAKE when the score is above the threshold (the model card's `p > 0.5`)."""
+def verdict(score: float, threshold: float, *, band: "Band | None" = None) -> Verdict:
+    """FAKE when the score is above the threshold (the model card's `p > 0.5`); with an uncertain
+    `band` (which holds the threshold), UNCERTAIN for scores in (band.low, band.high]."""
+    if band is not None:
+        band.check(threshold)
+        if band.holds(score):
+            return Verdict.UNCERTAIN
+        return Verdict.FAKE if score > band.high else Verdict.REAL
     return Verdict.FAKE if score > threshold else Verdict.REAL
 
 

@@ -75,7 +75,7 @@ class Outcome:
     video: str
     label: int
     score: float | None
-    verdict: str  # REAL, FAKE, NO_FACE, ERROR
+    verdict: str  # REAL, FAKE, UNCERTAIN, NO_FACE, ERROR
     reason: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
@@ -156,8 +156,11 @@ def evaluate(config: EvalConfig, on_progress: Callable[[EvalProgress], None] | N
 
     kind = _detect_kind(config)
     _require_sklearn_matplotlib()
-    if kind == "videos":  # a missing input fails before any folder is made
-        _labels_path(config)
+    if kind == "videos":  # a missing input, or labels that name no video, fail before any folder is made
+        from .verdicts.calibrate import check_labels_match
+
+        path = _labels_path(config)
+        check_labels_match(path, read_labels(path, Path(config.data).expanduser().resolve()), config)
     else:
         from .dataset import images_dir
 
@@ -225,10 +228,11 @@ def _evaluate_crops(config: EvalConfig, out_dir: Path, progress) -> tuple[dict, 
     local = replace(config.scan, engine="local", address=None, actors=None, store=None)
     todo = [(row, path) for row in rows for path in frames[row.name]]
     with open_scanner(local) as scanner:
-        info, threshold = scanner.model_info, scanner.threshold
+        info, threshold, band = scanner.model_info, scanner.threshold, scanner.band
         scores, unreadable = _score_crops(scanner.classifier, [p for _, p in todo], images, config, progress)
     scored = [(row, path, scores[path]) for row, path in todo if path in scores]
-    outcomes = [_crop_video(row, frames[row.name], scores, images, threshold, config.scan.aggregate) for row in rows]
+    outcomes = [_crop_video(row, frames[row.name], scores, images, threshold, config.scan.aggregate, band)
+                for row in rows]
 
     report = _base_report("crops", config, info, threshold)
     if config.subset is not None:
@@ -277,7 +281,7 @@ def _score_crops(classifier, paths: list[Path], images: Path, config: EvalConfig
 
 
 def _crop_video(row, frames: list[Path], scores: dict[Path, float], images: Path, threshold: float,
-                method: str) -> Outcome:
+                method: str, band=None) -> Outcome:
     """A video of the crop dataset: its crop scores aggregated as a scan aggregates face scores."""
     from .aggregate import aggregate, verdict
 
@@ -286,7 +290,8 @@ def _crop_video(row, frames: list[Path], scores: dict[Path, float], images: Path
         why = "no folder of face crops" if not (images / row.name).is_dir() else "no readable face crop"
         return Outcome(row.name, row.label, None, "ERROR", why, {"frames_scored": 0})
     score = aggregate(got, method)
-    return Outcome(row.name, row.label, score, verdict(score, threshold).value, extra={"frames_scored": len(got)})
+    return Outcome(row.name, row.label, score, verdict(score, threshold, band=band).value,
+                   extra={"frames_scored": len(got)})
 
 
 def _evaluate_videos(config: EvalConfig, out_dir: Path, progress) -> tuple[dict, dict, Path]:

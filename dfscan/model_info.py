@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ModelError, first_line
+from .errors import ConfigError, ModelError, first_line
 from .report_text import printable
+from .verdicts.band import Band
 
 COLOR_ORDERS = ("BGR", "RGB")
 SCALES = {"0..1": 255.0, "0..255": 1.0}  # divisor applied to 0..255 pixels
@@ -99,6 +100,7 @@ class ModelInfo:
     revision: str | None = None  # the hub commit the bytes came from
     architecture: str | None = None  # a network dfscan builds in code (safe_load.ARCHITECTURES); None: Keras loads it
     output: str = "p_fake"  # see OUTPUTS
+    uncertain: Band | None = None  # scores in this band get UNCERTAIN (dfscan/verdicts/band.py); None: no band
 
     @property
     def label(self) -> str:
@@ -183,13 +185,16 @@ def model_info(path: Path, meta: Any, *, default_name: str, source: str,
         output = meta.get("output", "p_fake")
         if output not in OUTPUTS:
             raise ModelError(f"output must be one of {OUTPUTS}, not {_shown(output)}")
+        uncertain = _band(meta.get("uncertain"), threshold)
     except ModelError as exc:
         raise ModelError(f"{where}: {exc}") from None
     path = regular_file(path)
+    sha256 = file_sha256(path)
+    warnings += _calibrated_elsewhere(meta, sha256, default_name)
     return ModelInfo(
         name=_clean_name(name),
         path=path,
-        sha256=file_sha256(path),
+        sha256=sha256,
         preprocess=prep,
         threshold=threshold,
         margin=margin,
@@ -199,6 +204,7 @@ def model_info(path: Path, meta: Any, *, default_name: str, source: str,
         revision=revision,
         architecture=architecture,
         output=output,
+        uncertain=uncertain,
     )
 
 
@@ -211,6 +217,25 @@ def _number(value: Any, what: str, low: float, high: float, open_interval: bool 
         span = f"({low:g}, {high:g})" if open_interval else f"[{low:g}, {high:g}]"
         raise ModelError(f"{what} must be a number in {span}, not {_shown(value)}")
     return float(value)
+
+
+def _calibrated_elsewhere(meta: dict[str, Any], sha256: str, name: str) -> list[str]:
+    """A warning when the metadata's threshold and band were calibrated on other model bytes."""
+    calibration = meta.get("calibration")
+    made_for = calibration.get("model_sha256") if isinstance(calibration, dict) else None
+    if made_for in (None, sha256):
+        return []
+    return [f"the threshold and uncertain band in the metadata of {printable(name)} were calibrated (dfscan "
+            "evaluate) on another model file: evaluate this one again"]
+
+
+def _band(value: Any, threshold: float) -> Band | None:
+    """The metadata's `uncertain` band, [LOW, HIGH] around its threshold, or None; else a ModelError."""
+    try:
+        band = Band.from_metadata(value)
+        return band.check(threshold) if band is not None else None
+    except ConfigError as exc:
+        raise ModelError(str(exc)) from None
 
 
 def _clean_name(name: str) -> str:

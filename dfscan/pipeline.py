@@ -32,6 +32,7 @@ from .registry import resolve_model
 from .results import FaceScore, ScanReport, Verdict, VideoResult
 from .runtime import check as runtime_check
 from .store import ResultStore, settings_key
+from .verdicts.band import Band, BandSetting, resolve as resolve_band, setting as band_setting
 from .video import FrameSpec, KeepError, read_frames
 
 log = logging.getLogger(__name__)
@@ -65,8 +66,12 @@ class ScanConfig:
     engine: str = "local"  # "local": this process; "ray": a Ray cluster (see dfscan.distributed)
     address: str | None = None  # ray: "auto", "host:port" or "ray://host:port"; None starts a private Ray
     actors: int | None = None  # ray: scanning actors; None: one per GPU, else one per node
+    uncertain: BandSetting = None  # a Band, "LOW:HIGH", "none" (no band) or None: the model's own band
 
     def __post_init__(self):
+        object.__setattr__(self, "uncertain", band_setting(self.uncertain))
+        if isinstance(self.uncertain, Band) and self.threshold is not None:
+            self.uncertain.check(self.threshold)
         if self.aggregate not in AGGREGATES:
             raise ConfigError(f"unknown aggregation {self.aggregate!r} (expected one of {AGGREGATES})")
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
@@ -120,6 +125,10 @@ class ScanPlan:
         margin = next(m for m in (config.margin, self.model_info.margin, DEFAULT_MARGIN) if m is not None)
         self.face_config = replace(config.faces, margin=margin)
         self.threshold = config.threshold if config.threshold is not None else self.model_info.threshold
+        self.band, widened = resolve_band(config.uncertain, self.model_info.uncertain, self.threshold,
+                                          threshold_given=config.threshold is not None)
+        if widened:
+            log.warning(widened)
         self.store = ResultStore(config.store) if config.store else None
         self.times = concurrency.StageTimes()
         self.setting_values = self.score_settings()
@@ -138,7 +147,8 @@ class ScanPlan:
         """A ScanReport of these results with this scanner's model, device and settings."""
         return ScanReport(
             results, self.model_info.label, self.device, elapsed_s, threshold=self.threshold,
-            settings=dict(self.setting_values), frames=self.config.frames.describe(),
+            settings={**self.setting_values, "uncertain": self.band.as_list() if self.band else None},
+            frames=self.config.frames.describe(),
             model_sha256=self.model_info.sha256 or "", paths=paths, started_at=time.time() - elapsed_s)
 
     def discover(self, paths: Iterable[str | Path]) -> list[Found]:
@@ -162,7 +172,15 @@ class ScanPlan:
             return None
         stored, when = found
         # Same bytes, same model bytes, same settings; the model's name may differ (a renamed copy).
-        return replace(VideoResult.from_dict(stored), model=self.model_info.label, scanned_at=when)
+        # The uncertain band is not part of the key: the verdict is judged again from the stored score.
+        return self._judge(replace(VideoResult.from_dict(stored), model=self.model_info.label, scanned_at=when))
+
+    def _judge(self, r: VideoResult) -> VideoResult:
+        """Give a scored result its verdict under this scan's threshold and uncertain band."""
+        r.uncertain = (self.band.low, self.band.high) if self.band else None
+        if r.score is not None:  # a fresh result is still the ERROR placeholder here; a stored one has a score
+            r.verdict = verdict(r.score, self.threshold, band=self.band)
+        return r
 
     def _keep(self, result: VideoResult) -> None:
         if not result.cached and result.scanned_at is None:
@@ -248,7 +266,7 @@ class Scanner(ScanPlan):
     def _prepare(self, found: Found, threads: int) -> _Prepared:
         """Decode (with `threads` decoding threads), detect and crop one video (runs in a worker thread)."""
         result = VideoResult(path=found.path, verdict=Verdict.ERROR, threshold=self.threshold,
-                             model=self.model_info.label)
+                             model=self.model_info.label, uncertain=self.band and (self.band.low, self.band.high))
         prepared = _Prepared(found, result)
         if found.error:
             result.error = found.error
@@ -281,6 +299,7 @@ class Scanner(ScanPlan):
         spec = self.config.frames
         if spec.count is None and clip.indices != spec.indices:
             result.notes += (f"only {clip.total_frames} frames: sampled frames spread over the whole clip",)
+        result.notes += tuple(filter(None, [coverage_note(result)]))
         for index, faces in zip(clip.indices, clip.frames):
             prepared.result.frames_with_face += bool(faces)
             for box, confidence, crop, thumb in faces:
@@ -357,7 +376,7 @@ class Scanner(ScanPlan):
             r.verdict = Verdict.NO_FACE
             return r
         r.score = aggregate([f.score for f in r.faces], self.config.aggregate)
-        r.verdict = verdict(r.score, self.threshold)
+        self._judge(r)
         if self.config.explain and r.verdict is Verdict.FAKE:
             worst = max(range(len(p.scores)), key=p.scores.__getitem__)
             r.explanation = self._explain(p.crops[worst], r)
@@ -372,6 +391,20 @@ class Scanner(ScanPlan):
             log.debug("no heatmap for %s", r.path, exc_info=True)
             r.notes += (f"no heatmap: {exc}",)
             return None
+
+
+# Most of a clip unseen (a 60 s clip under the default frames 0-270: 85%) is said in its notes.
+UNSEEN_NOTE_SHARE = 0.5
+
+
+def coverage_note(r: VideoResult) -> str | None:
+    """A note when more than UNSEEN_NOTE_SHARE of the clip lies outside the sampled frames; else None."""
+    covered, duration = r.covered_s, r.duration_s
+    if covered is None or not duration or covered >= (1 - UNSEEN_NOTE_SHARE) * duration:
+        return None
+    return (f"the sampled frames cover {covered:.1f} s of {duration:.1f} s ({covered / duration:.0%}): "
+            f"{1 - covered / duration:.0%} of the clip was never looked at (spread the frames over the "
+            f"whole clip: --num-frames {len(r.frames)})")
 
 
 def _same_face(faces, box, min_iou: float = 0.5):

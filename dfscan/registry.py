@@ -24,6 +24,7 @@ from .hub import (DEFAULT_FILE, Fetched, HubRef, HubUnreachable, download, hub_c
                   is_offline)
 from .model_info import ModelInfo, describe_local_model, file_sha256, model_info
 from .report_text import printable
+from .verdicts.calibrated import calibrated_model, is_calibration_spec
 
 REGISTRY_ENV = "DFSCAN_REGISTRY"  # another registry file (a site's own list, or tests)
 BESIDE_EXECUTABLE = "dfscan.keras"  # a model a user drops next to the standalone executable
@@ -149,6 +150,8 @@ def resolve_model(spec: str | os.PathLike | None, offline: bool = False, accept:
         own = frozen_models()
         return describe_local_model(own[0]) if own else entry_model(default_entry(), offline, accept)
     text = str(spec)
+    if is_calibration_spec(text):  # a threshold and band from `dfscan evaluate`, for the model it names
+        return calibrated_model(Path(text).expanduser(), lambda base: resolve_model(base, offline, accept))
     if text.startswith("hf://"):
         ref = HubRef.parse(text)
         bare = re.fullmatch(r"hf://[^/]+/[^/@]+(@.*)?", text) is not None  # no file named: the registered one

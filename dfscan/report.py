@@ -22,6 +22,7 @@ CSV_COLUMNS = (
     "path", "verdict", "score", "threshold", "frames_sampled", "frames_with_face", "faces_scored",
     "max_face_score", "most_suspicious_frame", "duration_s", "fps", "width", "height", "sha256",
     "model", "error", "frame_indices", "face_scores", "decoder", "notes", "reused", "scanned_at",
+    "uncertain", "covered_s",
 )
 
 # Spreadsheets run a cell starting with one of these as a formula (OWASP "CSV injection").
@@ -79,6 +80,8 @@ def _raw_row(r: VideoResult) -> dict[str, str]:
         "notes": "; ".join(r.notes),
         "reused": "yes" if r.cached else "no",
         "scanned_at": iso_time(r.scanned_at) if r.scanned_at else "",
+        "uncertain": f"{r.uncertain[0]:.4f}:{r.uncertain[1]:.4f}" if r.uncertain else "",
+        "covered_s": _num(r.covered_s, 3),
     }
 
 

@@ -15,7 +15,7 @@ from .report_text import CAVEAT, flat_note, local_time, printable, suspicion_ord
 
 _when = partial(local_time, seconds=True)  # a scan's time in the report, with seconds and the zone
 
-COLOURS = {Verdict.FAKE: "#c62828", Verdict.REAL: "#2e7d32", Verdict.NO_FACE: "#b28704", Verdict.ERROR: "#6a1b9a"}
+COLOURS = {Verdict.FAKE: "#c62828", Verdict.UNCERTAIN: "#e65100", Verdict.REAL: "#2e7d32", Verdict.NO_FACE: "#b28704", Verdict.ERROR: "#6a1b9a"}
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1c1c1c;background:#fafafa}
@@ -165,11 +165,14 @@ def _card(i: int, r: VideoResult) -> str:
     path = printable(str(r.path))
     facts = [f"verdict {_badge(r.verdict)}"]
     if r.score is not None:
-        facts.append(f"score <b>{r.score:.3f}</b> (threshold {r.threshold:g})")
+        band = f", uncertain {r.uncertain[0]:g}–{r.uncertain[1]:g}" if r.uncertain else ""
+        facts.append(f"score <b>{r.score:.3f}</b> (threshold {r.threshold:g}{band})")
     if r.width:
         facts.append(f"{r.width}×{r.height}, {r.fps or 0:.2f} fps, {r.duration_s or 0:.1f} s")
     if r.frames:
         facts.append(f"frames {escape(' '.join(map(str, r.frames)))}")
+        if r.covered_s is not None and r.duration_s:
+            facts.append(f"covering {r.covered_s:.1f} s of {r.duration_s:.1f} s")
     facts.append(f"SHA-256 <code>{escape(r.sha256 or '-')}</code>")
     if r.cached:
         facts.append(f"reused from the result store (scanned {escape(_when(r.scanned_at))})" if r.scanned_at

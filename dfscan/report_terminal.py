@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
-from .report_text import CAVEAT, flat_note, local_time, printable, suspicion_order
+from .report_text import CAVEAT, UNCERTAIN_MEANING, flat_note, local_time, printable, suspicion_order
 from .results import ScanReport, Verdict, VideoResult
 
 VERDICT_STYLE = {
     Verdict.FAKE: "bold red",
+    Verdict.UNCERTAIN: "bold dark_orange",
     Verdict.REAL: "green",
     Verdict.NO_FACE: "yellow",
     Verdict.ERROR: "bold magenta",
@@ -129,6 +130,9 @@ def summary(report: ScanReport, files: dict[str, Path] | None = None, store: str
         text.append(f"{v.value}: {counts[v]}", style=VERDICT_STYLE[v] if counts[v] else "dim")
         text.append("   ")
     text.append(f"\n{CAVEAT}", style="italic")
+    if report.uncertain:
+        text.append("\n" + UNCERTAIN_MEANING.format(band=f"{report.uncertain[0]:g}–{report.uncertain[1]:g}"),
+                    style="italic")
     rate = n / report.elapsed_s if report.elapsed_s > 0 else 0.0
     text.append(f"\n{_plural(n, 'video')} in {report.elapsed_s:.1f} s ({rate:.2f} videos/s) on {report.device}")
     reused = sum(r.cached for r in report.results)
@@ -143,7 +147,9 @@ def summary(report: ScanReport, files: dict[str, Path] | None = None, store: str
     threshold = report.threshold
     text.append(f"\nmodel: {report.model}")
     text.append(f"\nframes: {report.frames}   aggregate: {report.aggregate}   threshold: "
-                + (f"{threshold:g}" if threshold is not None else "the model's"))
+                + (f"{threshold:g}" if threshold is not None else "the model's")
+                + (f"   uncertain: {report.uncertain[0]:g}–{report.uncertain[1]:g}" if report.uncertain
+                   else "   uncertain: none"))
     if note := flat_note(report):
         text.append(f"\nwarning: {note}", style="bold yellow")
     for fmt, path in (files or {}).items():

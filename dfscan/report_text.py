@@ -12,6 +12,8 @@ from .aggregate import flat_scores_note
 from .results import ScanReport, Verdict, VideoResult
 
 CAVEAT = ("A FAKE verdict is a reason to look closer, not proof; a REAL verdict does not clear a video.")
+UNCERTAIN_MEANING = ("UNCERTAIN: the score lies in the model's uncertain band {band}, where its verdicts are "
+                     "not to be trusted: a person must look.")
 
 
 def printable(text: str) -> str:
@@ -55,7 +57,7 @@ def utf8_data(value):
 
 def suspicion_order(results: Iterable[VideoResult]) -> list[VideoResult]:
     """Most suspicious first: scored videos by score, then NO_FACE, then ERROR."""
-    rank = {Verdict.FAKE: 0, Verdict.REAL: 0, Verdict.NO_FACE: 1, Verdict.ERROR: 2}
+    rank = {Verdict.FAKE: 0, Verdict.UNCERTAIN: 0, Verdict.REAL: 0, Verdict.NO_FACE: 1, Verdict.ERROR: 2}
     return sorted(results, key=lambda r: (rank[r.verdict], -(r.score or 0.0), str(r.path)))
 
 

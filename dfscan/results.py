@@ -15,6 +15,7 @@ from typing import Any
 class Verdict(str, Enum):
     REAL = "REAL"
     FAKE = "FAKE"
+    UNCERTAIN = "UNCERTAIN"  # the score lies in the model's uncertain band: a person must look
     NO_FACE = "NO_FACE"
     ERROR = "ERROR"
 
@@ -54,6 +55,7 @@ class VideoResult:
     cached: bool = False  # taken from the result store, not computed in this scan
     scanned_at: float | None = None  # when this result was computed (now, or by the scan that stored it)
     explanation: bytes | None = None  # JPEG: a heatmap over the most suspicious crop (--explain)
+    uncertain: tuple[float, float] | None = None  # the uncertain band the verdict was given with (None: none)
 
     def to_dict(self, images: bool = False) -> dict[str, Any]:
         """Plain JSON-ready data (the store's and the JSON report's form); images as base64 if asked."""
@@ -69,6 +71,7 @@ class VideoResult:
             "faces": faces, "duration_s": self.duration_s, "fps": self.fps, "width": self.width,
             "height": self.height, "sha256": self.sha256, "model": self.model, "error": self.error,
             "decoder": self.decoder, "notes": list(self.notes),
+            "uncertain": list(self.uncertain) if self.uncertain else None, "covered_s": self.covered_s,
         }
         if images and self.explanation:
             data["explanation_jpeg"] = base64.b64encode(self.explanation).decode()
@@ -86,6 +89,7 @@ class VideoResult:
             fps=d.get("fps"), width=d.get("width"), height=d.get("height"), sha256=d.get("sha256"),
             model=d.get("model", ""), error=d.get("error"), decoder=d.get("decoder"),
             notes=tuple(d.get("notes", ())),
+            uncertain=tuple(d["uncertain"]) if d.get("uncertain") else None,
         )
 
     @property
@@ -95,6 +99,14 @@ class VideoResult:
     @property
     def max_face_score(self) -> float | None:
         return max((f.score for f in self.faces), default=None)
+
+    @property
+    def covered_s(self) -> float | None:
+        """Seconds of the clip between the first and the last sampled frame (each frame 1/fps long)."""
+        if not self.frames or not self.fps:
+            return None
+        span = (max(self.frames) - min(self.frames) + 1) / self.fps
+        return round(min(span, self.duration_s) if self.duration_s else span, 3)
 
     @property
     def most_suspicious_frame(self) -> int | None:
@@ -124,6 +136,12 @@ class ScanReport:
     @property
     def aggregate(self) -> str | None:
         return self.settings.get("aggregate")
+
+    @property
+    def uncertain(self) -> tuple[float, float] | None:
+        """The uncertain band of the scan ([low, high]), None: no band."""
+        band = self.settings.get("uncertain")
+        return (band[0], band[1]) if band else None
 
     def counts(self) -> dict[Verdict, int]:
         return {v: sum(r.verdict is v for r in self.results) for v in Verdict}

@@ -109,6 +109,9 @@ def test_registry_fields_are_checked(tmp_path, monkeypatch, change, message):
     ("threshold", "0.5", "threshold must be a number"),
     ("preprocessing", [224], "preprocessing must be an object"),
     ("architecture", "resnet9000", "not one dfscan builds"),
+    ("uncertain", [0.6, 0.7], r"must hold the threshold 0.5: 0 <= LOW <= 0.5 <= HIGH <= 1"),
+    ("uncertain", "0.4:0.6", r"uncertain must be \[LOW, HIGH\]"),
+    ("uncertain", [0.2, 1.5], r"0 <= LOW <= HIGH <= 1"),
 ])
 def test_registry_model_metadata_is_checked(offline_cache, colour_model, tmp_path, monkeypatch, field, value,
                                             message):
@@ -322,7 +325,7 @@ def test_first_scan_downloads_the_next_runs_offline_and_a_lambda_file_scores_the
         hub.add(REPO, real_layout(reference_like["clean"]), commit=HUB_COMMIT)
         env["HF_ENDPOINT"] = hub.url
         first = dfscan(env, "scan", clip, "--csv", str(tmp_path / "first.csv"), "--no-store")
-        assert first.returncode in (0, 1), first.stderr
+        assert first.returncode in (0, 1, 4), first.stderr  # 4: the random network's score is in the band
         assert f"downloading hf://{REPO}/{FILE}" in first.stderr  # a download is never silent
         assert "first use" in first.stderr and HUB_COMMIT in " ".join(first.stderr.split())
         assert ("GET", f"/{REPO}/resolve/main/{FILE}") in hub.requests

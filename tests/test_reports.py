@@ -50,7 +50,7 @@ def test_json_document_matches_the_csv(scanned):
 
     doc = json.loads(scanned["json"].read_text())
     assert (doc["schema"], doc["version"]) == ("dfscan.report", 1)
-    assert doc["counts"] == {"REAL": 2, "FAKE": 3, "NO_FACE": 1, "ERROR": 1}
+    assert doc["counts"] == {"REAL": 2, "FAKE": 3, "UNCERTAIN": 0, "NO_FACE": 1, "ERROR": 1}
     assert doc["model"].startswith("conv.keras sha256:") and doc["settings"]["aggregate"] == "confident"
     csv = pd.read_csv(scanned["csv"], dtype=str, keep_default_na=False)
     assert [v["path"] for v in doc["videos"]] == [restore(p) for p in csv["path"]]

@@ -16,8 +16,8 @@ import click
 
 from .. import __version__
 from ..errors import DfscanError
-from .common import (EXIT_BROKEN_PIPE, EXIT_CLEAN, EXIT_ERROR, EXIT_FAKE, EXIT_INTERNAL, EXIT_INTERRUPTED, Group,
-                     StdoutClosed, stdout_gone)
+from .common import (EXIT_BROKEN_PIPE, EXIT_CLEAN, EXIT_ERROR, EXIT_FAKE, EXIT_INTERNAL, EXIT_INTERRUPTED,
+                     EXIT_UNCERTAIN, Group, StdoutClosed, stdout_gone)
 from .evaluate import evaluate as evaluate_command
 from .models import models as models_group
 from .scan import scan as scan_command
@@ -25,7 +25,7 @@ from .store import store_group
 from .train import train as train_command
 
 __all__ = ["cli", "main", "run", "EXIT_CLEAN", "EXIT_FAKE", "EXIT_ERROR", "EXIT_INTERNAL", "EXIT_INTERRUPTED",
-           "EXIT_BROKEN_PIPE"]
+           "EXIT_BROKEN_PIPE", "EXIT_UNCERTAIN"]
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

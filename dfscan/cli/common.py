@@ -9,8 +9,13 @@ from pathlib import Path
 
 import click
 
-# The one table of exit codes (README "Exit status"). 1 means a finding: nothing else may exit 1.
+# The one table of exit codes (README "Exit status", docs/uncertain.md). 1 means a finding (a FAKE):
+# nothing else may exit 1. 4 means "needs a person": no FAKE, but at least one UNCERTAIN (its score lies
+# in the model's uncertain band), so a script can tell it from 0, "clean". An error (2) outranks a
+# FAKE (1), which outranks an UNCERTAIN (4).
+#   0 clean · 1 FAKE found · 2 error · 3 bug · 4 UNCERTAIN only · 130 Ctrl-C · 141 stdout closed
 EXIT_CLEAN, EXIT_FAKE, EXIT_ERROR, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_UNCERTAIN = 4  # no FAKE, at least one UNCERTAIN: a person must look
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a tool whose reader went away
 
 

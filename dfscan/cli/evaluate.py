@@ -21,22 +21,58 @@ from .common import fmt, native_stderr_silenced, setup_logging
 @click.option("--subset", type=click.Path(path_type=Path, exists=True, dir_okay=False), metavar="CSV",
               help="Crops: only the images of this CSV's image column (a train run's split.csv: its test side).")
 @opt.SCAN_SETTINGS
+@click.option("--sidecar", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+              help="Also write the proposed threshold and uncertain band to FILE (e.g. MODEL.json beside a local "
+                   "model, or any name to pass with --model FILE).  [always: calibration.json in the output folder]")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --sidecar FILE.")
+@click.option("--target-precision", type=click.FloatRange(0.5, 1, max_open=True), default=0.9, show_default=True,
+              metavar="P", help="The uncertain band ends where FAKE (and REAL) verdicts are right at least this often.")
 @opt.quiet("No progress; print only the result.")
 @opt.verbose
-def evaluate(data, labels, output, kind, subset, quiet, verbose, **settings) -> None:
+def evaluate(data, labels, output, kind, subset, quiet, verbose, sidecar, overwrite, target_precision,
+             **settings) -> None:
     """Measure a model on labelled data: face crops (frame and video level) or videos (end to end).
 
     Reports accuracy, precision, recall, F1, ROC AUC, log loss, the confusion matrix,
-    the best thresholds, and how many videos got no score (NO_FACE, ERROR) and why.
+    the best thresholds, and how many videos got no score (NO_FACE, ERROR) and why; then
+    proposes a threshold and an uncertain band from these labels (docs/uncertain.md).
     """
     from ..evaluate import EvalConfig
 
     setup_logging(quiet, verbose)
     config = EvalConfig(data=data, scan=opt.scan_config(settings), labels=labels, output=output, kind=kind,
                         subset=subset)
+    if sidecar is not None and sidecar.exists() and not overwrite:  # said before the evaluation, not after
+        raise click.UsageError(f"{sidecar} exists; pass --overwrite to replace it or choose another name")
     with native_stderr_silenced(enabled=not verbose):
         result = _evaluate_with_progress(config, quiet)
     _print_eval_result(result)
+    _calibration(result, config, sidecar, overwrite, target_precision)
+
+
+def _calibration(result, config, sidecar, overwrite: bool, target: float) -> None:
+    """Propose a threshold and band from the evaluation, print it, and write it as a sidecar."""
+    from rich.console import Console
+
+    from ..errors import DataError
+    from ..verdicts.calibrate import calibrate
+    from ..verdicts.sidecar import write_calibration
+
+    proposal = calibrate(result, target)
+    out = Console(highlight=False)
+    if not proposal.ok:
+        out.print(f"no threshold or uncertain band proposed: {proposal.reason}")
+        if sidecar is not None:
+            raise DataError(f"no calibration written to {sidecar}: {proposal.reason}")
+        return
+    e = proposal.evidence
+    out.print(f"proposed from these labels: threshold {proposal.threshold:.4f}, uncertain band "
+              f"{proposal.band.low:.4f}:{proposal.band.high:.4f} (FAKE and REAL verdicts right at least "
+              f"{target:.0%} of the time outside it; {e['uncertain']['videos']} of {sum(e['scored'].values())} "
+              f"scored videos fall inside)")
+    targets = [(result.output_dir / "calibration.json", False), *([(sidecar, overwrite)] if sidecar else [])]
+    for path in write_calibration(result, config, proposal, targets):
+        out.print(f"calibration written to {path} (scan with it: --model {path})")
 
 
 def _evaluate_with_progress(config, quiet: bool):

@@ -124,6 +124,7 @@ def _local_info(path) -> dict:
     p = info.preprocess
     return {**info.metadata, "name": info.name, "file": str(info.path), "sha256": info.sha256,
             "architecture": info.architecture, "output": info.output, "threshold": info.threshold,
+            "uncertain": info.uncertain.as_list() if info.uncertain else None,
             "preprocessing": {"input_size": list(p.input_size), "color_order": p.color_order, "scale": p.scale,
                               "resize": p.resize, **({"margin": info.margin} if info.margin is not None else {})},
             **({"warnings": list(info.warnings)} if info.warnings else {})}

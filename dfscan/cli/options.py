@@ -50,6 +50,25 @@ aggregate = click.option("--aggregate", type=click.Choice(AGGREGATES), default=A
                          help="How face scores become one video score.")
 threshold = click.option("--threshold", type=click.FloatRange(0, 1), metavar="P",
                          help="FAKE when the video score is above P.  [default: the model's, 0.5]")
+
+
+def _band(ctx, param, value):
+    if value is None:
+        return None
+    from ..errors import ConfigError
+    from ..verdicts.band import Band
+
+    try:
+        return Band.parse(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+uncertain = click.option(
+    "--uncertain", callback=_band, metavar="LOW:HIGH|none",
+    help="Video scores in (LOW, HIGH] are UNCERTAIN (a person must look), above HIGH FAKE, at or below LOW "
+         "REAL; the band must hold the threshold. none: no band.  [default: the model's band, see `dfscan "
+         "models info`]")
 workers = click.option("--workers", type=click.IntRange(min=1), metavar="N",
                        help="Videos decoded at the same time.  [default: one per CPU core, plus one; with --engine "
                             "ray, one per CPU Ray reserved for each worker, at least 2]")
@@ -78,9 +97,10 @@ def apply(*options: Callable) -> Callable:
 # The settings of a scan, shared by `scan` and `evaluate`: option name -> parameter name.
 SCAN_SETTINGS = apply(model, offline, frames, num_frames, max_faces, margin, face_confidence, detect_size,
                       batch_size("Face crops per network call (batched across videos)."), device, runtime,
-                      aggregate, threshold, workers, decoder)
+                      aggregate, threshold, uncertain, workers, decoder)
 SETTING_NAMES = ("model", "offline", "frames", "num_frames", "max_faces", "margin", "face_confidence",
-                 "detect_size", "batch_size", "device", "runtime", "aggregate", "threshold", "workers", "decoder")
+                 "detect_size", "batch_size", "device", "runtime", "aggregate", "threshold", "uncertain", "workers",
+                 "decoder")
 
 
 def pop_settings(options: dict[str, Any]) -> dict[str, Any]:
@@ -101,4 +121,4 @@ def scan_config(s: dict[str, Any], **extra):
     return ScanConfig(
         model=s["model"], offline=s["offline"], frames=spec, faces=faces, margin=s["margin"],
         batch_size=s["batch_size"], device=s["device"], runtime=s["runtime"], aggregate=s["aggregate"],
-        threshold=s["threshold"], workers=s["workers"], decoder=s["decoder"], **extra)
+        threshold=s["threshold"], workers=s["workers"], decoder=s["decoder"], uncertain=s["uncertain"], **extra)

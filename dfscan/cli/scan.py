@@ -65,8 +65,9 @@ def scan(paths, path_list, csv_path, json_path, jsonl_path, dfdc_path, html_path
 
     \b
     Exit status:
-      0    no video FAKE
+      0    no video FAKE or UNCERTAIN
       1    at least one video FAKE
+      4    no video FAKE, at least one UNCERTAIN (a person must look)
       2    usage error, a named PATH that does not exist, a model that cannot be
            loaded, a report that could not be written, or (with --strict) a file
            that could not be scanned

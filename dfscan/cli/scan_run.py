@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DfscanError
-from .common import EXIT_CLEAN, EXIT_ERROR, EXIT_FAKE, EXIT_INTERRUPTED, native_stderr_silenced, shown, stdout_gone
+from .common import (EXIT_CLEAN, EXIT_ERROR, EXIT_FAKE, EXIT_INTERRUPTED, EXIT_UNCERTAIN, native_stderr_silenced, shown,
+                     stdout_gone)
 
 
 class Interrupts:
@@ -272,7 +273,9 @@ def _finish(report, paths, out: Outputs, live: Path, store, missing: bool) -> in
     counts = report.counts()
     if failed or missing or (out.strict and counts[Verdict.ERROR]):
         return EXIT_ERROR
-    return EXIT_FAKE if counts[Verdict.FAKE] else EXIT_CLEAN
+    if counts[Verdict.FAKE]:
+        return EXIT_FAKE
+    return EXIT_UNCERTAIN if counts[Verdict.UNCERTAIN] else EXIT_CLEAN
 
 
 def _interrupted_hint(done: int, total: int, live: Path, jsonl_aside: Path | None, store, config) -> str:
