@@ -99,6 +99,7 @@ class ModelInfo:
     revision: str | None = None  # the hub commit the bytes came from
     architecture: str | None = None  # a network dfscan builds in code (safe_load.ARCHITECTURES); None: Keras loads it
     output: str = "p_fake"  # see OUTPUTS
+    notices: tuple[str, ...] = ()  # information, not warnings: e.g. the pin recorded at first use
 
     @property
     def label(self) -> str:

@@ -164,6 +164,8 @@ def keras_model_ir(sha256: str, load_keras: Callable[[], Any], input_size: tuple
             log.warning("the converted model in %s is unreadable (%s); converting again", path.parent,
                         first_line(exc))
             shutil.rmtree(path.parent, ignore_errors=True)  # so that the new conversion can take its place
+    # The one slow step of a first scan: said, so that a new user knows it is not every scan's cost.
+    logging.getLogger("dfscan.phase").info("preparing the model for this CPU, once (~10 s)…")
     keras_model = load_keras()
     model = _convert(keras_model, input_size, export_form)
     _save(model, path)

@@ -155,7 +155,7 @@ def test_ray_engine_without_ray_says_how_to_install_it(real_only, colour_model, 
     out = tmp_path / "x.csv"
     assert main(["scan", str(real_only), "--engine", "ray", "--model", str(colour_model), "--csv", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "--engine ray needs Ray, which is not installed: pip install 'dfscan[ray]'" in err
+    assert "--engine ray needs Ray, which is not installed: pip install '.[ray]' in dfscan's folder" in err
     assert "Traceback" not in err and not out.exists()
 
 

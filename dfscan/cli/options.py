@@ -51,8 +51,7 @@ aggregate = click.option("--aggregate", type=click.Choice(AGGREGATES), default=A
 threshold = click.option("--threshold", type=click.FloatRange(0, 1), metavar="P",
                          help="FAKE when the video score is above P.  [default: the model's, 0.5]")
 workers = click.option("--workers", type=click.IntRange(min=1), metavar="N",
-                       help="Videos decoded at the same time.  [default: one per CPU core, plus one; with --engine "
-                            "ray, one per CPU Ray reserved for each worker, at least 2]")
+                       help="Videos decoded at the same time.  [default: one per CPU core, plus one]")
 decoder = click.option("--decoder", type=click.Choice(DECODERS), default="auto", show_default=True,
                        help="auto: PyAV, then decord, then OpenCV for files the earlier cannot read.")
 verbose = click.option("--verbose", "-v", is_flag=True, help="More detail on stderr.")
