@@ -135,7 +135,7 @@ def download(ref: HubRef, offline: bool = False, hint: str = "", refresh: bool =
             raise
         return stand_in
     if not quiet:
-        fetch_log.info("downloading the model%s: %s from %s into %s…", f" ({size / 1e6:.0f} MB)" if size else "",
+        fetch_log.info("downloading the model%s: %s from %s into %s…", f" ({_size(size)})" if size else "",
                        used, hub_endpoint(), _cache_shown())
     try:
         # huggingface_hub asks the hub again here (etag_timeout); the download itself has
@@ -155,6 +155,10 @@ def download(ref: HubRef, offline: bool = False, hint: str = "", refresh: bool =
         raise HubUnreachable(_unreachable(used, hint, exc, for_fetch)) from exc
     path = Path(local)
     return Fetched(path, _commit_of(path) or used.revision, used, notes)
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.0f} MB" if n >= 1e6 else f"{max(1, round(n / 1e3))} kB"
 
 
 def _commit_of(path: Path) -> str | None:

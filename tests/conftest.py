@@ -165,11 +165,12 @@ def two_faces(tmp_path_factory) -> Path:
 def _no_logging_setup_leaks():
     """Undo what the CLI's logging setup changes (dfscan's handlers, level and propagation, the hub's
     verbosity), so that a test that ran `main()` leaves later tests' logging as it found it."""
-    logger = logging.getLogger("dfscan")
-    saved = logger.handlers[:], logger.level, logger.propagate
+    loggers = [logging.getLogger(name) for name in ("dfscan", "dfscan.fetch", "dfscan.phase")]
+    saved = [(logger.handlers[:], logger.level, logger.propagate) for logger in loggers]
     verbosity = os.environ.get("HF_HUB_VERBOSITY")
     yield
-    logger.handlers[:], logger.level, logger.propagate = saved
+    for logger, (handlers, level, propagate) in zip(loggers, saved):
+        logger.handlers[:], logger.level, logger.propagate = handlers, level, propagate
     if verbosity is None:
         os.environ.pop("HF_HUB_VERBOSITY", None)
     else:

@@ -120,19 +120,30 @@ class PhaseLines(logging.Handler):
     Off a terminal a line is never wrapped (a path in it stays whole); on one, rich wraps at spaces.
     """
 
+    prefix = False
+
     def emit(self, record: logging.LogRecord) -> None:
         try:
             console = stderr_console()
-            console.print(record.getMessage(), markup=False, highlight=False, soft_wrap=not console.is_terminal)
+            text = f"{record.levelname.lower()}: {record.getMessage()}" if self.prefix else record.getMessage()
+            console.print(text, markup=False, highlight=False, soft_wrap=not console.is_terminal)
         except Exception:  # noqa: BLE001 - logging's own contract: never raise from a handler
             self.handleError(record)
+
+
+class PlainLines(PhaseLines):
+    """Warnings off a terminal (a log file, a pipe): `warning: …` on one line, never wrapped."""
+
+    prefix = True
 
 
 def setup_logging(quiet: bool, verbose: bool) -> None:
     from rich.logging import RichHandler
 
     level = logging.ERROR if quiet else (logging.DEBUG if verbose else logging.WARNING)
-    handler = RichHandler(console=stderr_console(), show_time=False, show_path=False, markup=False)
+    console = stderr_console()
+    handler = (RichHandler(console=console, show_time=False, show_path=False, markup=False) if console.is_terminal
+               else PlainLines())
     logger = logging.getLogger("dfscan")
     logger.handlers[:] = [handler]
     logger.setLevel(level)
