@@ -224,8 +224,8 @@ def _pinned(info: ModelInfo, ref: HubRef, got: Fetched, name: str, accept: bool)
     else:
         # Trust on first use is the expected path for every new user: information, not an alarm.
         return replace(info, notices=info.notices + (
-            f"pinned the model on first use: {key}, SHA-256 {info.sha256[:16]}… (commit "
-            f"{(info.revision or '?')[:12]}), recorded in {where}; later scans check the file against it",))
+            f"pinned the model on first use: {key}, SHA-256 {info.sha256} (commit {info.revision or '?'}), "
+            f"recorded in {where}; later scans check the file against it",))
     return _with_warnings(info, (note,))
 
 
