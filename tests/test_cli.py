@@ -24,7 +24,7 @@ def run_cli(*args, cwd=None):
     """The real command in a fresh process, as a user runs it."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-m", "dfscan", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=300)
+                          cwd=cwd, env=env, timeout=300, stdin=subprocess.DEVNULL)  # a script: no terminal
 
 
 def test_help_and_version_do_not_import_tensorflow():
@@ -397,7 +397,7 @@ def test_store_info_forget_and_clear(clips, colour_model, tmp_path):
     forget = run_cli("store", "--store", store, "forget", folder / "a.mp4")
     assert forget.returncode == 0 and "forgot 1 result " in forget.stdout
     assert b"a.mp4" not in store.read_bytes()  # gone from the file, not only from the table
-    assert "1 results of 1 files" in run_cli("store", "--store", store, "info").stdout
+    assert "1 result of 1 file," in run_cli("store", "--store", store, "info").stdout
     cleared = run_cli("store", "--store", store, "clear")
     assert cleared.returncode == 0 and not store.exists() and not Path(str(store) + "-wal").exists()
 

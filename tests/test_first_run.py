@@ -29,7 +29,7 @@ def env_for(tmp_path: Path, **more) -> dict[str, str]:
 
 def run_cli(*args, cwd, env=None, timeout=300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "dfscan", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env=env or env_for(Path(cwd)), timeout=timeout)
+                          cwd=cwd, env=env or env_for(Path(cwd)), timeout=timeout, stdin=subprocess.DEVNULL)
 
 
 def in_terminal(args, cwd, env, columns: int = 80, answer: bytes = b"", timeout: float = 300) -> tuple[int, str]:

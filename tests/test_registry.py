@@ -434,7 +434,7 @@ def test_a_hub_that_stalls_on_the_file_list_fails_fast(tmp_path, reference_like)
     with HubStandIn() as hub:
         hub.add(REPO, real_layout(reference_like["clean"], path="models/v3/best.keras"), commit=HUB_COMMIT)
         hub.stall_listings = True
-        env["HF_ENDPOINT"] = hub.url
+        env["HF_ENDPOINT"], env["DFSCAN_HUB_TIMEOUT"] = hub.url, "3"  # the wait is the point: no longer than that
         started = time.monotonic()
         stalled = dfscan(env, "models", "fetch", timeout=60)
         took = time.monotonic() - started
@@ -455,6 +455,7 @@ def test_metadata_the_hub_could_not_be_asked_for_is_not_called_missing(tmp_path,
 def test_an_unreachable_hub_fails_fast_and_says_what_to_do(tmp_path, where, clips):
     with SilentPort() as silent:
         env = dfscan_env(tmp_path, closed_port_url() if where == "closed port" else silent.url)
+        env["DFSCAN_HUB_TIMEOUT"] = "3"  # a silent port is waited for this long: the test needs no more
         started = time.monotonic()
         scanned = dfscan(env, "scan", str(clips["fake_mp4"]), "--csv", str(tmp_path / "r.csv"), timeout=60)
         took = time.monotonic() - started
