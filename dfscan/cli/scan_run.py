@@ -111,6 +111,8 @@ def _scan_and_report(paths, config, out: Outputs, interrupts: Interrupts) -> int
                 jsonl = LiveJsonl(out.jsonl, out.overwrite)
             except OSError as exc:
                 raise DfscanError(_cannot_create(out.jsonl, exc)) from exc
+        # huggingface_hub's own download bar would draw over the spinner: the phase line says it instead
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         with err.status("loading the model…", spinner="dots") if not out.quiet else nullcontext():
             scanner = open_scanner(config)
         ready = time.perf_counter()  # the scan's rates leave the one-time work (download, conversion) out
