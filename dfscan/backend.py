@@ -20,8 +20,8 @@ _TF_NOISE = re.compile(r"absl::InitializeLog|cudart_stub|cuda_platform|cuInit|on
 
 
 TENSORFLOW_MISSING = ("TensorFlow is not installed: it comes with the 'gpu' extra (scanning on an NVIDIA GPU, "
-                      "--runtime tensorflow, Grad-CAM): pip install 'dfscan[gpu]', and with the 'train' extra "
-                      "(dfscan train): pip install 'dfscan[train]'")
+                      "--runtime tensorflow, Grad-CAM): pip install '.[gpu]' in dfscan's folder, and with the 'train' extra "
+                      "(dfscan train): pip install '.[train]'")
 
 
 def import_tensorflow():
@@ -60,7 +60,7 @@ def configure_device(device: str) -> str:
     if device == "gpu" and not gpus:
         raise ModelError(
             "--device gpu: TensorFlow sees no GPU. On Linux install the CUDA build "
-            "(pip install 'dfscan[gpu]'), or use --device cpu"
+            "(pip install '.[gpu]' in dfscan's folder), or use --device cpu"
         )
     try:
         if device == "cpu" or not gpus:

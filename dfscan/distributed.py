@@ -42,7 +42,7 @@ from .results import Verdict, VideoResult
 
 log = logging.getLogger(__name__)
 
-INSTALL_HINT = "pip install 'dfscan[ray]'"
+INSTALL_HINT = "pip install '.[ray]' in dfscan's folder"
 MAX_ATTEMPTS = 3  # a video whose worker died this many times is reported as ERROR, not tried forever
 MAX_RESTARTS = 4  # Ray restarts a dead worker actor this many times
 CALLS_PER_WORKER = 2  # chunks queued on each worker, so it never waits for the driver between two

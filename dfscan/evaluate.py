@@ -195,7 +195,7 @@ def _require_sklearn_matplotlib() -> None:
 
     missing = [name for name in ("sklearn", "matplotlib") if find_spec(name) is None]
     if missing:
-        raise ConfigError(f"evaluate needs {', '.join(missing)}: pip install 'dfscan[train]'")
+        raise ConfigError(f"evaluate needs {', '.join(missing)}: pip install '.[train]' in dfscan's folder")
 
 
 def _model_block(info) -> dict[str, Any]:

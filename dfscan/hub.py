@@ -83,6 +83,7 @@ class Fetched:
     commit: str | None
     ref: HubRef
     notes: tuple[str, ...] = ()
+    from_cache: bool = False  # taken from the hub cache: the hub was not contacted
 
 
 class HubUnreachable(ModelError):
@@ -134,8 +135,8 @@ def download(ref: HubRef, offline: bool = False, hint: str = "", refresh: bool =
             raise
         return stand_in
     if not quiet:
-        fetch_log.info("downloading %s%s from %s into %s", used,
-                       f" ({size / 1e6:.1f} MB)" if size else "", hub_endpoint(), _cache_shown())
+        fetch_log.info("downloading the model%s: %s from %s into %s…", f" ({_size(size)})" if size else "",
+                       used, hub_endpoint(), _cache_shown())
     try:
         # huggingface_hub asks the hub again here (etag_timeout); the download itself has
         # HF_HUB_DOWNLOAD_TIMEOUT between bytes. If the hub stops answering between _locate's
@@ -156,6 +157,10 @@ def download(ref: HubRef, offline: bool = False, hint: str = "", refresh: bool =
     return Fetched(path, _commit_of(path) or used.revision, used, notes)
 
 
+def _size(n: int) -> str:
+    return f"{n / 1e6:.0f} MB" if n >= 1e6 else f"{max(1, round(n / 1e3))} kB"
+
+
 def _commit_of(path: Path) -> str | None:
     """The commit folder a cached file sits in (.../snapshots/<commit>/sub/file)."""
     parts = path.parts
@@ -172,7 +177,7 @@ def _from_cache(ref: HubRef) -> Fetched | None:
     try:
         local = hf.hf_hub_download(ref.repo, ref.file, revision=ref.revision, cache_dir=hub_cache_dir(),
                                    local_files_only=True)
-        return Fetched(Path(local), _commit_of(Path(local)) or ref.revision, ref)
+        return Fetched(Path(local), _commit_of(Path(local)) or ref.revision, ref, from_cache=True)
     except errors.LocalEntryNotFoundError:
         return None
     except (OSError, ValueError) as exc:
@@ -190,7 +195,7 @@ def _cached_stand_in(ref: HubRef, why: str) -> Fetched | None:
     other = HubRef(ref.repo, found[0].relative_to(snapshot).as_posix(), ref.revision)
     note = (f"{ref} is not in the hub cache and {why}; using {other.file}, the only .keras file cached from "
             f"hf://{ref.repo} (the registry entry should name the file the repository holds)")
-    return Fetched(found[0], snapshot.name, other, (note,))
+    return Fetched(found[0], snapshot.name, other, (note,), from_cache=True)
 
 
 def _cached_snapshot(ref: HubRef) -> Path | None:
@@ -281,9 +286,15 @@ def _unreachable(ref: HubRef, hint: str, exc: Exception, for_fetch: bool) -> str
         return (f"{head}. Check the network connection, a proxy (HTTPS_PROXY) or HF_ENDPOINT. Without the network "
                 f"here: download the model on a machine that can reach the hub and copy its hub cache folder "
                 f"({_cache_shown()}) to this machine (or point HF_HUB_CACHE at the copy).")
-    return (f"{head}, and {ref} is not in the hub cache ({_cache_shown()}). To scan anyway: pass a model file with "
-            f"--model FILE; or run `dfscan models fetch {hint or ref}` on a machine that can reach the hub, copy "
-            "its hub cache folder here (or point HF_HUB_CACHE at the copy) and scan with --offline.")
+    # Said first in plain words, for someone who has never heard of the hub; the technical options after.
+    url = f"{hub_endpoint()}/{ref.repo}/resolve/{ref.revision or 'main'}/{ref.file}"
+    return (f"dfscan needs its model file ({ref.file.rsplit('/', 1)[-1]}), which it downloads once, and this "
+            f"machine cannot download it: {head}. What to do: on a computer with internet access, open {url} to "
+            "download the model file, copy the file to this machine, and scan with `--model FILE` (the path of "
+            "that file). If your network needs a proxy, set HTTPS_PROXY (e.g. HTTPS_PROXY=http://proxy:8080); "
+            "if your organisation runs a copy of the hub, set HF_ENDPOINT to its address; or run "
+            f"`dfscan models fetch {hint or ref}` on a connected machine, copy its hub cache folder "
+            f"({_cache_shown()}) here (or point HF_HUB_CACHE at the copy) and scan with --offline.")
 
 
 def _not_cached(ref: HubRef, hint: str, offline: bool, for_fetch: bool = False) -> str:

@@ -81,7 +81,7 @@ class Classifier:
             if strict:
                 raise
             if keras_backend() != "tensorflow":  # Keras runs on OpenVINO here: TensorFlow cannot take over
-                raise ConversionError(f"{exc}. TensorFlow can run it: pip install 'dfscan[gpu]' and scan "
+                raise ConversionError(f"{exc}. TensorFlow can run it: pip install '.[gpu]' in dfscan's folder and scan "
                                       "with --runtime tensorflow") from exc
             log.warning("%s; running it with TensorFlow", exc)
             self.runtime = "tensorflow"

@@ -101,6 +101,7 @@ class ModelInfo:
     architecture: str | None = None  # a network dfscan builds in code (safe_load.ARCHITECTURES); None: Keras loads it
     output: str = "p_fake"  # see OUTPUTS
     uncertain: Band | None = None  # scores in this band get UNCERTAIN (dfscan/verdicts/band.py); None: no band
+    notices: tuple[str, ...] = ()  # information, not warnings: e.g. the pin recorded at first use
 
     @property
     def label(self) -> str:

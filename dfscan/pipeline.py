@@ -122,6 +122,8 @@ class ScanPlan:
         self.model_info = model_info or resolve_model(config.model, config.offline)
         for warning in self.model_info.warnings:
             log.warning(warning)
+        for notice in self.model_info.notices:
+            logging.getLogger("dfscan.phase").info(notice)
         margin = next(m for m in (config.margin, self.model_info.margin, DEFAULT_MARGIN) if m is not None)
         self.face_config = replace(config.faces, margin=margin)
         self.threshold = config.threshold if config.threshold is not None else self.model_info.threshold

@@ -225,9 +225,10 @@ def _pinned(info: ModelInfo, ref: HubRef, got: Fetched, name: str, accept: bool)
         note = (f"{key}: accepted the new file, SHA-256 {info.sha256} (commit {info.revision or '?'}), in place of "
                 f"{pin.sha256}; recorded in {where}")
     else:
-        note = (f"first use of {key}: the registry records no SHA-256 for it, so dfscan recorded this file's, "
-                f"{info.sha256} (commit {info.revision or '?'}), in {where}; later scans refuse any other file "
-                "(accept a new one with `dfscan models fetch --refresh`)")
+        # Trust on first use is the expected path for every new user: information, not an alarm.
+        return replace(info, notices=info.notices + (
+            f"pinned the model on first use: {key}, SHA-256 {info.sha256} (commit {info.revision or '?'}), "
+            f"recorded in {where}; later scans check the file against it",))
     return _with_warnings(info, (note,))
 
 

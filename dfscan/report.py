@@ -85,10 +85,10 @@ def _raw_row(r: VideoResult) -> dict[str, str]:
     }
 
 
-def default_csv_path(folder: Path | None = None, now: float | None = None) -> Path:
-    """A timestamped report name in `folder` that does not exist yet."""
+def default_csv_path(folder: Path | None = None, now: float | None = None, tag: str = "") -> Path:
+    """A timestamped report name in `folder` that does not exist yet (`tag`: appended to the time)."""
     folder = folder or Path.cwd()
-    stamp = file_stamp(now)
+    stamp = file_stamp(now) + (f"-{tag}" if tag else "")
     candidate = folder / f"dfscan-report-{stamp}.csv"
     n = 1
     while candidate.exists():

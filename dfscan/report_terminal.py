@@ -116,10 +116,11 @@ def _plural(n: int, word: str) -> str:
 
 
 def summary(report: ScanReport, files: dict[str, Path] | None = None, store: str | None = None,
-            store_problem: str | None = None):
+            store_problem: str | None = None, setup_s: float | None = None):
     """A rich renderable: counts per verdict, what a verdict means, time, the store, the model and settings.
 
-    `store`: where results are kept (None: not kept); `store_problem`: why the store could not be used.
+    `store`: where results are kept (None: not kept); `store_problem`: why the store could not be used;
+    `setup_s`: the time spent getting the model ready, which the scan's time and rate leave out.
     """
     from rich.text import Text
 
@@ -138,6 +139,8 @@ def summary(report: ScanReport, files: dict[str, Path] | None = None, store: str
     reused = sum(r.cached for r in report.results)
     if n:
         text.append(f": {reused} reused from the result store (scanned before), {n - reused} scanned now")
+    if setup_s is not None:
+        text.append(f"\nthe model was ready in {setup_s:.1f} s (not counted above)")
     if store_problem:
         text.append(f"\nresults not kept: {printable(store_problem)}", style="yellow")
     elif store:

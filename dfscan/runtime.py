@@ -157,17 +157,49 @@ def keras_model_ir(sha256: str, load_keras: Callable[[], Any], input_size: tuple
     (safe_load.export_twin); the check is still against the loaded model itself.
     """
     path = converted_path(sha256)
-    if path.is_file():
-        try:
-            return core().read_model(str(path))
-        except RuntimeError as exc:  # a damaged cache entry is rebuilt, not trusted
-            log.warning("the converted model in %s is unreadable (%s); converting again", path.parent,
-                        first_line(exc))
-            shutil.rmtree(path.parent, ignore_errors=True)  # so that the new conversion can take its place
-    keras_model = load_keras()
-    model = _convert(keras_model, input_size, export_form)
-    _save(model, path)
-    return model
+    cached = _read_converted(path)
+    if cached is not None:
+        return cached
+    with _converting(path):  # a scan converting the same model at the same time: wait for it, then reuse
+        cached = _read_converted(path)
+        if cached is not None:
+            return cached
+        # The one slow step of a first scan: said, so that a new user knows it is not every scan's cost.
+        logging.getLogger("dfscan.phase").info("preparing the model for this CPU, once (~10 s)…")
+        keras_model = load_keras()
+        model = _convert(keras_model, input_size, export_form)
+        _save(model, path)
+        return model
+
+
+def _read_converted(path: Path):
+    """The cached converted model, or None (a damaged entry is removed, to be rebuilt, not trusted)."""
+    if not path.is_file():
+        return None
+    try:
+        return core().read_model(str(path))
+    except RuntimeError as exc:
+        log.warning("the converted model in %s is unreadable (%s); converting again", path.parent, first_line(exc))
+        shutil.rmtree(path.parent, ignore_errors=True)  # so that the new conversion can take its place
+        return None
+
+
+@contextlib.contextmanager
+def _converting(path: Path):
+    """A lock per converted model (filelock, which huggingface_hub brings); none where it cannot be made."""
+    try:
+        from filelock import FileLock, Timeout
+
+        private_dir(path.parent.parent)
+        lock = FileLock(str(path.parent) + ".lock", timeout=900)  # a conversion takes seconds, not minutes
+        lock.acquire()
+    except (ImportError, OSError, Timeout):  # a read-only cache, no filelock: convert unlocked, as before
+        yield
+        return
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _convert(keras_model, input_size: tuple[int, int], export_form: Callable[[Any], Any] | None = None):

@@ -1,8 +1,10 @@
 """Test data made by the tests: synthetic clips with a real face photo, tiny Keras models."""
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -12,9 +14,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # tests check the CPU path; the GPU is measured in bench/
 # Tests never reach the network nor read the developer's own hub cache.
 os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ["HF_HUB_CACHE"] = tempfile.mkdtemp(prefix="dfscan-test-hub-")
-os.environ["DFSCAN_STORE"] = os.path.join(tempfile.mkdtemp(prefix="dfscan-test-store-"), "results.sqlite")
-os.environ["DFSCAN_CACHE_DIR"] = tempfile.mkdtemp(prefix="dfscan-test-cache-")  # converted models
+_OWN = tempfile.mkdtemp(prefix="dfscan-test-")  # this process's hub cache, store and conversions, removed at exit
+atexit.register(shutil.rmtree, _OWN, True)
+os.environ["HF_HUB_CACHE"] = os.path.join(_OWN, "hub")
+os.environ["DFSCAN_STORE"] = os.path.join(_OWN, "store", "results.sqlite")
+os.environ["DFSCAN_CACHE_DIR"] = os.path.join(_OWN, "cache")  # converted models (shared by xdist workers: below)
 # Ray clusters started by tests put every node on 127.0.0.1 and listen there only. Ray reads this
 # switch (meant for single-host platforms) when it is imported, and its processes inherit it.
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
@@ -116,6 +120,38 @@ H264 = ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-g", "120", "-bf", "2", "-pre
 VP9 = ["-c:v", "libvpx-vp9", "-pix_fmt", "yuv420p", "-b:v", "500k", "-deadline", "realtime", "-cpu-used", "8"]
 
 
+def _xdist_worker() -> str | None:
+    return os.environ.get("PYTEST_XDIST_WORKER")
+
+
+def shared(tmp_path_factory, name: str, make) -> Path:
+    """A folder made once per test run: `make(folder)` fills it. Under pytest-xdist the workers share it
+    (the first builds it under a file lock, the others wait and reuse it), so that session data and the
+    models built from it have the same bytes everywhere, and a model is converted once, not per worker."""
+    if _xdist_worker() is None:
+        folder = tmp_path_factory.mktemp(name)
+        make(folder)
+        return folder
+    from filelock import FileLock
+
+    folder = tmp_path_factory.getbasetemp().parent / name  # the run's folder above each worker's own
+    with FileLock(str(folder) + ".lock"):
+        if not (folder / ".made").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            make(folder)
+            (folder / ".made").touch()
+    return folder
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _conversions_shared_by_workers(tmp_path_factory):
+    """Under pytest-xdist: one cache of converted models for every worker (dfscan locks each conversion)."""
+    if _xdist_worker() is not None:
+        os.environ["DFSCAN_CACHE_DIR"] = str(tmp_path_factory.getbasetemp().parent / "converted-models")
+    yield
+
+
 def build_colour_model(path: Path, input_size: int = 224):
     """A tiny model with the reference interface, (N,224,224,3) -> (N,1) sigmoid.
 
@@ -136,40 +172,45 @@ def build_colour_model(path: Path, input_size: int = 224):
 
 @pytest.fixture(scope="session")
 def colour_model(tmp_path_factory) -> Path:
-    return build_colour_model(tmp_path_factory.mktemp("model") / "colour.keras")
+    return shared(tmp_path_factory, "model", lambda d: build_colour_model(d / "colour.keras")) / "colour.keras"
 
 
 @pytest.fixture(scope="session")
 def clips(tmp_path_factory) -> dict[str, Path]:
     """A folder of short clips: red (FAKE) and blue (REAL) faces, no face, several containers."""
-    root = tmp_path_factory.mktemp("clips")
-    (root / "sub").mkdir()
-    made = {
-        "fake_mp4": write_opencv(root / "fake_red.mp4", frames_for(300, tint="red")),
-        "real_avi": write_opencv(root / "real_blue.avi", frames_for(300, tint="blue", seed=1), "MJPG"),
-        "noface_mp4": write_opencv(root / "sub" / "no_face.mp4", frames_for(300, face=False, seed=2)),
-        "fake_h264": write_ffmpeg(root / "sub" / "fake_h264.MP4", frames_for(300, tint="red", seed=3), H264),
-        "short_webm": write_ffmpeg(root / "short_blue.webm", frames_for(24, tint="blue", seed=4), VP9),
-    }
-    (root / "notes.txt").write_text("not a video")
-    return {"root": root, **made}
+    names = {"fake_mp4": "fake_red.mp4", "real_avi": "real_blue.avi", "noface_mp4": "sub/no_face.mp4",
+             "fake_h264": "sub/fake_h264.MP4", "short_webm": "short_blue.webm"}
+
+    def make(root: Path) -> None:
+        (root / "sub").mkdir()
+        write_opencv(root / names["fake_mp4"], frames_for(300, tint="red"))
+        write_opencv(root / names["real_avi"], frames_for(300, tint="blue", seed=1), "MJPG")
+        write_opencv(root / names["noface_mp4"], frames_for(300, face=False, seed=2))
+        write_ffmpeg(root / names["fake_h264"], frames_for(300, tint="red", seed=3), H264)
+        write_ffmpeg(root / names["short_webm"], frames_for(24, tint="blue", seed=4), VP9)
+        (root / "notes.txt").write_text("not a video")
+
+    root = shared(tmp_path_factory, "clips", make)
+    return {"root": root, **{key: root / name for key, name in names.items()}}
 
 
 @pytest.fixture(scope="session")
 def two_faces(tmp_path_factory) -> Path:
     """A clip with two (red, FAKE) faces in every frame."""
-    return write_opencv(tmp_path_factory.mktemp("two-faces") / "two_faces.mp4", two_face_frames(300))
+    return shared(tmp_path_factory, "two-faces",
+                  lambda d: write_opencv(d / "two_faces.mp4", two_face_frames(300))) / "two_faces.mp4"
 
 
 @pytest.fixture(autouse=True)
 def _no_logging_setup_leaks():
     """Undo what the CLI's logging setup changes (dfscan's handlers, level and propagation, the hub's
     verbosity), so that a test that ran `main()` leaves later tests' logging as it found it."""
-    logger = logging.getLogger("dfscan")
-    saved = logger.handlers[:], logger.level, logger.propagate
+    loggers = [logging.getLogger(name) for name in ("dfscan", "dfscan.fetch", "dfscan.phase")]
+    saved = [(logger.handlers[:], logger.level, logger.propagate) for logger in loggers]
     verbosity = os.environ.get("HF_HUB_VERBOSITY")
     yield
-    logger.handlers[:], logger.level, logger.propagate = saved
+    for logger, (handlers, level, propagate) in zip(loggers, saved):
+        logger.handlers[:], logger.level, logger.propagate = handlers, level, propagate
     if verbosity is None:
         os.environ.pop("HF_HUB_VERBOSITY", None)
     else:
@@ -227,8 +268,8 @@ ORPHAN_FAKE = ("orphan.mp4", "FAKE", "nobody.mp4")
 @pytest.fixture(scope="session")
 def kaggle_data(tmp_path_factory) -> Path:
     """A miniature dfdc-part-34 dataset (read-only: copy it before changing anything)."""
-    return make_kaggle_dataset(tmp_path_factory.mktemp("kaggle") / "dfdc-part-34", KAGGLE_FAKES,
-                               extra_rows=[ORPHAN_FAKE])
+    return shared(tmp_path_factory, "kaggle", lambda d: make_kaggle_dataset(d / "dfdc-part-34", KAGGLE_FAKES,
+                                                                            extra_rows=[ORPHAN_FAKE])) / "dfdc-part-34"
 
 
 def build_reference_like(path: Path, lambda_marker: Path | None = None, weights_from=None):
@@ -269,12 +310,13 @@ def build_reference_like(path: Path, lambda_marker: Path | None = None, weights_
 @pytest.fixture(scope="session")
 def reference_like(tmp_path_factory):
     """{'clean': .keras, 'lambda': .keras with the same weights and a code-running Lambda, 'marker': path}."""
-    root = tmp_path_factory.mktemp("reference-like")
-    marker = root / "lambda-ran"
-    clean = build_reference_like(root / "clean.keras")
-    build_reference_like(root / "lambda.keras", lambda_marker=marker, weights_from=clean)
-    assert marker.exists()  # building the graph ran the Lambda's code: loading it unsafely would too
-    marker.unlink()
-    return {"clean": root / "clean.keras", "lambda": root / "lambda.keras", "marker": marker}
+    def make(root: Path) -> None:
+        clean = build_reference_like(root / "clean.keras")
+        build_reference_like(root / "lambda.keras", lambda_marker=root / "lambda-ran", weights_from=clean)
+        assert (root / "lambda-ran").exists()  # building the graph ran the Lambda's code: loading it unsafely would too
+        (root / "lambda-ran").unlink()
+
+    root = shared(tmp_path_factory, "reference-like", make)
+    return {"clean": root / "clean.keras", "lambda": root / "lambda.keras", "marker": root / "lambda-ran"}
 
 

@@ -28,7 +28,7 @@ from dfscan.report import to_csv_text
 
 # Ray itself is imported where it is used: importing it costs every test run, not only these tests.
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
-                                reason="the ray engine is an optional extra: pip install 'dfscan[ray]'")
+                                reason="the ray engine is an optional extra: pip install '.[ray]' in dfscan's folder")
 
 ROOT = Path(__file__).resolve().parents[1]
 TOLERANCE = 1e-6

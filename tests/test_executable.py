@@ -1,7 +1,7 @@
 """The standalone executable: how a frozen dfscan finds its files, and a real PyInstaller build.
 
-The build test is marked slow (a few minutes: PyInstaller analyses Keras and OpenVINO);
-.ci/run runs it with the rest. The build carries no TensorFlow (Keras runs on OpenVINO). It runs the result as a user without Python would: a
+The build test is marked slow (a few minutes: PyInstaller analyses Keras and OpenVINO): the quick suite
+leaves it out, `.ci/run` runs it (`python -m pytest -m slow`). The build carries no TensorFlow (Keras runs on OpenVINO). It runs the result as a user without Python would: a
 clean environment with nothing on PATH, a fresh HOME, another working directory.
 """
 from __future__ import annotations

@@ -138,17 +138,19 @@ def test_default_scan_loads_the_hub_model_from_the_cache_offline(offline_cache, 
     assert report.results[0].model == report.model
 
 
-def test_first_use_pins_the_file_and_warns_once(offline_cache, colour_model, colour_as_reference, tmp_path):
+def test_first_use_pins_the_file_and_says_so_once(offline_cache, colour_model, colour_as_reference, tmp_path):
     cached = lay_out_hub_cache(offline_cache, colour_model)
     info = resolve_model(None)
-    (note,) = [w for w in info.warnings if "first use" in w]
-    assert file_sha256(cached) in note and COMMIT in note and "dfscan models fetch --refresh" in note
+    assert not [w for w in info.warnings if "first use" in w]  # information, not a warning (issue 26)
+    (note,) = [n for n in info.notices if "first use" in n]
+    assert file_sha256(cached) in note and COMMIT in note and str(tmp_path / "data" / "model-pins.json") in note
     assert "edit" not in note and "registry.json" not in note
     pins = tmp_path / "data" / "model-pins.json"
     assert stat.S_IMODE(pins.stat().st_mode) == 0o600 and stat.S_IMODE(pins.parent.stat().st_mode) == 0o700
     recorded = json.loads(pins.read_text())["pins"][f"hf://{REPO}/{FILE}@main"]
     assert (recorded["sha256"], recorded["commit"]) == (file_sha256(cached), COMMIT)
-    assert resolve_model(None).warnings == ()  # said once, at first use
+    again = resolve_model(None)
+    assert again.warnings == () and again.notices == ()  # said once, at first use
 
 
 def test_a_cached_file_altered_after_first_use_is_refused(offline_cache, colour_model, colour_as_reference):
@@ -326,7 +328,7 @@ def test_first_scan_downloads_the_next_runs_offline_and_a_lambda_file_scores_the
         env["HF_ENDPOINT"] = hub.url
         first = dfscan(env, "scan", clip, "--csv", str(tmp_path / "first.csv"), "--no-store")
         assert first.returncode in (0, 1, 4), first.stderr  # 4: the random network's score is in the band
-        assert f"downloading hf://{REPO}/{FILE}" in first.stderr  # a download is never silent
+        assert "downloading the model (" in first.stderr and f"hf://{REPO}/{FILE}" in first.stderr  # never silent
         assert "first use" in first.stderr and HUB_COMMIT in " ".join(first.stderr.split())
         assert ("GET", f"/{REPO}/resolve/main/{FILE}") in hub.requests
     # The hub is gone: the cached copy scans, with no network and no first-use warning.
@@ -435,7 +437,7 @@ def test_a_hub_that_stalls_on_the_file_list_fails_fast(tmp_path, reference_like)
     with HubStandIn() as hub:
         hub.add(REPO, real_layout(reference_like["clean"], path="models/v3/best.keras"), commit=HUB_COMMIT)
         hub.stall_listings = True
-        env["HF_ENDPOINT"] = hub.url
+        env["HF_ENDPOINT"], env["DFSCAN_HUB_TIMEOUT"] = hub.url, "3"  # the wait is the point: no longer than that
         started = time.monotonic()
         stalled = dfscan(env, "models", "fetch", timeout=60)
         took = time.monotonic() - started
@@ -456,6 +458,7 @@ def test_metadata_the_hub_could_not_be_asked_for_is_not_called_missing(tmp_path,
 def test_an_unreachable_hub_fails_fast_and_says_what_to_do(tmp_path, where, clips):
     with SilentPort() as silent:
         env = dfscan_env(tmp_path, closed_port_url() if where == "closed port" else silent.url)
+        env["DFSCAN_HUB_TIMEOUT"] = "3"  # a silent port is waited for this long: the test needs no more
         started = time.monotonic()
         scanned = dfscan(env, "scan", str(clips["fake_mp4"]), "--csv", str(tmp_path / "r.csv"), timeout=60)
         took = time.monotonic() - started

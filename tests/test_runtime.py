@@ -186,9 +186,9 @@ def test_a_feature_that_needs_tensorflow_names_the_extra(monkeypatch, colour_mod
 
     monkeypatch.delitem(sys.modules, "tensorflow")
     monkeypatch.setattr(runtime, "tensorflow_installed", lambda: False)
-    with pytest.raises(ModelError, match=r"dfscan\[gpu\].*dfscan\[train\]"):
+    with pytest.raises(ModelError, match=r"pip install '\.\[gpu\]' in dfscan's folder.*'\.\[train\]'"):
         Classifier(describe_local_model(colour_model), "cpu", runtime="tensorflow")
-    with pytest.raises(ModelError, match=r"dfscan\[gpu\]"):
+    with pytest.raises(ModelError, match=r"'\.\[gpu\]'"):
         backend.import_tensorflow()
 
 
@@ -200,7 +200,7 @@ def test_a_model_openvino_cannot_take_without_tensorflow_names_the_extra(colour_
 
     monkeypatch.setattr(runtime, "keras_model_ir", refuse)
     monkeypatch.setattr(model_mod, "keras_backend", lambda tensorflow=False: "openvino")
-    with pytest.raises(ModelError, match=r"unsupported op.*dfscan\[gpu\].*--runtime tensorflow"):
+    with pytest.raises(ModelError, match=r"unsupported op.*'\.\[gpu\]' in dfscan's folder.*--runtime tensorflow"):
         Classifier(describe_local_model(colour_model), "cpu")
 
 

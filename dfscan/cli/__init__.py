@@ -38,6 +38,9 @@ for _command in (scan_command, models_group, store_group, train_command, evaluat
     cli.add_command(_command)
 
 
+_NO_ARGS = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click >= 8.2; earlier ones print help themselves
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and map every exception to one exit code."""
     _broken_pipe_is_an_error()
@@ -48,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:  # Ctrl-C before a scan's own handler was installed (click's form of it)
         click.echo("interrupted", err=True)
         return EXIT_INTERRUPTED
+    except _NO_ARGS as exc:  # `dfscan` alone: its help, on stdout, ending in a newline, as `dfscan --help`
+        click.echo(exc.ctx.get_help() if exc.ctx is not None else cli.get_help(click.Context(cli)))
+        return EXIT_CLEAN
     except click.ClickException as exc:
         exc.show()
         return EXIT_ERROR

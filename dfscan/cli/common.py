@@ -49,6 +49,18 @@ def shown(path) -> str:
     return printable(str(path))
 
 
+def stdout_console(**options):
+    """A rich console on stdout. Off a terminal (a pipe, a file) it is as wide as any line, so that no
+    path is ever broken across lines for the script or the file that reads it."""
+    from rich.console import Console
+
+    console = Console(**options)
+    return console if console.is_terminal else Console(width=PIPE_WIDTH, **options)
+
+
+PIPE_WIDTH = 10_000  # wider than any path (4096 bytes at most on Linux) with its table around it
+
+
 def default_store() -> Path:
     from ..store import default_store_path
 
@@ -92,19 +104,62 @@ def native_stderr_silenced(enabled: bool):
         sys.stderr = python_stderr
 
 
+_STDERR = None
+PHASE_LOGGERS = ("dfscan.fetch", "dfscan.phase")  # what dfscan is doing now: one plain line each
+
+
+def stderr_console():
+    """The one rich console on stderr: log lines, phase lines, the spinner and the progress bar share it,
+    so that a line printed while a spinner or bar is live lands above it, not on top of it."""
+    global _STDERR
+    if _STDERR is None:
+        from rich.console import Console
+
+        _STDERR = Console(stderr=True)  # it looks sys.stderr up at each write: redirections are followed
+    return _STDERR
+
+
+class PhaseLines(logging.Handler):
+    """A download, a one-time conversion, a first-use pin: one plain line each, no level or prefix.
+
+    Off a terminal a line is never wrapped (a path in it stays whole); on one, rich wraps at spaces.
+    """
+
+    prefix = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            console = stderr_console()
+            text = f"{record.levelname.lower()}: {record.getMessage()}" if self.prefix else record.getMessage()
+            console.print(text, markup=False, highlight=False, soft_wrap=not console.is_terminal)
+        except Exception:  # noqa: BLE001 - logging's own contract: never raise from a handler
+            self.handleError(record)
+
+
+class PlainLines(PhaseLines):
+    """Warnings off a terminal (a log file, a pipe): `warning: …` on one line, never wrapped."""
+
+    prefix = True
+
+
 def setup_logging(quiet: bool, verbose: bool) -> None:
-    from rich.console import Console
     from rich.logging import RichHandler
 
     level = logging.ERROR if quiet else (logging.DEBUG if verbose else logging.WARNING)
-    handler = RichHandler(console=Console(stderr=True), show_time=False, show_path=False, markup=False)
+    console = stderr_console()
+    handler = (RichHandler(console=console, show_time=False, show_path=False, markup=False) if console.is_terminal
+               else PlainLines())
     logger = logging.getLogger("dfscan")
     logger.handlers[:] = [handler]
     logger.setLevel(level)
     logger.propagate = False
     if not verbose:  # huggingface_hub's retry chatter would drown our one clear message
         os.environ.setdefault("HF_HUB_VERBOSITY", "error")
-    logging.getLogger("dfscan.fetch").setLevel(logging.ERROR if quiet else logging.INFO)  # a download is said
+    for name in PHASE_LOGGERS:  # a download is never silent; neither is a one-time conversion
+        phases = logging.getLogger(name)
+        phases.handlers[:] = [PhaseLines()]
+        phases.setLevel(logging.ERROR if quiet else logging.INFO)
+        phases.propagate = False
 
 
 def stdout_gone() -> None:

@@ -7,7 +7,7 @@ import click
 
 from ..constants import EVAL_KINDS
 from . import options as opt
-from .common import fmt, native_stderr_silenced, setup_logging
+from .common import fmt, native_stderr_silenced, setup_logging, stderr_console
 
 
 @click.command("evaluate")
@@ -76,13 +76,12 @@ def _calibration(result, config, sidecar, overwrite: bool, target: float) -> Non
 
 
 def _evaluate_with_progress(config, quiet: bool):
-    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from ..evaluate import evaluate as run_evaluation
 
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                   console=Console(stderr=True), transient=True, disable=quiet)
+                   console=stderr_console(), transient=True, disable=quiet)  # log lines land above it
     task = bar.add_task("loading the model", total=None)
     with bar:
         return run_evaluation(config, on_progress=lambda e: bar.update(task, description=e.stage, completed=e.done,

@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from .common import EXIT_CLEAN, EXIT_ERROR, Group, setup_logging
+from .common import EXIT_CLEAN, EXIT_ERROR, Group, setup_logging, stdout_console
 
 
 @click.group("models", cls=Group)
@@ -17,7 +17,6 @@ def models() -> None:
 @models.command("list")
 def models_list() -> None:
     """Every registry model, where its file is cached and whether its bytes check out."""
-    from rich.console import Console
     from rich.table import Table
 
     from ..registry import frozen_models, load_registry, verify
@@ -31,7 +30,7 @@ def models_list() -> None:
         src = str(entry.hub) if entry.hub else entry.source.get("path", "")
         name = entry.name + (" (default)" if i == 0 and not own else "")
         table.add_row(name, src, ", ".join(entry.aliases), str(path) if path else "not cached", _STATUS[status])
-    out = Console()
+    out = stdout_console()
     out.print(table)
     if own:
         out.print(f"default (no --model): {own[0]}", highlight=False)
@@ -47,18 +46,23 @@ _STATUS = {"ok": "matches the record", "mismatch": "DIFFERS from the record",
                                               "new file's SHA-256.")
 def models_fetch(name: str, refresh: bool) -> None:
     """Download a model into the hub cache (needs the network) and print its revision and SHA-256."""
-    from rich.console import Console
 
     from ..registry import HubRef, download, find_entry, resolve_model
 
     entry = find_entry(name)
     ref = entry.hub if entry else (HubRef.parse(name) if name.startswith("hf://") else None)
+    got = None
     if ref is not None:  # its own messages: never "run models fetch"; --refresh downloads again
-        download(ref, offline=False, hint=name, refresh=refresh, for_fetch=True)
+        got = download(ref, offline=False, hint=name, refresh=refresh, for_fetch=True)
     info = resolve_model(name, accept=refresh)
-    out = Console()
+    out = stdout_console()
     out.print(f"{info.name}: {info.path}", highlight=False, markup=False)
     out.print(f"revision: {info.revision or '-'}\nsha256:   {info.sha256}", highlight=False, markup=False)
+    if got is not None and got.from_cache:
+        out.print("already in the hub cache: dfscan did not contact the hub (--refresh downloads it again)",
+                  highlight=False, markup=False)
+    for notice in info.notices:
+        out.print(notice, highlight=False, markup=False)
     for w in info.warnings:
         out.print(f"note: {w}", highlight=False, style="yellow", markup=False)
 
@@ -67,7 +71,6 @@ def models_fetch(name: str, refresh: bool) -> None:
 @click.argument("name", required=False)
 def models_verify(name: str | None) -> None:
     """Check cached model files against their recorded SHA-256 (exit 1 if any differs or is missing)."""
-    from rich.console import Console
 
     from ..errors import ModelError
     from ..registry import find_entry, load_registry, verify
@@ -78,7 +81,7 @@ def models_verify(name: str | None) -> None:
         if entry is None:
             raise ModelError(f"no registry model named {name}")
         entries = [entry]
-    out, bad = Console(), 0
+    out, bad = stdout_console(), 0
     for entry in entries:
         status, path, digest = verify(entry, offline=True)
         bad += status in ("mismatch", "missing")
@@ -98,8 +101,6 @@ def models_info(name: str, as_json: bool) -> None:
     import json
     from pathlib import Path
 
-    from rich.console import Console
-
     from ..errors import ModelError
     from ..registry import find_entry
 
@@ -111,9 +112,9 @@ def models_info(name: str, as_json: bool) -> None:
     else:
         raise ModelError(f"no registry model named {name}, and no such .keras file (see `dfscan models list`)")
     if as_json:
-        Console().print_json(json.dumps(data))
+        stdout_console().print_json(json.dumps(data))
     else:
-        Console(highlight=False).print(_info_table(data))
+        stdout_console(highlight=False).print(_info_table(data))
 
 
 def _local_info(path) -> dict:

@@ -70,8 +70,7 @@ uncertain = click.option(
          "REAL; the band must hold the threshold. none: no band.  [default: the model's band, see `dfscan "
          "models info`]")
 workers = click.option("--workers", type=click.IntRange(min=1), metavar="N",
-                       help="Videos decoded at the same time.  [default: one per CPU core, plus one; with --engine "
-                            "ray, one per CPU Ray reserved for each worker, at least 2]")
+                       help="Videos decoded at the same time.  [default: one per CPU core, plus one]")
 decoder = click.option("--decoder", type=click.Choice(DECODERS), default="auto", show_default=True,
                        help="auto: PyAV, then decord, then OpenCV for files the earlier cannot read.")
 verbose = click.option("--verbose", "-v", is_flag=True, help="More detail on stderr.")

@@ -14,6 +14,7 @@ from ..errors import DfscanError
 from . import options as opt
 from .common import default_store, setup_logging, shown
 from .scan_run import Interrupts, Outputs, run_scan
+from .to_stdout import STDOUT_FORMATS, is_stdout
 
 
 @click.command("scan")
@@ -28,7 +29,7 @@ from .scan_run import Interrupts, Outputs, run_scan
               help="Video extensions to pick in folders (repeat or comma-separate); replaces the default list.")
 @click.option("--hidden", is_flag=True, help="Also scan hidden files and folders (names starting with '.').")
 @click.option("--engine", type=click.Choice(ENGINES), default=ENGINES[0], show_default=True,
-              help="local: this process; ray: a Ray cluster (pip install 'dfscan[ray]').")
+              help="local: this process; ray: a Ray cluster (pip install '.[ray]' in dfscan's folder).")
 @click.option("--address", metavar="ADDR",
               help="ray engine: the cluster, ray://HOST:PORT, HOST:PORT or auto.  [default: start Ray on this "
                    "machine]")
@@ -42,13 +43,15 @@ from .scan_run import Interrupts, Outputs, run_scan
 @click.option("--resume/--rescan", default=True, show_default=True,
               help="Reuse stored results for unchanged files scanned with the same model and settings.")
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
-              help="CSV report.  [default: dfscan-report-<time>.csv in the current folder]")
+              help="CSV report; '-': stdout (then no table: the summary goes to stderr).  [default: "
+                   "dfscan-report-<time>-<command>.csv in the current folder; the same command continues it "
+                   "after an interruption]")
 @click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
-              help="JSON report: one document (schema in README).")
+              help="JSON report: one document (schema in the docs: reports.md).  '-': stdout.")
 @click.option("--jsonl", "jsonl_path", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
-              help="JSON lines: one line per video, written as each finishes.")
+              help="JSON lines: one line per video, written as each finishes.  '-': stdout.")
 @click.option("--dfdc", "dfdc_path", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
-              help="DFDC challenge submission: filename,label (probability of FAKE).")
+              help="DFDC challenge submission: filename,label (probability of FAKE).  '-': stdout.")
 @click.option("--html", "html_path", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
               help="Self-contained HTML evidence report with face crops and plots.")
 @click.option("--explain", is_flag=True, help="Heatmap on the most suspicious face of each FAKE video "
@@ -77,6 +80,7 @@ def scan(paths, path_list, csv_path, json_path, jsonl_path, dfdc_path, html_path
     """
     interrupts = Interrupts.install()  # first: a Ctrl-C while the model loads is not lost
     try:
+        _refuse_mistyped(paths)
         paths = _all_paths(paths, path_list)
         setup_logging(quiet, verbose)
         store_path = None if no_store else str(store or default_store())
@@ -84,7 +88,7 @@ def scan(paths, path_list, csv_path, json_path, jsonl_path, dfdc_path, html_path
             logging.getLogger("dfscan").warning("--explain adds heatmaps to the HTML report: add --html FILE to "
                                                 "see them")
         config = _scan_config(options, store=store_path, rescan=not resume, thumbnails=html_path is not None)
-        reports = {"csv": csv_path or _default_csv(), "json": json_path, "dfdc": dfdc_path, "html": html_path}
+        reports = {"csv": csv_path or _default_csv(paths, config), "json": json_path, "dfdc": dfdc_path, "html": html_path}
         out = Outputs(reports={k: v for k, v in reports.items() if v is not None}, jsonl=jsonl_path,
                       overwrite=overwrite, quiet=quiet, strict=strict, verbose=verbose)
         _check_outputs(out, store_path)
@@ -92,6 +96,12 @@ def scan(paths, path_list, csv_path, json_path, jsonl_path, dfdc_path, html_path
     finally:
         interrupts.restore()
     sys.exit(code)
+
+
+# Only scan has --engine: its --workers also sizes each Ray worker (evaluate's help must not say so).
+next(p for p in scan.params if p.name == "workers").help = (
+    "Videos decoded at the same time.  [default: one per CPU core, plus one; with --engine ray, one per CPU Ray "
+    "reserved for each worker, at least 2]")
 
 
 def _scan_config(options: dict, **kept):
@@ -109,6 +119,7 @@ def _check_outputs(out: Outputs, store: str | None) -> None:
     """Refuse, before anything is scanned, outputs that clash, exist, or could not be written."""
     from ..report import partial_path, probe_writable
 
+    _check_stdout(out)
     names = {role: Path(os.path.abspath(p)) for role, p in out.written().items()}
     if store:
         names["store"] = Path(os.path.abspath(store))
@@ -118,18 +129,20 @@ def _check_outputs(out: Outputs, store: str | None) -> None:
             raise click.UsageError(f"{shown(path)} would be written twice (as {seen[path]} and as {role}); "
                                    "choose other names")
         seen[path] = role
-    for fmt, path in out.reports.items():
+    files = {fmt: path for fmt, path in out.reports.items() if not is_stdout(path)}
+    for fmt, path in files.items():
         if os.path.lexists(path) and not out.overwrite:
             raise click.UsageError(f"{shown(path)} exists; pass --overwrite to replace it or choose another name")
-    if out.jsonl is not None and os.path.lexists(out.jsonl) and not out.overwrite:
+    jsonl = None if is_stdout(out.jsonl) else out.jsonl
+    if jsonl is not None and os.path.lexists(jsonl) and not out.overwrite:
         raise click.UsageError(f"{shown(out.jsonl)} exists; pass --overwrite to replace it or choose another name")
-    for fmt, path in out.reports.items():  # each is written through a temporary file beside it, at the end
+    for fmt, path in files.items():  # each is written through a temporary file beside it, at the end
         try:
             probe_writable(path)
         except OSError as exc:
             raise DfscanError(f"cannot write the {fmt.upper()} report {shown(path)}: {exc.strerror or exc}") from exc
-    if out.jsonl is not None:  # an interrupted scan renames it to FILE.partial: that name must be possible too
-        aside = partial_path(out.jsonl)
+    if jsonl is not None:  # an interrupted scan renames it to FILE.partial: that name must be possible too
+        aside = partial_path(jsonl)
         try:
             limit = os.pathconf(aside.parent if str(aside.parent) else ".", "PC_NAME_MAX")
         except (OSError, ValueError, AttributeError):
@@ -138,6 +151,27 @@ def _check_outputs(out: Outputs, store: str | None) -> None:
             raise DfscanError(f"cannot write {shown(out.jsonl)}: its name is too long once .partial is added "
                               f"({limit} bytes at most)")
 
+
+
+def _check_stdout(out: Outputs) -> None:
+    """`-` (stdout) is for one of the text reports, one at a time."""
+    piped = [fmt for fmt, path in [*out.reports.items(), ("jsonl", out.jsonl)] if is_stdout(path)]
+    if any(fmt not in STDOUT_FORMATS for fmt in piped):
+        raise click.UsageError("--html needs a file name; '-' (stdout) is for --csv, --json, --jsonl or --dfdc")
+    if len(piped) > 1:
+        raise click.UsageError(f"only one report can go to stdout ('-'); --{' and --'.join(piped)} both ask for it")
+
+
+def _refuse_mistyped(paths: tuple[Path, ...]) -> None:
+    """A PATH typed on the command line that does not exist: exit 2 before any model is loaded or file written.
+
+    Paths listed by --from-file are a queue's, which may lose a file between listing and scan: those
+    stay ERROR rows of a scan that goes on.
+    """
+    missing = [p for p in paths if not os.path.lexists(p)]  # a broken link exists: it gets its own row
+    if missing:
+        names = ", ".join(shown(p) for p in missing)
+        raise click.UsageError(f"no such file or folder: {names} (nothing was scanned or written)")
 
 
 def _all_paths(paths: tuple[Path, ...], path_list) -> list[Path]:
@@ -156,8 +190,23 @@ def _all_paths(paths: tuple[Path, ...], path_list) -> list[Path]:
             raise ConfigError(f"--from-file: {exc}") from exc
 
 
-def _default_csv() -> Path:
+def _default_csv(paths: list[Path], config) -> Path:
+    """`dfscan-report-<time>-<command>.csv` in the current folder; <command> is a digest of the paths and
+    settings, so that the same command, run again after an interruption, takes up the name whose
+    `.partial` file it left: the rerun then finishes that report instead of starting another."""
+    import dataclasses
+    import hashlib
+    import json
+
     from ..report import default_csv_path
 
-    return default_csv_path()
+    asked = [os.path.abspath(p) for p in paths], dataclasses.asdict(config)
+    canonical = json.dumps(asked, sort_keys=True, default=lambda v: sorted(map(str, v))
+                           if isinstance(v, (set, frozenset)) else str(v))
+    tag = hashlib.sha256(canonical.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    for partial in sorted(Path.cwd().glob(f"dfscan-report-*-{tag}.csv.partial"), reverse=True):  # latest first
+        report = partial.with_name(partial.name[: -len(".partial")])
+        if partial.is_file() and not os.path.lexists(report):
+            return report
+    return default_csv_path(tag=tag)
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from ..errors import DfscanError
 from .common import (EXIT_CLEAN, EXIT_ERROR, EXIT_FAKE, EXIT_INTERRUPTED, EXIT_UNCERTAIN, native_stderr_silenced, shown,
-                     stdout_gone)
+                     stderr_console, stdout_gone)
+from .to_stdout import NoLiveCsv, StdoutJsonl, is_stdout, write_to_stdout
 
 
 class Interrupts:
@@ -65,13 +66,21 @@ class Outputs:
     def csv(self) -> Path:
         return self.reports["csv"]
 
+    @property
+    def to_stdout(self) -> str | None:
+        """The format written to stdout (`-`), if any."""
+        if is_stdout(self.jsonl):
+            return "jsonl"
+        return next((fmt for fmt, path in self.reports.items() if is_stdout(path)), None)
+
     def written(self) -> dict[str, Path]:
         """Every file the scan may write, by role: the reports, the CSV's live copy, the JSONL's set-aside copy."""
         from ..report import partial_path
 
-        out = dict(self.reports)
-        out["csv.partial"] = partial_path(self.csv)
-        if self.jsonl is not None:
+        out = {fmt: path for fmt, path in self.reports.items() if not is_stdout(path)}
+        if not is_stdout(self.csv):
+            out["csv.partial"] = partial_path(self.csv)
+        if self.jsonl is not None and not is_stdout(self.jsonl):
             out["jsonl"] = self.jsonl
             out["jsonl.partial"] = partial_path(self.jsonl)
         return out
@@ -83,33 +92,37 @@ def run_scan(paths, config, out: Outputs, interrupts: Interrupts) -> int:
 
 
 def _scan_and_report(paths, config, out: Outputs, interrupts: Interrupts) -> int:
-    from rich.console import Console
-
     from ..api import open_scanner
     from ..report import LiveCsv, LiveJsonl, partial_path
 
-    err = Console(stderr=True)
+    err = stderr_console()  # shared with the log and phase lines, which then print above the spinner
     started = time.perf_counter()
-    live = partial_path(out.csv)
+    live = None if is_stdout(out.csv) else partial_path(out.csv)
     try:  # both live files are created now: an output that cannot be written stops us before the scan
-        live_csv = LiveCsv(live)
+        live_csv = LiveCsv(live) if live is not None else NoLiveCsv()
     except OSError as exc:
         raise DfscanError(_cannot_create(live, exc)) from exc
     jsonl = None
     try:
-        if out.jsonl:
+        if is_stdout(out.jsonl):
+            jsonl = StdoutJsonl()
+        elif out.jsonl:
             try:
                 jsonl = LiveJsonl(out.jsonl, out.overwrite)
             except OSError as exc:
                 raise DfscanError(_cannot_create(out.jsonl, exc)) from exc
-        with err.status("loading the model", spinner="dots") if not out.quiet else nullcontext():
+        # huggingface_hub's own download bar would draw over the spinner: the phase line says it instead
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        with err.status("loading the model…", spinner="dots") if not out.quiet else nullcontext():
             scanner = open_scanner(config)
+        ready = time.perf_counter()  # the scan's rates leave the one-time work (download, conversion) out
         with scanner:
-            return _report(scanner, paths, out, started, interrupts, live_csv, jsonl)
+            return _report(scanner, paths, out, (ready, ready - started), interrupts, live_csv, jsonl)
     except BaseException:
         if not live_csv.closed:  # stopped before the scan began: nothing to keep
             live_csv.close()
-            live.unlink(missing_ok=True)
+            if live is not None:
+                live.unlink(missing_ok=True)
             if jsonl is not None:
                 jsonl.set_aside() if jsonl.resumed else jsonl.discard()
         raise
@@ -122,12 +135,13 @@ def _cannot_create(path: Path, exc: OSError) -> str:
     return f"cannot write {shown(path)}: {exc.strerror or exc}"
 
 
-def _report(scanner, paths, out: Outputs, started: float, interrupts: Interrupts, live_csv, jsonl) -> int:
-    from rich.console import Console
-
+def _report(scanner, paths, out: Outputs, times: tuple[float, float], interrupts: Interrupts, live_csv,
+            jsonl) -> int:
+    """Scan (`times`: when the model was ready, and how long it took), then write and print the reports."""
     from ..api import scan_with
 
-    err = Console(stderr=True)
+    err = stderr_console()
+    started, setup_s = times
     missing = _missing(paths)
     bar, watch = _ProgressBar(err, out.quiet), _Watch(interrupts)
     sinks = [_Notices(paths, out, jsonl), live_csv, *([jsonl] if jsonl else []), bar,
@@ -149,7 +163,7 @@ def _report(scanner, paths, out: Outputs, started: float, interrupts: Interrupts
             live_csv.close()
             if jsonl:
                 jsonl.close()
-    return _finish(report, paths, out, live_csv.path, store, bool(missing))
+    return _finish(report, paths, out, live_csv.path, store, bool(missing), setup_s)
 
 
 def _missing(paths) -> list:
@@ -242,34 +256,30 @@ class _Watch(_Sink):
         self.interrupts.check()
 
 
-def _finish(report, paths, out: Outputs, live: Path, store, missing: bool) -> int:
+def _finish(report, paths, out: Outputs, live: Path | None, store, missing: bool, setup_s: float | None = None) -> int:
     """Write the reports, print the table and summary, and return the exit code."""
-    from rich.console import Console
-
-    from ..report import results_table, summary, write_reports
+    from ..report import write_reports
     from ..report_text import printable
     from ..results import Verdict
 
-    stdout, err = Console(), Console(stderr=True)
-    failed = write_reports(report, out.reports, overwrite=out.overwrite)
+    files = {fmt: path for fmt, path in out.reports.items() if not is_stdout(path)}
+    failed = write_reports(report, files, overwrite=out.overwrite)
     if "csv" in failed:
         failed["csv"] += f"; every row is in {shown(live)}"
-    else:
+    elif live is not None:
         live.unlink()
     written = {fmt: path for fmt, path in out.reports.items() if fmt not in failed}
     if out.jsonl is not None:
         written["jsonl"] = out.jsonl
-    if not out.quiet:
+    if out.to_stdout not in (None, "jsonl"):
         try:
-            if report.results:
-                stdout.print(results_table(report.results, paths, width=stdout.width), soft_wrap=True)
-            stdout.print(summary(report, written, store=str(store.path) if store is not None else None,
-                                 store_problem=store.problem if store is not None else None), soft_wrap=True)
-            stdout.file.flush()
-        except BrokenPipeError:  # `dfscan scan … | head`: the reader stopped; the reports are complete
+            write_to_stdout(report, out.to_stdout)
+        except BrokenPipeError:
             stdout_gone()
+    if not out.quiet:
+        _print_results(report, paths, out, written, store, setup_s)
     for why in failed.values():
-        err.print(f"dfscan: error: {printable(why)}", markup=False, highlight=False, soft_wrap=True)
+        stderr_console().print(f"dfscan: error: {printable(why)}", markup=False, highlight=False, soft_wrap=True)
     counts = report.counts()
     if failed or missing or (out.strict and counts[Verdict.ERROR]):
         return EXIT_ERROR
@@ -278,9 +288,32 @@ def _finish(report, paths, out: Outputs, live: Path, store, missing: bool) -> in
     return EXIT_UNCERTAIN if counts[Verdict.UNCERTAIN] else EXIT_CLEAN
 
 
-def _interrupted_hint(done: int, total: int, live: Path, jsonl_aside: Path | None, store, config) -> str:
+def _print_results(report, paths, out: Outputs, written: dict, store, setup_s: float | None) -> None:
+    """The table and the summary on stdout; with a report on stdout (`-`), the summary alone, on stderr."""
+    from rich.console import Console
+
+    from ..report import results_table, summary
+
+    console = Console() if out.to_stdout is None else stderr_console()
+    wrap = not console.is_terminal  # a terminal wraps the summary at spaces; a file or pipe gets whole lines
+    try:
+        if report.results and out.to_stdout is None:
+            console.print(results_table(report.results, paths, width=console.width), soft_wrap=True)
+        console.print(summary(report, written, store=str(store.path) if store is not None else None,
+                              store_problem=store.problem if store is not None else None, setup_s=setup_s),
+                      soft_wrap=wrap)
+        console.file.flush()
+    except BrokenPipeError:  # `dfscan scan … | head`: the reader stopped; the reports are complete
+        stdout_gone()
+
+
+def _interrupted_hint(done: int, total: int, live: Path | None, jsonl_aside: Path | None, store, config) -> str:
     """What an interrupted scan kept, and what running the same command again will really do."""
-    lines = [f"interrupted: {done} of {total} videos are in {shown(live)}."]
+    if live is None:
+        lines = [f"interrupted after {done} of {total} videos; the CSV was to go to stdout at the end, so none "
+                 "was written."]
+    else:
+        lines = [f"interrupted: {done} of {total} videos are in {shown(live)}."]
     if jsonl_aside is not None:
         lines.append(f"The JSON lines so far are in {shown(jsonl_aside)}; the same command continues that file.")
     if store is None:

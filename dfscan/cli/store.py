@@ -41,19 +41,24 @@ def store_info(path: Path) -> None:
         size = sum(p.stat().st_size for p in [path, *_side_files(path)] if p.exists())
         mode = stat.filemode(path.stat().st_mode)
         say(f"result store: {printable(str(path))} ({size / 1e6:.1f} MB, {mode})")
-        say(f"  {facts['results']} results of {facts['files']} files, {facts['models']} model(s)"
+        say(f"  {_count(facts['results'], 'result')} of {_count(facts['files'], 'file')}, "
+            f"{_count(facts['models'], 'model')}"
             + (f", from {local_time(facts['oldest'])} to {local_time(facts['newest'])}" if facts["results"] else ""))
         say("  each result: the file's path and SHA-256, the model's SHA-256, the settings, the verdict, "
             "scores and face boxes")
         if facts["with_face_images"]:
-            say(f"  {facts['with_face_images']} results hold face images (kept by earlier dfscan versions); "
+            say(f"  {_count(facts['with_face_images'], 'result')} hold face images (kept by earlier dfscan versions); "
                 "`dfscan store forget PATH` or `clear` removes them")
         else:
             say("  no face images")
     for what, where in _other_places():
         say(f"{what}: {printable(str(where))}")
-    say("reports: where you asked (--csv, --json, --jsonl, --dfdc, --html), or dfscan-report-<time>.csv "
-        "in the folder you ran scan from")
+    say("reports: where you asked (--csv, --json, --jsonl, --dfdc, --html), or "
+        "dfscan-report-<time>-<command>.csv in the folder you ran scan from")
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def _side_files(path: Path) -> list[Path]:
@@ -116,14 +121,22 @@ def store_forget(path: Path, paths) -> None:
 
 
 @store_group.command("clear")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_obj
-def store_clear(path: Path) -> None:
-    """Delete the result store and SQLite's files beside it."""
+def store_clear(path: Path, yes: bool) -> None:
+    """Delete the result store and SQLite's files beside it (asks first, on a terminal)."""
+    import sys
+
     from rich.console import Console
 
     from ..report_text import printable
     from ..store import remove_store
 
+    # A script (no terminal) cannot answer: it asked for the deletion by running the command.
+    if path.exists() and not yes and sys.stdin.isatty():
+        if not click.confirm(f"Delete every result kept in {printable(str(path))}?", err=True):
+            click.echo("nothing was deleted", err=True)
+            return
     removed = remove_store(path)
     Console().print(f"removed {', '.join(printable(str(p)) for p in removed)}" if removed
                     else f"no result store at {printable(str(path))}", markup=False, highlight=False)

@@ -94,7 +94,7 @@ def _require_training_extras(dry_run: bool) -> None:
     needed = ["sklearn"] + ([] if dry_run else ["tensorflow", "tensorboard"])
     missing = [name for name in needed if find_spec(name) is None]
     if missing:
-        raise ConfigError(f"training needs {', '.join(missing)}: pip install 'dfscan[train]'")
+        raise ConfigError(f"training needs {', '.join(missing)}: pip install '.[train]' in dfscan's folder")
 
 
 def _check_mixed_precision(config: TrainConfig) -> None:

@@ -1,0 +1,68 @@
+"""`-` as a report's name: the report goes to stdout (`--csv -`, `--json -`, `--jsonl -`, `--dfdc -`).
+
+Then no file is written for it (not even a live `.partial` copy), the terminal table is left out so
+that stdout holds the report alone, and the summary goes to stderr.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+STDOUT = Path("-")
+STDOUT_FORMATS = ("csv", "json", "jsonl", "dfdc")  # HTML is a page to open, not a stream
+
+
+def is_stdout(path) -> bool:
+    return path is not None and Path(path) == STDOUT
+
+
+class NoLiveCsv:
+    """Stands in for the live CSV (`report.LiveCsv`) when the CSV goes to stdout: nothing to keep as it goes."""
+
+    path = None
+
+    def __init__(self):
+        self.closed = False
+
+    def start(self, found) -> None:
+        pass
+
+    def add(self, result) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class StdoutJsonl:
+    """`--jsonl -`: one line per video on stdout as it finishes (flushed, for a reader that follows)."""
+
+    path = STDOUT
+    resumed = 0
+
+    def start(self, found) -> None:
+        pass
+
+    def add(self, result) -> None:
+        from ..report import jsonl_line
+
+        sys.stdout.write(jsonl_line(result))
+        sys.stdout.flush()
+
+    def close(self) -> None:
+        sys.stdout.flush()
+
+    def discard(self) -> None:
+        pass
+
+    def set_aside(self) -> None:
+        """Nothing to set aside: the lines are already with the reader."""
+        return None
+
+
+def write_to_stdout(report, fmt: str) -> None:
+    """The finished report of format `fmt`, on stdout."""
+    from ..report import WRITERS
+
+    sys.stdout.write(WRITERS[fmt](report))
+    sys.stdout.flush()
