@@ -10,10 +10,8 @@ from pathlib import Path
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
-    routes: dict = {}
-
     def __init__(self, *args, **kwargs):
-        super().__init__(*args, directory=str(self.server.root), **kwargs)
+        super().__init__(*args, directory=str(args[2].root), **kwargs)  # (request, address, server)
 
     def log_message(self, *args) -> None:
         pass

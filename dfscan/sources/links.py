@@ -22,7 +22,7 @@ from typing import Callable, Iterable
 from urllib.parse import urlsplit
 
 from ..discover import Found
-from ..errors import ConfigError, first_line
+from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ class _Refused(Exception):
 
 def link_reason(exc: BaseException) -> str:
     """yt-dlp's reason in one line, without its 'ERROR:' prefix and chained causes."""
-    text = first_line(exc)
+    text = " ".join(str(exc).replace("\r", " ").split()) or type(exc).__name__  # yt-dlp puts \r in some
     if "file:" in text.lower() and ("adapter" in text or "scheme" in text.lower()):
         return "the link redirects to a local file (file://), which dfscan never follows"
     text = re.sub(r"^ERROR:\s*", "", text)
@@ -144,6 +144,8 @@ def link_reason(exc: BaseException) -> str:
 
 def _download(url: str, work: Path, config: LinkConfig, progress: Progress | None) -> dict:
     import yt_dlp
+
+    said = _Quiet()
 
     def hook(d: dict) -> None:
         done = int(d.get("downloaded_bytes") or 0)
@@ -157,7 +159,7 @@ def _download(url: str, work: Path, config: LinkConfig, progress: Progress | Non
         "format": "best/bestvideo",  # one file holding the picture: merging formats would need ffmpeg
         "noplaylist": True, "playlist_items": "1", "max_filesize": config.max_bytes,
         "socket_timeout": config.timeout_s, "retries": 1, "fragment_retries": 1, "extractor_retries": 0,
-        "quiet": True, "no_warnings": True, "noprogress": True, "logger": _Quiet(), "progress_hooks": [hook],
+        "quiet": True, "no_warnings": True, "noprogress": True, "logger": said, "progress_hooks": [hook],
         "overwrites": True, "continuedl": False, "enable_file_urls": False, "usenetrc": False,
         "cachedir": False,
     }
@@ -165,6 +167,8 @@ def _download(url: str, work: Path, config: LinkConfig, progress: Progress | Non
         options["cookiefile"] = config.cookies
     with yt_dlp.YoutubeDL(options) as ydl:
         info = ydl.extract_info(url, download=True)
+    if said.too_large:  # yt-dlp skips a file whose announced size passes max_filesize, and says only this
+        raise _Refused(_too_large(config.max_bytes))
     if info and info.get("_type") == "playlist":
         entries = [e for e in info.get("entries") or () if e]
         if not entries:
@@ -176,7 +180,10 @@ def _download(url: str, work: Path, config: LinkConfig, progress: Progress | Non
 class _Quiet:
     """yt-dlp's logger: its chatter goes to --verbose only (its errors come back as exceptions)."""
 
+    too_large = False
+
     def debug(self, msg: str) -> None:
+        self.too_large = self.too_large or "larger than max-filesize" in msg
         log.debug("yt-dlp: %s", msg)
 
     info = warning = error = debug
