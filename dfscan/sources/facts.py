@@ -56,7 +56,8 @@ def _tags(container, facts: dict) -> None:
 
 
 def _rotation(container, video) -> int | None:
-    """Degrees the picture is turned for display: the track header's matrix (MP4/MOV), else a 'rotate' tag."""
+    """Degrees the picture is turned (counterclockwise) for display: the track header's matrix (MP4/MOV), else
+    a 'rotate' tag."""
     tag = dict(video.metadata).get("rotate")
     if tag is not None:
         try:
@@ -69,7 +70,7 @@ def _rotation(container, video) -> int | None:
     if matrix is None:
         return None
     a, b = matrix
-    return int(round(math.degrees(math.atan2(b, a)))) % 360
+    return int(round(-math.degrees(math.atan2(b, a)))) % 360  # counterclockwise, as FFmpeg reports it
 
 
 def _tkhd_matrix(path: str, limit: int = 4096) -> tuple[float, float] | None:
