@@ -117,3 +117,11 @@ def test_links_are_scanned_like_files_and_a_second_scan_reuses_the_result(site, 
     assert again[site.url("/go")]["reused"] == "yes" and again[site.url("/go")]["verdict"] == "FAKE"
     assert again[site.url("/go")]["fetched_at"] >= fetched["fetched_at"]
     assert again[""]["source_url"] == ""  # a local file reused from the store carries no link
+
+
+def test_help_imports_neither_yt_dlp_nor_c2pa():
+    from conftest import cli_in_fresh_process
+
+    done = cli_in_fresh_process([["scan", "--help"]], ("yt_dlp", "c2pa", "numpy"))
+    assert done.returncode == 0, done.stderr
+    assert "--max-download" in done.stdout and "--trust-anchors" in done.stdout
