@@ -57,15 +57,18 @@ def results_table(results: Iterable[VideoResult], roots: Iterable[str | Path] = 
     longest = max((len(shown[id(r)]) for r in ordered), default=5)
     scores = any(r.score is not None for r in ordered)
     counts = any(r.frames for r in ordered)
+    c2pa = any(r.provenance not in (None, "none") for r in ordered)  # content credentials (dfscan/sources)
     if width is not None:  # borders: 3 per column + 1; Verdict 7, Score 5, Faces 5, Frames 6 wide
-        extra = 15 if any(r.provenance for r in ordered) else 0  # the C2PA column ("untrusted AI")
+        extra = 15 if c2pa else 0  # the C2PA column ("untrusted AI")
         if counts and longest + extra + 4 + 10 + (8 if scores else 0) + 8 + 9 > width:
             counts = None  # not as columns: under the name
         if scores and counts is None and longest + extra + 4 + 10 + 8 > width:
             scores = None
+        if c2pa and scores is not True and longest + extra + 4 + 10 > width:
+            c2pa = None
     table = Table(title="dfscan results" if len(folders) != 1 else None, show_lines=False, expand=False)
     table.add_column("Verdict", no_wrap=True)
-    if c2pa := any(r.provenance for r in ordered):  # content credentials (dfscan/sources)
+    if c2pa:
         table.add_column("C2PA", no_wrap=True)
     if scores:
         table.add_column("Score", justify="right", no_wrap=True)
@@ -86,9 +89,9 @@ def results_table(results: Iterable[VideoResult], roots: Iterable[str | Path] = 
             moved.append(f"score {r.score:.3f}")
         if counts is None and r.frames:
             moved.append(f"{r.faces_scored} faces, {r.frames_with_face}/{len(r.frames)} frames with a face")
-        detail = [x for x in (source_detail(r), *moved, r.error, _shorten("; ".join(r.notes), 120) if r.notes
-                              else None, _reused_note(r)) if x]
-        if detail:
+        if c2pa is None and r.provenance not in (None, "none"):
+            moved.append(f"C2PA {c2pa_cell(r).plain}")
+        if detail := _detail(r, moved):
             video.append("\n" + printable(" · ".join(detail)), style="dim")
         cells.append(video)
         table.add_row(*cells)
@@ -96,6 +99,12 @@ def results_table(results: Iterable[VideoResult], roots: Iterable[str | Path] = 
     if len(folders) != 1:
         return table
     return Group(Text(f"dfscan results in {folders[0]}", style="italic"), table)
+
+
+def _detail(r: VideoResult, moved: list[str]) -> list[str]:
+    """What goes under a video's name: its link, the columns that did not fit, the reason, notes, reuse."""
+    notes = _shorten("; ".join(r.notes), 120) if r.notes else None
+    return [x for x in (source_detail(r), *moved, r.error, notes, _reused_note(r)) if x]
 
 
 def _caption(ordered: list[VideoResult], counts, c2pa: bool) -> str | None:
