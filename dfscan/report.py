@@ -346,7 +346,7 @@ def to_json(report: ScanReport) -> str:
 
 def video_data(r: VideoResult) -> dict:
     """One video in the JSON reports: its result, and whether it came from the store."""
-    return utf8_data({**r.to_dict(), "path": path_text(r.path), "reused": r.cached,
+    return utf8_data({**r.to_dict(), "path": shown_path(r), "reused": r.cached,
                       "scanned_at": iso_time(r.scanned_at) if r.scanned_at else None})
 
 

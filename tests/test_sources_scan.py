@@ -63,3 +63,38 @@ def test_a_scan_reports_credentials_and_facts_and_reads_credentials_again_on_reu
     assert main([*args, "--csv", str(tmp_path / "b.csv")]) == 1  # no anchors now: the stored result is reused
     again = {r["path"]: r for r in csv.DictReader(open(tmp_path / "b.csv", encoding="utf-8"))}[str(signed)]
     assert (again["reused"], again["provenance"], again["encoder"]) == ("yes", "untrusted", s["encoder"])
+
+
+def test_the_ray_engine_carries_links_credentials_and_facts(clips, colour_model, tmp_path):
+    """A private Ray cluster scans a signed file and a fetched link: its workers fill the same fields."""
+    pytest.importorskip("ray")
+    pytest.importorskip("yt_dlp")
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from sources_helpers import LoopbackServer
+
+    ca = ThrowawayCA()
+    site = tmp_path / "site"
+    site.mkdir()
+    ca.sign(clips["fake_h264"], site / "signed.mp4")
+    (tmp_path / "anchors.pem").write_text(ca.ca_pem)
+    server = LoopbackServer(site)
+    try:
+        out = tmp_path / "ray.csv"
+        done = subprocess.run(
+            [sys.executable, "-m", "dfscan", "scan", server.url("/signed.mp4"), str(clips["real_avi"]), "--engine",
+             "ray", "--model", str(colour_model), "--no-store", "--csv", str(out), "--media-dir",
+             str(tmp_path / "media"), "--trust-anchors", str(tmp_path / "anchors.pem")],
+            capture_output=True, text=True, timeout=600,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    finally:
+        server.close()
+    assert done.returncode == 1, done.stderr
+    rows = {r["source_url"]: r for r in csv.DictReader(open(out, encoding="utf-8"))}
+    link = rows[server.url("/signed.mp4")]
+    assert (link["verdict"], link["provenance"], link["provenance_ai"], link["extractor"]) == \
+        ("FAKE", "valid", "true", "Generic")
+    assert link["encoder"].startswith("Lavf") and rows[""]["provenance"] == "none"
