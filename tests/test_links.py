@@ -125,3 +125,20 @@ def test_help_imports_neither_yt_dlp_nor_c2pa():
     done = cli_in_fresh_process([["scan", "--help"]], ("yt_dlp", "c2pa", "numpy"))
     assert done.returncode == 0, done.stderr
     assert "--max-download" in done.stdout and "--trust-anchors" in done.stdout
+
+
+def test_cookies_are_sent_only_when_given(site, tmp_path):
+    seen = []
+
+    def record(h) -> None:
+        seen.append(h.headers.get("Cookie"))
+        redirect("/fake.mp4")(h)
+
+    site.routes["/private"] = record
+    jar = tmp_path / "cookies.txt"
+    jar.write_text("# Netscape HTTP Cookie File\n127.0.0.1\tFALSE\t/\tFALSE\t0\tsession\tsecret42\n")
+    assert fetch(site.url("/private"), LinkConfig(media_dir=str(tmp_path / "a"))).error is None
+    without, seen[:] = list(seen), []
+    assert fetch(site.url("/private"), LinkConfig(media_dir=str(tmp_path / "b"), cookies=str(jar))).error is None
+    assert without and not any(without)
+    assert any("secret42" in (c or "") for c in seen)
