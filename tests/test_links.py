@@ -142,3 +142,18 @@ def test_cookies_are_sent_only_when_given(site, tmp_path):
     assert fetch(site.url("/private"), LinkConfig(media_dir=str(tmp_path / "b"), cookies=str(jar))).error is None
     assert without and not any(without)
     assert any("secret42" in (c or "") for c in seen)
+
+
+def test_discovery_fetches_links_after_the_files_and_reports_download_progress(site, clips, colour_model, tmp_path):
+    from dfscan.pipeline import ScanConfig, ScanPlan
+
+    heard = []
+    with ScanPlan(ScanConfig(model=str(colour_model), links=LinkConfig(media_dir=str(tmp_path)))) as plan:
+        found = plan.discover([site.url("/fake.mp4"), clips["real_avi"]], lambda *a: heard.append(a))
+    assert [f.path for f in found][0] == clips["real_avi"] and found[0].origin is None
+    assert found[1].origin.source_url == site.url("/fake.mp4") and found[1].error is None
+    size = clips["fake_h264"].stat().st_size
+    assert heard and heard[-1] == (site.url("/fake.mp4"), size, size)
+    with ScanPlan(ScanConfig(model=str(colour_model), offline=True)) as plan:
+        with pytest.raises(Exception, match="offline"):
+            plan.discover([site.url("/fake.mp4")])
