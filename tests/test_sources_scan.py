@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import pytest
 
@@ -26,7 +27,7 @@ def test_new_csv_columns_come_last():
 
 
 def test_the_new_fields_survive_the_store_form():
-    r = VideoResult(path=__import__("pathlib").Path("a.mp4"), verdict=Verdict.REAL, source_url="https://x/a",
+    r = VideoResult(path=Path("a.mp4"), verdict=Verdict.REAL, source_url="https://x/a",
                     final_url="https://y/a", extractor="Generic", fetched_at="2026-12-03T08:00:00Z",
                     site={"title": "t", "uploader_id": "u", "upload_date": "20261203"}, provenance="valid",
                     provenance_ai=True, provenance_issuer="I", provenance_generator="G 1",
@@ -50,7 +51,8 @@ def test_a_scan_reports_credentials_and_facts_and_reads_credentials_again_on_reu
     assert "C2PA" in table and "valid AI" in table
     rows = {r["path"]: r for r in csv.DictReader(open(tmp_path / "a.csv", encoding="utf-8"))}
     s, plain = rows[str(signed)], rows[str(clips["real_avi"])]
-    assert (s["verdict"], s["provenance"], s["provenance_ai"]) == ("FAKE", "valid", "true")  # the verdict is the model's
+    # the verdict stays the model's
+    assert (s["verdict"], s["provenance"], s["provenance_ai"]) == ("FAKE", "valid", "true")
     assert s["provenance_issuer"] == "dfscan test org" and s["provenance_generator"] == "TestVideoGen 1.0"
     assert s["encoder"].startswith("Lavf") and s["source_url"] == ""
     assert (plain["provenance"], plain["provenance_ai"]) == ("none", "")
@@ -72,7 +74,6 @@ def test_the_ray_engine_carries_links_credentials_and_facts(clips, colour_model,
     import os
     import subprocess
     import sys
-    from pathlib import Path
 
     from sources_helpers import LoopbackServer
 

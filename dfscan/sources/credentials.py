@@ -148,8 +148,9 @@ def summarise(data: dict) -> Credentials:
         first = failures[0] if failures else {}
         reason = f"{first.get('code', 'invalid')}: {first.get('explanation', '')}".strip(": ")[:200]
     sig = active.get("signature_info") or {}
-    return Credentials(verdict, declares_ai(manifests.values(), active), _str(sig.get("issuer") or sig.get("common_name")),
-                       _generator(active), history(active), reason)
+    issuer = _str(sig.get("issuer") or sig.get("common_name"))
+    return Credentials(verdict, declares_ai(manifests.values(), active), issuer, _generator(active), history(active),
+                       reason)
 
 
 def _actions(manifest: dict) -> list[dict]:

@@ -20,7 +20,8 @@ _TOOLS = (("lavf", "FFmpeg (libavformat)"), ("lavc", "FFmpeg (libavcodec)"), ("h
           ("shotcut", "Shotcut"), ("openshot", "OpenShot"), ("camtasia", "Camtasia"), ("clipchamp", "Clipchamp"),
           ("inshot", "InShot"), ("vn video", "VN"), ("google", "Google (YouTube or Photos)"),
           ("runway", "Runway"), ("sora", "Sora"), ("pika", "Pika"), ("synthesia", "Synthesia"),
-          ("heygen", "HeyGen"), ("videohandler", "FFmpeg (its default handler name)"), ("deepfacelab", "DeepFaceLab"), ("faceswap", "faceswap"))
+          ("heygen", "HeyGen"), ("videohandler", "FFmpeg (its default handler name)"),
+          ("deepfacelab", "DeepFaceLab"), ("faceswap", "faceswap"))
 
 
 def container_facts(container) -> dict[str, Any]:

@@ -48,7 +48,8 @@ def source_detail(r: VideoResult) -> str | None:
 
 _FACT_WORDS = (("encoder", "encoder"), ("video_encoder", "video encoder"), ("handler", "handler"),
                ("audio_handler", "audio handler"), ("creation_time", "creation time"), ("make", "device make"),
-               ("model", "device model"), ("location", "location tag"), ("rotation", "rotation for display (degrees, counterclockwise)"),
+               ("model", "device model"), ("location", "location tag"),
+               ("rotation", "rotation for display (degrees, counterclockwise)"),
                ("variable_frame_rate", "variable frame rate"), ("video_duration_s", "video duration (s)"),
                ("audio_duration_s", "audio duration (s)"), ("durations_disagree", "audio and video durations "
                                                                               "disagree"),
