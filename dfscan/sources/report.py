@@ -40,10 +40,10 @@ def c2pa_cell(r: VideoResult):
 
 
 def source_detail(r: VideoResult) -> str | None:
-    """A line under a link's row in the terminal: where it was fetched from, and the file it was saved as."""
-    if not r.source_url:
-        return None
-    return f"from {r.source_url}" + (f", saved as {r.path.name}" if r.sha256 else "")
+    """Under a link's row in the terminal (which names the link): where it led, and the file it was saved as."""
+    led = f"led to {r.final_url}" if r.final_url and r.final_url != r.source_url else None
+    saved = f"saved as {r.path.name}" if r.source_url and r.sha256 else None
+    return ", ".join(x for x in (led, saved) if x) or None
 
 
 _FACT_WORDS = (("encoder", "encoder"), ("video_encoder", "video encoder"), ("handler", "handler"),
