@@ -96,13 +96,16 @@ def test_offline_refuses_links_before_the_model_is_loaded(site, capsys, tmp_path
     assert "--offline" in err and "absent.keras" not in err
 
 
-def test_links_are_scanned_like_files_and_a_second_scan_reuses_the_result(site, clips, colour_model, tmp_path):
+def test_links_are_scanned_like_files_and_a_second_scan_reuses_the_result(site, clips, colour_model, tmp_path,
+                                                                          capsys):
     media, store = tmp_path / "media", tmp_path / "store.sqlite"
     links = tmp_path / "links.txt"
     links.write_text(f"{site.url('/go')}\n{site.url('/missing.mp4')}\n")
     args = ["scan", "--from-file", str(links), str(clips["real_avi"]), "--model", str(colour_model),
             "--media-dir", str(media), "--store", str(store), "--overwrite"]
     assert main([*args, "--csv", str(tmp_path / "a.csv"), "--json", str(tmp_path / "a.json")]) == 1
+    table = capsys.readouterr().out  # the row names the link; its kept file goes under it
+    assert site.url("/go") in table and "saved as" in table and "led to" in table
     rows = {r["source_url"]: r for r in csv.DictReader(open(tmp_path / "a.csv", encoding="utf-8"))}
     fetched, missing, local = rows[site.url("/go")], rows[site.url("/missing.mp4")], rows[""]
     assert fetched["verdict"] == "FAKE" and fetched["final_url"] == site.url("/fake.mp4")
