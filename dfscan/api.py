@@ -28,6 +28,8 @@ class ResultSink(Protocol):
     def add(self, result: VideoResult) -> None:
         """One finished result, in the order of `found`."""
 
+    # Optional: `fetching(url, done_bytes, total_bytes_or_None)`, called as links are downloaded before `start`.
+
 
 def scan(
     paths: Iterable[str | Path],
@@ -59,7 +61,8 @@ def scan_with(
     """
     started = time.perf_counter() if started is None else started
     paths = list(paths)
-    found = scanner.discover(paths)
+    fetching = [s.fetching for s in sinks if hasattr(s, "fetching")]  # an optional sink method: link downloads
+    found = scanner.discover(paths, (lambda *a: [f(*a) for f in fetching]) if fetching else None)
     for sink in sinks:
         sink.start(found)
     results: list[VideoResult] = []

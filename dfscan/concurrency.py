@@ -46,7 +46,7 @@ def interruptible_result(future: Future, poll_s: float = 0.2):
 class StageTimes:
     """Seconds spent per stage, summed over threads (decode and detect overlap the network)."""
 
-    STAGES = ("hash", "decode", "detect", "classify", "wait")
+    STAGES = ("hash", "decode", "detect", "classify", "wait", "credentials", "facts")  # facts: within decode
 
     def __init__(self):
         self._lock = threading.Lock()

@@ -10,7 +10,7 @@ import errno
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Iterable, Iterator
+from typing import IO, Any, Iterable, Iterator
 
 VIDEO_EXTENSIONS: frozenset[str] = frozenset(
     {
@@ -30,6 +30,7 @@ class Found:
 
     path: Path
     error: str | None = None
+    origin: Any = None  # the fetch record of a link's file (dfscan/sources/links.Origin)
 
 
 # A list of paths is read within these bounds: a line longer than any path, a NUL byte (binary

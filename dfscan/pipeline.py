@@ -31,6 +31,9 @@ from .model_info import ModelInfo, file_sha256
 from .registry import resolve_model
 from .results import FaceScore, ScanReport, Verdict, VideoResult
 from .runtime import check as runtime_check
+from .sources import annotate, read_credentials
+from .sources.facts import container_facts
+from .sources.links import LinkConfig, Progress, fetch_found, is_link
 from .store import ResultStore, settings_key
 from .verdicts.band import Band, BandSetting, resolve as resolve_band, setting as band_setting
 from .video import FrameSpec, KeepError, read_frames
@@ -67,6 +70,8 @@ class ScanConfig:
     address: str | None = None  # ray: "auto", "host:port" or "ray://host:port"; None starts a private Ray
     actors: int | None = None  # ray: scanning actors; None: one per GPU, else one per node
     uncertain: BandSetting = None  # a Band, "LOW:HIGH", "none" (no band) or None: the model's own band
+    links: LinkConfig = LinkConfig()  # how URLs among the paths are fetched (dfscan/sources/links.py)
+    trust_anchors: str | None = None  # PEM certificates a C2PA signer must chain to; None: no signer is trusted
 
     def __post_init__(self):
         object.__setattr__(self, "uncertain", band_setting(self.uncertain))
@@ -153,9 +158,15 @@ class ScanPlan:
             frames=self.config.frames.describe(),
             model_sha256=self.model_info.sha256 or "", paths=paths, started_at=time.time() - elapsed_s)
 
-    def discover(self, paths: Iterable[str | Path]) -> list[Found]:
+    def discover(self, paths: Iterable[str | Path], progress: Progress | None = None) -> list[Found]:
+        """The videos under `paths`; URLs among them are fetched first (`progress` hears of each download)."""
         c = self.config
-        return discover(paths, recursive=c.recursive, extensions=c.extensions, include_hidden=c.include_hidden)
+        paths = list(paths)
+        links = [p for p in paths if is_link(p)]
+        fetched = fetch_found(links, c.links, c.offline, progress) if links else []
+        local = discover([p for p in paths if not is_link(p)], recursive=c.recursive, extensions=c.extensions,
+                         include_hidden=c.include_hidden)
+        return local + fetched
 
     def iter_scan(self, found: Sequence[Found]) -> Iterator[VideoResult]:
         """Yield one result per entry of `found`, in the same order, as each finishes."""
@@ -270,6 +281,7 @@ class Scanner(ScanPlan):
         result = VideoResult(path=found.path, verdict=Verdict.ERROR, threshold=self.threshold,
                              model=self.model_info.label, uncertain=self.band and (self.band.low, self.band.high))
         prepared = _Prepared(found, result)
+        annotate(result, found.origin)
         if found.error:
             result.error = found.error
             return prepared
@@ -278,9 +290,11 @@ class Scanner(ScanPlan):
                 raise VideoError("empty file (0 bytes)")
             with self.times.timing("hash"):
                 result.sha256 = file_sha256(found.path)
+            with self.times.timing("credentials"):  # read again for a stored result: the trust anchors may differ
+                read_credentials(result, found.path, self.config.trust_anchors)
             stored = self._stored(result.sha256)
             if stored is not None:
-                prepared.cached = replace(stored, path=found.path, cached=True)
+                prepared.cached = replace(stored, path=found.path, cached=True, **_sources_of(result))
                 if self.config.thumbnails and stored.faces and not any(f.thumbnail for f in stored.faces):
                     self._recrop(prepared, threads)
                 return prepared
@@ -298,6 +312,7 @@ class Scanner(ScanPlan):
             return prepared
         result.frames, result.fps, result.width, result.height = clip.indices, clip.fps, clip.width, clip.height
         result.duration_s, result.decoder, result.notes = clip.duration_s, clip.backend, tuple(clip.notes)
+        result.facts = clip.facts
         spec = self.config.frames
         if spec.count is None and clip.indices != spec.indices:
             result.notes += (f"only {clip.total_frames} frames: sampled frames spread over the whole clip",)
@@ -324,9 +339,13 @@ class Scanner(ScanPlan):
             finally:
                 detecting[0] += time.perf_counter() - start
 
+        def facts(container) -> dict:
+            with self.times.timing("facts"):
+                return container_facts(container)
+
         start = time.perf_counter()
         try:
-            return read_frames(path, self.config.frames, self.config.decoder, threads, keep=faces)
+            return read_frames(path, self.config.frames, self.config.decoder, threads, keep=faces, inspect=facts)
         finally:  # decoding: the time in read_frames less the detection within it
             self.times.add("detect", detecting[0])
             self.times.add("decode", time.perf_counter() - start - detecting[0])
@@ -407,6 +426,11 @@ def coverage_note(r: VideoResult) -> str | None:
     return (f"the sampled frames cover {covered:.1f} s of {duration:.1f} s ({covered / duration:.0%}): "
             f"{1 - covered / duration:.0%} of the clip was never looked at (spread the frames over the "
             f"whole clip: --num-frames {len(r.frames)})")
+def _sources_of(r: VideoResult) -> dict[str, Any]:
+    """This scan's link and credentials, which a stored result of the same bytes must not replace."""
+    from .results import SOURCE_FIELDS
+
+    return {k: getattr(r, k) for k in (*SOURCE_FIELDS, "provenance_history") if k != "facts"}
 
 
 def _same_face(faces, box, min_iou: float = 0.5):

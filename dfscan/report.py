@@ -17,12 +17,15 @@ from typing import IO, Callable, Iterable
 from .report_terminal import results_table, summary  # noqa: F401  (the renderers, with the writers)
 from .report_text import file_stamp, flat_note, iso_time, path_text, utf8_data, utf8_text
 from .results import ScanReport, VideoResult
+from .sources.report import shown_path, source_cells
 
 CSV_COLUMNS = (
     "path", "verdict", "score", "threshold", "frames_sampled", "frames_with_face", "faces_scored",
     "max_face_score", "most_suspicious_frame", "duration_s", "fps", "width", "height", "sha256",
     "model", "error", "frame_indices", "face_scores", "decoder", "notes", "reused", "scanned_at",
     "uncertain", "covered_s",
+    "source_url", "final_url", "extractor", "fetched_at", "provenance", "provenance_ai", "provenance_issuer",
+    "provenance_generator", "encoder", "creation_time",
 )
 
 # Spreadsheets run a cell starting with one of these as a formula (OWASP "CSV injection").
@@ -58,7 +61,7 @@ def csv_row(r: VideoResult) -> dict[str, str]:
 
 def _raw_row(r: VideoResult) -> dict[str, str]:
     return {
-        "path": path_text(r.path),
+        "path": shown_path(r),
         "verdict": r.verdict.value,
         "score": _num(r.score),
         "threshold": _num(r.threshold, 4),
@@ -82,6 +85,7 @@ def _raw_row(r: VideoResult) -> dict[str, str]:
         "scanned_at": iso_time(r.scanned_at) if r.scanned_at else "",
         "uncertain": f"{r.uncertain[0]:.4f}:{r.uncertain[1]:.4f}" if r.uncertain else "",
         "covered_s": _num(r.covered_s, 3),
+        **source_cells(r),
     }
 
 
@@ -345,7 +349,7 @@ def to_json(report: ScanReport) -> str:
 
 def video_data(r: VideoResult) -> dict:
     """One video in the JSON reports: its result, and whether it came from the store."""
-    return utf8_data({**r.to_dict(), "path": path_text(r.path), "reused": r.cached,
+    return utf8_data({**r.to_dict(), "path": shown_path(r), "reused": r.cached,
                       "scanned_at": iso_time(r.scanned_at) if r.scanned_at else None})
 
 

@@ -11,6 +11,7 @@ from functools import partial
 from html import escape
 
 from .results import ScanReport, Verdict, VideoResult
+from .sources.report import shown_path, sources_html
 from .report_text import CAVEAT, flat_note, local_time, printable, suspicion_order, utf8_text
 
 _when = partial(local_time, seconds=True)  # a scan's time in the report, with seconds and the zone
@@ -130,7 +131,7 @@ def _table(results: list[VideoResult], report: ScanReport) -> str:
     head = ("#", "Verdict", "Score", "Faces", "Frames with a face", "Duration", "Resolution", "Video", "Reason / notes")
     body = []
     for i, r in enumerate(results):
-        path = printable(str(r.path))
+        path = printable(shown_path(r))
         cells = [
             (str(i + 1), str(i), "num"),
             (_badge(r.verdict), r.verdict.value, ""),
@@ -162,7 +163,7 @@ def _fmt(score: float | None, missing: float | None = None) -> str:
 
 
 def _card(i: int, r: VideoResult) -> str:
-    path = printable(str(r.path))
+    path = printable(shown_path(r))
     facts = [f"verdict {_badge(r.verdict)}"]
     if r.score is not None:
         band = f", uncertain {r.uncertain[0]:g}–{r.uncertain[1]:g}" if r.uncertain else ""
@@ -183,6 +184,7 @@ def _card(i: int, r: VideoResult) -> str:
         out.append(f"<p><b>Why:</b> {escape(utf8_text(r.error))}</p>")
     if r.notes:
         out.append(f"<p class='note'>{escape(utf8_text('; '.join(r.notes)))}</p>")
+    out.append(sources_html(r))  # link, content credentials, container facts (dfscan/sources)
     if r.faces:
         out.append(_thumbs(r))
         out.append(_plot(r))

@@ -7,6 +7,7 @@ from typing import Iterable
 
 from .report_text import CAVEAT, UNCERTAIN_MEANING, flat_note, local_time, printable, suspicion_order
 from .results import ScanReport, Verdict, VideoResult
+from .sources.report import c2pa_cell, source_detail
 
 VERDICT_STYLE = {
     Verdict.FAKE: "bold red",
@@ -26,8 +27,8 @@ def display_paths(results: Iterable[VideoResult], roots: Iterable[str | Path] = 
     folders = [Path(r) for r in roots if Path(r).is_dir()]
     out = {}
     for r in results:
-        shown = str(r.path)
-        for folder in folders:
+        shown = r.source_url or str(r.path)  # a link's row names the link (its file is named under it)
+        for folder in folders if not r.source_url else ():
             try:
                 rel = r.path.relative_to(folder)
             except ValueError:
@@ -57,13 +58,19 @@ def results_table(results: Iterable[VideoResult], roots: Iterable[str | Path] = 
     longest = max((len(shown[id(r)]) for r in ordered), default=5)
     scores = any(r.score is not None for r in ordered)
     counts = any(r.frames for r in ordered)
+    c2pa = any(r.provenance not in (None, "none") for r in ordered)  # content credentials (dfscan/sources)
     if width is not None:  # borders: 3 per column + 1; Verdict 7, Score 5, Faces 5, Frames 6 wide
-        if counts and longest + 4 + 10 + (8 if scores else 0) + 8 + 9 > width:
+        extra = 15 if c2pa else 0  # the C2PA column ("untrusted AI")
+        if counts and longest + extra + 4 + 10 + (8 if scores else 0) + 8 + 9 > width:
             counts = None  # not as columns: under the name
-        if scores and counts is None and longest + 4 + 10 + 8 > width:
+        if scores and counts is None and longest + extra + 4 + 10 + 8 > width:
             scores = None
+        if c2pa and scores is not True and longest + extra + 4 + 10 > width:
+            c2pa = None
     table = Table(title="dfscan results" if len(folders) != 1 else None, show_lines=False, expand=False)
     table.add_column("Verdict", no_wrap=True)
+    if c2pa:
+        table.add_column("C2PA", no_wrap=True)
     if scores:
         table.add_column("Score", justify="right", no_wrap=True)
     if counts:
@@ -72,7 +79,7 @@ def results_table(results: Iterable[VideoResult], roots: Iterable[str | Path] = 
     table.add_column("Video", min_width=max(longest, 5), overflow="fold")
     for r in ordered:
         v = r.verdict
-        cells = [Text(v.value, style=VERDICT_STYLE[v])]
+        cells = [Text(v.value, style=VERDICT_STYLE[v]), *([c2pa_cell(r)] if c2pa else [])]
         if scores:
             cells.append("" if r.score is None else f"{r.score:.3f}")
         if counts:
@@ -83,21 +90,33 @@ def results_table(results: Iterable[VideoResult], roots: Iterable[str | Path] = 
             moved.append(f"score {r.score:.3f}")
         if counts is None and r.frames:
             moved.append(f"{r.faces_scored} faces, {r.frames_with_face}/{len(r.frames)} frames with a face")
-        detail = [x for x in (*moved, r.error, _shorten("; ".join(r.notes), 120) if r.notes else None,
-                              _reused_note(r)) if x]
-        if detail:
+        if c2pa is None and r.provenance not in (None, "none"):
+            moved.append(f"C2PA {c2pa_cell(r).plain}")
+        if detail := _detail(r, moved):
             video.append("\n" + printable(" · ".join(detail)), style="dim")
         cells.append(video)
         table.add_row(*cells)
-    caption = []
-    if counts:
-        caption.append("Faces: crops scored.  Frames: frames with a face / sampled.")
-    if any(r.cached for r in ordered):
-        caption.append("reused: an earlier scan's result for the same bytes (the result store).")
-    table.caption = "\n".join(caption) or None
+    table.caption = _caption(ordered, counts, c2pa)
     if len(folders) != 1:
         return table
     return Group(Text(f"dfscan results in {folders[0]}", style="italic"), table)
+
+
+def _detail(r: VideoResult, moved: list[str]) -> list[str]:
+    """What goes under a video's name: its link, the columns that did not fit, the reason, notes, reuse."""
+    notes = _shorten("; ".join(r.notes), 120) if r.notes else None
+    return [x for x in (source_detail(r), *moved, r.error, notes, _reused_note(r)) if x]
+
+
+def _caption(ordered: list[VideoResult], counts, c2pa: bool) -> str | None:
+    caption = []
+    if counts:
+        caption.append("Faces: crops scored.  Frames: frames with a face / sampled.")
+    if c2pa:
+        caption.append("C2PA: content credentials (none, valid, untrusted, invalid; AI: declared generative AI).")
+    if any(r.cached for r in ordered):
+        caption.append("reused: an earlier scan's result for the same bytes (the result store).")
+    return "\n".join(caption) or None
 
 
 def _reused_note(r: VideoResult) -> str | None:

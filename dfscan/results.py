@@ -56,6 +56,19 @@ class VideoResult:
     scanned_at: float | None = None  # when this result was computed (now, or by the scan that stored it)
     explanation: bytes | None = None  # JPEG: a heatmap over the most suspicious crop (--explain)
     uncertain: tuple[float, float] | None = None  # the uncertain band the verdict was given with (None: none)
+    # Where the file came from (dfscan/sources): beside the model's score, never mixed into it.
+    source_url: str | None = None  # the link it was fetched from
+    final_url: str | None = None  # where that link led, after redirects
+    extractor: str | None = None  # the yt-dlp extractor that fetched it
+    fetched_at: str | None = None  # UTC, ISO 8601
+    site: dict[str, Any] | None = None  # what the site said: title, uploader_id, upload_date
+    provenance: str | None = None  # C2PA: none, valid, untrusted or invalid (None: not read)
+    provenance_ai: bool | None = None  # the manifest declares generative AI (True) or a capture (False)
+    provenance_issuer: str | None = None
+    provenance_generator: str | None = None
+    provenance_history: tuple[str, ...] = ()  # the manifest's actions and ingredients, in plain words
+    provenance_reason: str | None = None  # why a credential is invalid
+    facts: dict[str, Any] | None = None  # container facts: encoder, creation time, rotation, ...
 
     def to_dict(self, images: bool = False) -> dict[str, Any]:
         """Plain JSON-ready data (the store's and the JSON report's form); images as base64 if asked."""
@@ -72,6 +85,7 @@ class VideoResult:
             "height": self.height, "sha256": self.sha256, "model": self.model, "error": self.error,
             "decoder": self.decoder, "notes": list(self.notes),
             "uncertain": list(self.uncertain) if self.uncertain else None, "covered_s": self.covered_s,
+            **{k: getattr(self, k) for k in SOURCE_FIELDS}, "provenance_history": list(self.provenance_history),
         }
         if images and self.explanation:
             data["explanation_jpeg"] = base64.b64encode(self.explanation).decode()
@@ -90,6 +104,7 @@ class VideoResult:
             model=d.get("model", ""), error=d.get("error"), decoder=d.get("decoder"),
             notes=tuple(d.get("notes", ())),
             uncertain=tuple(d["uncertain"]) if d.get("uncertain") else None,
+            **{k: d.get(k) for k in SOURCE_FIELDS}, provenance_history=tuple(d.get("provenance_history") or ()),
         )
 
     @property
@@ -111,6 +126,10 @@ class VideoResult:
     @property
     def most_suspicious_frame(self) -> int | None:
         return max(self.faces, key=lambda f: f.score).frame if self.faces else None
+
+
+SOURCE_FIELDS = ("source_url", "final_url", "extractor", "fetched_at", "site", "provenance", "provenance_ai",
+                 "provenance_issuer", "provenance_generator", "provenance_reason", "facts")
 
 
 def _b64(text: str | None) -> bytes | None:

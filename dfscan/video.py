@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -109,6 +109,7 @@ class Clip:
     height: int
     backend: str
     notes: list[str] = field(default_factory=list)
+    facts: Any = None  # what read_frames' `inspect` made of the open container
 
     @property
     def duration_s(self) -> float | None:
@@ -135,7 +136,7 @@ class Source:
 
 
 def read_frames(path: str | Path, spec: FrameSpec, backend: str = "auto", threads: int = 0,
-                keep: Callable[[np.ndarray], Any] | None = None) -> Clip:
+                keep: Callable[[np.ndarray], Any] | None = None, inspect: Callable[[Any], Any] | None = None) -> Clip:
     """Decode the frames `spec` asks for; raise VideoError when no backend can.
 
     `threads` is the number of decoding threads for this one video; 0 lets the decoder use
@@ -143,11 +144,12 @@ def read_frames(path: str | Path, spec: FrameSpec, backend: str = "auto", thread
     `keep`, when given, gets each frame as soon as it is decoded and the clip holds what it
     returns instead of the frame, so that no more than one full frame is held at a time. It
     should have no side effects: a decoder failing half-way hands the frames to the next one.
-    An exception from it comes out as KeepError.
+    An exception from it comes out as KeepError. `inspect` reads the checked container after decoding (Clip.facts).
     """
     path = os.path.abspath(path)  # FFmpeg, in all three decoders, would read "subfile:x.mp4" as a protocol
     with open_checked(path) as container:  # opened and checked once: PyAV decodes from it, the others get the path
-        return _decode(Source(path, container), spec, backend, threads, keep)
+        clip = _decode(Source(path, container), spec, backend, threads, keep)
+        return replace(clip, facts=inspect(container)) if inspect else clip
 
 
 def _decode(source: Source, spec: FrameSpec, backend: str, threads: int,

@@ -169,9 +169,9 @@ def test_reused_results_get_their_crops_back_as_a_scan_finds_them(clips, colour_
     keeps = []
     real_read = pipeline.read_frames
 
-    def recording_read(path, spec, backend, threads, keep=None):
+    def recording_read(path, spec, backend, threads, keep=None, **more):  # more: inspect (container facts)
         keeps.append(keep)
-        return real_read(path, spec, backend, threads, keep=keep)
+        return real_read(path, spec, backend, threads, keep=keep, **more)
 
     monkeypatch.setattr(pipeline, "read_frames", recording_read)
     again = scan([clips["fake_mp4"]], config).results[0]

@@ -23,7 +23,7 @@ def args(colour_model, folder, tmp_path):
 
 
 def test_ctrl_c_before_the_scan_begins_leaves_nothing(two_videos, colour_model, tmp_path, monkeypatch, capsys):
-    def discover(self, paths):
+    def discover(self, paths, *progress):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(ScanPlan, "discover", discover)

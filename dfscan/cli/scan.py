@@ -12,18 +12,20 @@ import click
 from ..constants import ENGINES
 from ..errors import DfscanError
 from . import options as opt
+from . import sources_options
 from .common import default_store, setup_logging, shown
 from .scan_run import Interrupts, Outputs, run_scan
 from .to_stdout import STDOUT_FORMATS, is_stdout
 
 
 @click.command("scan")
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, type=click.Path())  # text: a link (https://...) is no Path
 @click.option("--from-file", "path_list", type=click.File("rb"),
               metavar="LIST",
-              help="Also scan the paths listed in LIST, one per line ('-': stdin); blank lines and # comments "
-                   "are skipped.")
+              help="Also scan the paths (or http/https links) listed in LIST, one per line ('-': stdin); blank "
+                   "lines and # comments are skipped.")
 @opt.SCAN_SETTINGS
+@sources_options.OPTIONS
 @click.option("--recursive/--no-recursive", default=True, show_default=True, help="Walk sub-folders.")
 @click.option("--ext", "extensions", multiple=True, metavar="EXT",
               help="Video extensions to pick in folders (repeat or comma-separate); replaces the default list.")
@@ -62,7 +64,7 @@ from .to_stdout import STDOUT_FORMATS, is_stdout
 @opt.verbose
 def scan(paths, path_list, csv_path, json_path, jsonl_path, dfdc_path, html_path, overwrite, quiet, strict, verbose,
          store, no_store, resume, **options) -> None:
-    """Scan video files and folders for deepfaked faces.
+    """Scan video files, folders and links (fetched with yt-dlp, kept) for deepfaked faces.
 
     A FAKE verdict is a reason to look closer, not proof; a REAL verdict does not clear a video.
 
@@ -82,12 +84,14 @@ def scan(paths, path_list, csv_path, json_path, jsonl_path, dfdc_path, html_path
     try:
         _refuse_mistyped(paths)
         paths = _all_paths(paths, path_list)
+        sources_options.check_links(paths, options["offline"])
         setup_logging(quiet, verbose)
         store_path = None if no_store else str(store or default_store())
         if options["explain"] and html_path is None:
             logging.getLogger("dfscan").warning("--explain adds heatmaps to the HTML report: add --html FILE to "
                                                 "see them")
-        config = _scan_config(options, store=store_path, rescan=not resume, thumbnails=html_path is not None)
+        config = _scan_config(options, store=store_path, rescan=not resume, thumbnails=html_path is not None,
+                              **sources_options.pop_config(options))
         reports = {"csv": csv_path or _default_csv(paths, config), "json": json_path, "dfdc": dfdc_path, "html": html_path}
         out = Outputs(reports={k: v for k, v in reports.items() if v is not None}, jsonl=jsonl_path,
                       overwrite=overwrite, quiet=quiet, strict=strict, verbose=verbose)
@@ -168,7 +172,8 @@ def _refuse_mistyped(paths: tuple[Path, ...]) -> None:
     Paths listed by --from-file are a queue's, which may lose a file between listing and scan: those
     stay ERROR rows of a scan that goes on.
     """
-    missing = [p for p in paths if not os.path.lexists(p)]  # a broken link exists: it gets its own row
+    # a broken symbolic link exists: it gets its own row; a URL is fetched later, and a failed fetch is a row
+    missing = [p for p in paths if not sources_options.is_link(p) and not os.path.lexists(p)]
     if missing:
         names = ", ".join(shown(p) for p in missing)
         raise click.UsageError(f"no such file or folder: {names} (nothing was scanned or written)")
@@ -179,13 +184,13 @@ def _all_paths(paths: tuple[Path, ...], path_list) -> list[Path]:
     if path_list is None:
         if not paths:
             raise click.UsageError("give at least one PATH, or --from-file LIST")
-        return list(paths)
+        return sources_options.as_paths(paths)
     from ..discover import PathListError, read_path_list
     from ..errors import ConfigError
 
     with path_list:
         try:
-            return [*paths, *map(Path, read_path_list(path_list, getattr(path_list, "name", "LIST")))]
+            return sources_options.as_paths([*paths, *read_path_list(path_list, getattr(path_list, "name", "LIST"))])
         except PathListError as exc:
             raise ConfigError(f"--from-file: {exc}") from exc
 

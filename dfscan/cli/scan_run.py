@@ -14,6 +14,7 @@ from pathlib import Path
 from ..errors import DfscanError
 from .common import (EXIT_CLEAN, EXIT_ERROR, EXIT_FAKE, EXIT_INTERRUPTED, EXIT_UNCERTAIN, native_stderr_silenced, shown,
                      stderr_console, stdout_gone)
+from .sources_options import FetchBar
 from .to_stdout import NoLiveCsv, StdoutJsonl, is_stdout, write_to_stdout
 
 
@@ -144,7 +145,8 @@ def _report(scanner, paths, out: Outputs, times: tuple[float, float], interrupts
     started, setup_s = times
     missing = _missing(paths)
     bar, watch = _ProgressBar(err, out.quiet), _Watch(interrupts)
-    sinks = [_Notices(paths, out, jsonl), live_csv, *([jsonl] if jsonl else []), bar,
+    fetch_bar = FetchBar(err, out.quiet)
+    sinks = [fetch_bar, _Notices(paths, out, jsonl), live_csv, *([jsonl] if jsonl else []), bar,
              *([_ErrorLines(err)] if out.quiet else []), watch]
     store = getattr(scanner, "store", None)
     try:
@@ -159,6 +161,7 @@ def _report(scanner, paths, out: Outputs, times: tuple[float, float], interrupts
         return EXIT_INTERRUPTED
     finally:
         bar.stop()
+        fetch_bar.stop()
         if watch.total is not None:  # the scan began: what it wrote so far stays
             live_csv.close()
             if jsonl:
@@ -168,7 +171,7 @@ def _report(scanner, paths, out: Outputs, times: tuple[float, float], interrupts
 
 def _missing(paths) -> list:
     """The named paths that do not exist, each said on stderr."""
-    missing = [p for p in paths if not os.path.exists(p)]
+    missing = [p for p in paths if not isinstance(p, str) and not os.path.exists(p)]  # str: a link
     for p in missing:
         logging.getLogger("dfscan").warning("no such file or folder: %s", shown(p))
     return missing
