@@ -202,7 +202,7 @@ class ScanPlan:
         # not kept either (sources' faces stay out of the store); --html recomputes them.
         if self.store and not result.cached and result.verdict is not Verdict.ERROR and result.sha256:
             self.store.put(result.sha256, self.model_info.sha256, self.settings, result.to_dict(images=False),
-                           str(result.path))
+                           str(result.path), when=result.scanned_at)
 
     def close(self) -> None:
         if self.store is not None:

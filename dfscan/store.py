@@ -147,7 +147,9 @@ class ResultStore:
             self._fail(exc)
             return None
 
-    def put(self, sha256: str, model: str, settings: tuple[str, str], result: dict[str, Any], path: str) -> None:
+    def put(self, sha256: str, model: str, settings: tuple[str, str], result: dict[str, Any], path: str,
+            when: float | None = None) -> None:
+        """Keep a result; `when` it was computed (default now) is what a reusing scan reports."""
         if not self._open:
             return
         key, text = settings
@@ -157,7 +159,7 @@ class ResultStore:
                 db.execute(
                     "INSERT OR REPLACE INTO results (sha256, model, settings, result, path, updated) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
-                    (sha256, model, key, json.dumps(result), path_key(path), time.time()),
+                    (sha256, model, key, json.dumps(result), path_key(path), time.time() if when is None else when),
                 )
         except sqlite3.Error as exc:
             self._fail(exc)
@@ -248,7 +250,7 @@ class StoreSnapshot:
         except ValueError:  # a damaged row: scan the file, as a store that cannot be read would
             return None
 
-    def put(self, *args: Any) -> None:
+    def put(self, *args: Any, **kwargs: Any) -> None:
         """Nothing: the driver keeps each result in its store as it arrives."""
 
     def close(self) -> None:

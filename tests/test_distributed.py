@@ -235,15 +235,23 @@ def test_a_worker_killed_mid_scan_loses_nothing_and_reports_nothing_twice(cluste
                                                                          caplog):
     store = tmp_path / "results.sqlite"
     config = ScanConfig(model=str(colour_model), engine="ray", address=cluster.address, store=str(store), workers=1)
-    results, victim = [], None
+    results, victims = [], []
     with RayScanner(config) as scanner:
         found = scanner.discover([twelve])
-        for result in scanner.iter_scan(found):
-            results.append(result)
-            if victim is None:  # the first answer is in: both workers hold more videos; kill one of them
-                victim = next(w for w in scanner.workers if w.calls)  # a worker holding videos
-                killed, name = victim.info, victim.name
-                os.kill(killed.pid, signal.SIGKILL)
+        dispatch = scanner._dispatch
+
+        def dispatch_then_kill(p):
+            """Kill a worker the moment it has been handed videos: it cannot have answered yet (killing it
+            after an answer came back raced with its next chunk finishing on a busy machine)."""
+            dispatch(p)
+            holding = [w for w in scanner.workers if w.calls and w.info]
+            if not victims and holding:
+                victims.append((holding[0], holding[0].info, holding[0].name))
+                os.kill(holding[0].info.pid, signal.SIGKILL)
+
+        scanner._dispatch = dispatch_then_kill
+        results = list(scanner.iter_scan(found))
+        victim, killed, name = victims[0]
         assert f"the Ray worker on {name} died" in caplog.text and "are sent again" in caplog.text
         back = ready_again(victim.handle, 180)  # Ray restarted the killed worker, which loaded the model again
         assert back.node_id == killed.node_id and back.pid != killed.pid

@@ -61,17 +61,28 @@ def reused(csv_text: str) -> list[str]:
     return [row["reused"] for row in csv.DictReader(csv_text.splitlines())]
 
 
-def interrupt_after(args, store: Path, at_least: int = 2, sig=signal.SIGINT):
-    """Start a scan, send `sig` once `at_least` videos are stored, return (returncode, stderr)."""
+def interrupt_after(args, store: Path, at_least: int = 2, sig=signal.SIGINT, written: Path | None = None):
+    """Start a scan, send `sig` once `at_least` videos are stored (and, given `written`, that many lines are
+    in that file: rows reach a report after the store, in order), return (returncode, stderr)."""
     proc = subprocess.Popen(args, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
-    while stored(store) < at_least and proc.poll() is None and time.monotonic() < deadline:
+    def ready() -> bool:
+        return stored(store) >= at_least and (written is None or lines_in(written) >= at_least)
+
+    while not ready() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     assert proc.poll() is None, "the scan finished before it could be interrupted"
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
     return proc.returncode, err
+
+
+def lines_in(path: Path) -> int:
+    try:
+        return path.read_bytes().count(b"\n")
+    except FileNotFoundError:
+        return 0
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +163,7 @@ def test_interrupted_jsonl_is_continued_by_the_same_command(folder, colour_model
 
     store, out, jsonl = tmp_path / "s.sqlite", tmp_path / "out.csv", tmp_path / "live.jsonl"
     args = command(folder, colour_model, store, out, "--jsonl", jsonl)
-    returncode, err = interrupt_after(args, store)
+    returncode, err = interrupt_after(args, store, written=jsonl)
     assert returncode == 130, err
     hint = " ".join(err.split())
     assert "the same command continues that file" in hint

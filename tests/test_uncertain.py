@@ -299,7 +299,8 @@ def test_coverage_is_reported_and_most_unseen_is_said(minute, colour_model, tmp_
     out, js = tmp_path / "r.csv", tmp_path / "r.json"
     assert scan(minute, "--model", colour_model, "--csv", out, "--json", js, "--no-store", "-q")[0] == 0
     row = read_csv(out)[0]
-    assert list(read_csv(out)[0])[-1] == "covered_s"
+    columns = list(read_csv(out)[0])  # added after `uncertain`, before later issues' columns
+    assert columns[columns.index("uncertain") + 1] == "covered_s"
     assert row["duration_s"] == "60.000" and row["covered_s"] == "9.033"  # frames 0..270 at 30 fps
     assert "cover 9.0 s of 60.0 s (15%): 85% of the clip was never looked at" in row["notes"]
     assert "--num-frames 10" in row["notes"]
