@@ -7,6 +7,7 @@ import csv
 import importlib.util
 import io
 import json
+import logging
 import os
 import stat
 import signal
@@ -232,9 +233,13 @@ def twelve(tmp_path_factory):
 
 
 def test_a_worker_killed_mid_scan_loses_nothing_and_reports_nothing_twice(cluster, twelve, colour_model, tmp_path,
-                                                                         caplog):
+                                                                         caplog, monkeypatch):
     store = tmp_path / "results.sqlite"
     config = ScanConfig(model=str(colour_model), engine="ray", address=cluster.address, store=str(store), workers=1)
+    # A module-scoped fixture elsewhere in this xdist worker may have run the CLI, whose logging setup
+    # stops dfscan's records reaching the root logger (and caplog): see them here whatever ran before.
+    caplog.set_level(logging.WARNING, logger="dfscan")
+    monkeypatch.setattr(logging.getLogger("dfscan"), "propagate", True)
     results, victims = [], []
     with RayScanner(config) as scanner:
         found = scanner.discover([twelve])
