@@ -50,7 +50,7 @@ def _library_versions() -> dict[str, str]:
     from importlib import metadata
 
     out = {}
-    for name in ("tensorflow", "keras", "numpy", "opencv-python", "scikit-learn"):
+    for name in ("tensorflow", "keras", "numpy", "opencv-python-headless", "opencv-python", "scikit-learn"):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
