@@ -120,7 +120,7 @@ def _step(tracks: list[_Track], faces: list[int], pos: int, centre, size, sigs, 
         ratio = np.maximum(ts[:, None], size[f][None, :]) / np.minimum(ts[:, None], size[f][None, :])
         looks = distances(np.stack([t.sig for t in live]), sigs[f]) if use_looks else np.zeros_like(dist)
         ok = (dist <= allowed) & (ratio <= MAX_SIZE_RATIO) & (looks <= MAX_APPEARANCE)
-        cost = dist / allowed + looks
+        cost = dist / allowed + looks / MAX_APPEARANCE  # each in 0..1 within the gates: looks count as much as place
         used: set[int] = set()
         pairs = sorted(zip(*np.nonzero(ok)), key=lambda p: cost[p])
         for ti, fi in pairs:
