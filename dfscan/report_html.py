@@ -188,10 +188,11 @@ def _card(i: int, r: VideoResult) -> str:
     if r.notes:
         out.append(f"<p class='note'>{escape(utf8_text('; '.join(r.notes)))}</p>")
     out.append(sources_html(r))  # link, content credentials, container facts (dfscan/sources)
-    if r.faces:
-        out.append(_thumbs(r))
+    if r.faces:  # the crops in one row per person, with a time strip (dfscan/verdicts); all in one row for old results
+        if not r.people or not any(f.thumbnail for f in r.faces):
+            out.append(_thumbs(r))
+        out.append(people_html(r, COLOURS))
         out.append(_plot(r))
-        out.append(people_html(r, COLOURS))  # a time strip and one row of crops per person (dfscan/verdicts)
     if r.explanation:
         from .explain import describe, method  # the method that drew it: Grad-CAM or occlusion sensitivity
         out.append(f"<div class='explain'><img alt='{method(r.explanation)} heatmap' src='data:image/jpeg;base64,"
