@@ -375,7 +375,7 @@ class Scanner(ScanPlan):
             r.notes += (f"face crops not recomputed: {exc}",)
             return
         detected = dict(zip(clip.indices, clip.frames))
-        worst = max(r.faces, key=lambda f: f.score)
+        worst = r.faces[people.worst_face(r)]
         faces = []
         for f in r.faces:
             match = _same_face(detected.get(f.frame, ()), f.box)
@@ -401,7 +401,7 @@ class Scanner(ScanPlan):
         people.find_people(r, np.stack(p.signatures) if p.signatures else None, self.config.aggregate)
         self._judge(r)
         if self.config.explain and r.verdict is Verdict.FAKE:
-            worst = max(range(len(p.scores)), key=p.scores.__getitem__)
+            worst = people.worst_face(r)  # the most suspicious face of a person who counts
             r.explanation = self._explain(p.crops[worst], r)
         return r
 

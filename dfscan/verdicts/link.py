@@ -34,11 +34,13 @@ def signature(crop: np.ndarray) -> np.ndarray:
     layout; both parts have unit length, so dot products compare them (see distances)."""
     import cv2
 
-    small = cv2.resize(np.ascontiguousarray(crop[..., :3]), (32, 32), interpolation=cv2.INTER_AREA)
-    q = (small // (256 // _BINS)).astype(np.int32).reshape(-1, 3)
-    hist = np.bincount(q[:, 0] * _BINS * _BINS + q[:, 1] * _BINS + q[:, 2], minlength=_BINS ** 3)
+    # Linear to 64 x 64 and then by area: ~10x cheaper than by area from a 256-pixel crop, nearly as smooth.
+    small = cv2.resize(np.ascontiguousarray(crop[..., :3]), (64, 64), interpolation=cv2.INTER_LINEAR)
+    small = cv2.resize(small, (32, 32), interpolation=cv2.INTER_AREA)
+    hist = cv2.calcHist([small], [0, 1, 2], None, [_BINS] * 3, [0, 256] * 3).ravel()
     colour = np.sqrt(hist / max(hist.sum(), 1))
-    grey = cv2.resize(small.mean(axis=2, dtype=np.float32), (_GRID, _GRID), interpolation=cv2.INTER_AREA)
+    grey = cv2.resize(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32), (_GRID, _GRID),
+                      interpolation=cv2.INTER_AREA)
     layout = grey.ravel() - grey.mean()
     norm = np.linalg.norm(layout)
     layout = layout / norm if norm > 1e-6 else np.zeros_like(layout)

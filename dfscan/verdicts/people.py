@@ -89,6 +89,13 @@ def find_people(r: VideoResult, signatures: np.ndarray | None, rule: str) -> Non
                 "each seen too rarely, too small or with unsure detections (the people of the report say why)",)
 
 
+def worst_face(r: VideoResult) -> int:
+    """The index in `r.faces` of the most suspicious face of a person who counts (of any face when none counts)."""
+    counted = {(frame, tuple(box)) for p in r.counted_people for frame, box in zip(p.frames, p.boxes)}
+    pool = [i for i, f in enumerate(r.faces) if (f.frame, tuple(f.box)) in counted] or range(len(r.faces))
+    return max(pool, key=lambda i: r.faces[i].score)
+
+
 def judge(r: VideoResult, threshold: float, band: "Band | None") -> None:
     """Give each person, and the video (from its score), a verdict under this threshold and band."""
     from ..aggregate import verdict
