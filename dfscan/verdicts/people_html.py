@@ -56,7 +56,9 @@ def _when(p: Person, k: int) -> str:
 
 def _span(p: Person) -> str:
     times = [t for t in p.times if t is not None]
-    return f", {min(times):.1f}–{max(times):.1f} s" if times else ""
+    if not times:
+        return ""
+    return f", {times[0]:.1f} s" if min(times) == max(times) else f", {min(times):.1f}–{max(times):.1f} s"
 
 
 def _crops(r: VideoResult, p: Person, peak) -> str:
@@ -71,26 +73,35 @@ def _crops(r: VideoResult, p: Person, peak) -> str:
     return "".join(figs)
 
 
-def strip_svg(r: VideoResult, peak=None, w: int = 560, h: int = 30) -> str:
-    """The video as a bar from its start to its end: a tick per sampled frame, a dot per face of a person
-    (red FAKE, orange UNCERTAIN, green REAL, grey weak), a triangle over the most suspicious counted face."""
-    end = max([*r.frames, *(f for p in r.people for f in p.frames), 1])
+MAX_LANES = 12  # people beyond share the last lane of the strip
+
+
+def strip_svg(r: VideoResult, peak=None, w: int = 620) -> str:
+    """The video as bars from its start to its end, one lane per person (counted people first, most suspicious
+    on top): a tick per sampled frame, a dot per face (red FAKE, orange UNCERTAIN, green REAL, grey weak) and a
+    triangle over the most suspicious counted face."""
+    people = sorted(r.people, key=lambda p: (p.weak, -p.score))
+    end = max([*r.frames, *(f for p in people for f in p.frames), 1])
     if r.fps and r.duration_s:
         end = max(end, int(r.duration_s * r.fps))
-    x = lambda frame: 6 + (w - 12) * frame / end  # noqa: E731
-    ticks = "".join(f"<line x1='{x(f):.1f}' x2='{x(f):.1f}' y1='19' y2='25' stroke='#bbb'/>" for f in r.frames)
-    dots = []
-    for p in sorted(r.people, key=lambda p: not p.weak):
+    x = lambda frame: 40 + (w - 48) * frame / end  # noqa: E731
+    lanes = min(len(people), MAX_LANES)
+    h = 16 + 14 * lanes
+    parts = [f"<line x1='{x(f):.1f}' x2='{x(f):.1f}' y1='{h - 6}' y2='{h}' stroke='#bbb'/>" for f in r.frames]
+    for lane, p in enumerate(people):
+        y = 16 + 14 * min(lane, MAX_LANES - 1)
+        if lane < MAX_LANES:
+            parts.append(f"<text x='0' y='{y + 4}' font-size='10' fill='#555'>P{p.person}</text>"
+                         f"<rect x='36' y='{y - 3}' width='{w - 40}' height='6' rx='3' fill='#eceff1'/>")
         for frame, score in zip(p.frames, p.scores):
             colour = _WEAK if p.weak else _dot_colour(score, r)
-            dots.append(f"<circle cx='{x(frame):.1f}' cy='15' r='4' fill='{colour}'><title>person {p.person}, "
-                        f"frame {frame}: {score:.3f}</title></circle>")
-    mark = ""
+            parts.append(f"<circle cx='{x(frame):.1f}' cy='{y}' r='4' fill='{colour}'><title>person {p.person}, "
+                         f"frame {frame}: {score:.3f}</title></circle>")
     if peak:
         px = x(peak[0].frames[peak[1]])
-        mark = f"<path d='M{px - 5:.1f} 1 L{px + 5:.1f} 1 L{px:.1f} 9 Z' fill='#c62828'/>"
-    return (f"<svg class='strip' width='{w}' height='{h}' role='img' aria-label='where the faces are in the video'>"
-            f"<rect x='6' y='11' width='{w - 12}' height='8' rx='4' fill='#eceff1'/>{ticks}{''.join(dots)}{mark}</svg>")
+        parts.append(f"<path d='M{px - 5:.1f} 0 L{px + 5:.1f} 0 L{px:.1f} 8 Z' fill='#c62828'/>")
+    return (f"<svg class='strip' width='{w}' height='{h}' role='img' aria-label='where the people are in the video'>"
+            f"{''.join(parts)}</svg>")
 
 
 def _dot_colour(score: float, r: VideoResult) -> str:
