@@ -180,12 +180,25 @@ def tiny_face_frames(n: int, size=(1920, 1080)):
         yield frame
 
 
+def passer_by_frames(n: int, size=(960, 480)):
+    """A blue (REAL) person all along, and a red (FAKE) face passing through frames 16-19 only."""
+    w, h = size
+    blue = tinted(face_photo(), "blue")
+    red = tinted(face_photo(), "red")
+    for t in range(n):
+        frame = background(w, h)
+        paste(frame, blue, 60, 100)
+        if 16 <= t < 20:
+            paste(frame, red, 600, 100)
+        yield frame
+
+
 @pytest.fixture(scope="module")
 def people_clips(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("people")
     return {name: write_opencv(root / f"{name}.mp4", make(n)) for name, make, n in (
         ("crowd", crowd_frames, 20), ("leave", leave_and_return_frames, 60),
-        ("cross", crossing_frames, 40), ("tiny", tiny_face_frames, 12))}  # 10 frames spread over each
+        ("cross", crossing_frames, 40), ("tiny", tiny_face_frames, 12), ("passer", passer_by_frames, 40))}  # 10 frames spread over each
 
 
 def scan_one(path: Path, model: Path, **config):
@@ -232,6 +245,15 @@ def test_a_face_that_leaves_and_comes_back_is_one_person(people_clips, colour_mo
     seen = [f for f in r.frames if f < 20 or f >= 40]
     assert sorted({f.frame for f in r.faces}) == seen and len(seen) >= 6  # absent in frames 20-39
     assert len(r.people) == 1 and list(r.people[0].frames) == seen, [p.frames for p in r.people]
+
+
+def test_one_detection_no_longer_decides_a_video_alone(people_clips, colour_model):
+    _, r = scan_one(people_clips["passer"], colour_model, aggregate="max")  # max: before people, the red face won
+    weak = [p for p in r.people if p.weak]
+    assert len(r.counted_people) == 1 and len(weak) == 1, [(p.frames, p.weak_reason) for p in r.people]
+    assert weak[0].score > 0.5 and "1 of 10" in weak[0].weak_reason
+    assert r.verdict is Verdict.REAL and r.score == r.counted_people[0].score < 0.5
+    assert max(f.score for f in r.faces) > 0.5  # the face is still there, in the faces and in its weak person
 
 
 def test_a_tiny_face_alone_is_weak_and_the_video_has_no_face(people_clips, colour_model):
