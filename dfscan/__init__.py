@@ -10,12 +10,13 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 __all__ = ["scan", "scan_with", "open_scanner", "ResultSink", "ScanConfig", "ScanReport", "Scanner", "VideoResult",
-           "FaceScore", "Verdict", "FrameSpec", "__version__", "Band"]
+           "FaceScore", "Verdict", "FrameSpec", "__version__", "Band", "Person"]
 
 _LAZY = {
     "scan": "api", "scan_with": "api", "open_scanner": "api", "ResultSink": "api", "ScanConfig": "pipeline",
     "Scanner": "pipeline", "FrameSpec": "video",
     "ScanReport": "results", "VideoResult": "results", "FaceScore": "results", "Verdict": "results",
+    "Person": "results",
     "Band": "verdicts.band",
 }
 

@@ -21,7 +21,6 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 
 from . import concurrency
-from .aggregate import aggregate, verdict
 from .constants import AGGREGATES, DECODERS, ENGINES
 from .discover import VIDEO_EXTENSIONS, Found, discover
 from .errors import ConfigError, VideoError, file_reason
@@ -36,6 +35,8 @@ from .sources.facts import container_facts
 from .sources.links import LinkConfig, Progress, fetch_found, is_link
 from .store import ResultStore, settings_key
 from .verdicts.band import Band, BandSetting, resolve as resolve_band, setting as band_setting
+from .verdicts import people
+from .verdicts.link import signature
 from .video import FrameSpec, KeepError, read_frames
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,7 @@ class _Prepared:
     crop_meta: list[tuple[int, tuple[float, float, float, float], float, bytes | None]] = field(
         default_factory=list)
     scores: list[float] = field(default_factory=list)
+    signatures: list[np.ndarray] = field(default_factory=list)  # each crop's appearance (verdicts/link.py)
     cached: VideoResult | None = None
     worst_crop: np.ndarray | None = None  # a reused FAKE's most suspicious crop, for --explain
 
@@ -147,7 +149,7 @@ class ScanPlan:
         return {
             "frames": list(c.frames.indices), "num_frames": c.frames.count, "decoder": c.decoder,
             "faces": asdict(self.face_config), "aggregate": c.aggregate, "threshold": self.threshold,
-            "preprocess": asdict(self.model_info.preprocess),
+            "preprocess": asdict(self.model_info.preprocess), "people": people.RULE,
         }
 
     def report(self, results: list[VideoResult], paths: list[str], elapsed_s: float) -> ScanReport:
@@ -191,8 +193,7 @@ class ScanPlan:
     def _judge(self, r: VideoResult) -> VideoResult:
         """Give a scored result its verdict under this scan's threshold and uncertain band."""
         r.uncertain = (self.band.low, self.band.high) if self.band else None
-        if r.score is not None:  # a fresh result is still the ERROR placeholder here; a stored one has a score
-            r.verdict = verdict(r.score, self.threshold, band=self.band)
+        people.judge(r, self.threshold, self.band)  # a fresh result without a score stays the ERROR placeholder
         return r
 
     def _keep(self, result: VideoResult) -> None:
@@ -321,6 +322,7 @@ class Scanner(ScanPlan):
             prepared.result.frames_with_face += bool(faces)
             for box, confidence, crop, thumb in faces:
                 prepared.crops.append(crop)
+                prepared.signatures.append(signature(crop))
                 prepared.crop_meta.append((index, box, confidence, thumb))
         return prepared
 
@@ -373,7 +375,7 @@ class Scanner(ScanPlan):
             r.notes += (f"face crops not recomputed: {exc}",)
             return
         detected = dict(zip(clip.indices, clip.frames))
-        worst = max(r.faces, key=lambda f: f.score)
+        worst = r.faces[people.worst_face(r)]
         faces = []
         for f in r.faces:
             match = _same_face(detected.get(f.frame, ()), f.box)
@@ -396,10 +398,10 @@ class Scanner(ScanPlan):
         if not r.faces:
             r.verdict = Verdict.NO_FACE
             return r
-        r.score = aggregate([f.score for f in r.faces], self.config.aggregate)
+        people.find_people(r, np.stack(p.signatures) if p.signatures else None, self.config.aggregate)
         self._judge(r)
         if self.config.explain and r.verdict is Verdict.FAKE:
-            worst = max(range(len(p.scores)), key=p.scores.__getitem__)
+            worst = people.worst_face(r)  # the most suspicious face of a person who counts
             r.explanation = self._explain(p.crops[worst], r)
         return r
 

@@ -26,6 +26,7 @@ CSV_COLUMNS = (
     "uncertain", "covered_s",
     "source_url", "final_url", "extractor", "fetched_at", "provenance", "provenance_ai", "provenance_issuer",
     "provenance_generator", "encoder", "creation_time",
+    "people", "peak_time",
 )
 
 # Spreadsheets run a cell starting with one of these as a formula (OWASP "CSV injection").
@@ -86,6 +87,8 @@ def _raw_row(r: VideoResult) -> dict[str, str]:
         "uncertain": f"{r.uncertain[0]:.4f}:{r.uncertain[1]:.4f}" if r.uncertain else "",
         "covered_s": _num(r.covered_s, 3),
         **source_cells(r),
+        "people": str(len(r.counted_people)) if r.people or r.faces else "",  # people who count (verdicts/people.py)
+        "peak_time": _num(r.peak_time, 3),
     }
 
 

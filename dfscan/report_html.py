@@ -13,6 +13,7 @@ from html import escape
 from .results import ScanReport, Verdict, VideoResult
 from .sources.report import shown_path, sources_html
 from .report_text import CAVEAT, flat_note, local_time, printable, suspicion_order, utf8_text
+from .verdicts.people_html import CSS as PEOPLE_CSS, people_html
 
 _when = partial(local_time, seconds=True)  # a scan's time in the report, with seconds and the zone
 
@@ -75,7 +76,7 @@ def render_html(report: ScanReport) -> str:
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         f"<meta http-equiv='Content-Security-Policy' content=\"{csp}\">",
         "<meta name='viewport' content='width=device-width,initial-scale=1'>",
-        f"<title>dfscan report {escape(_when(report.started_at))}</title><style>{CSS}</style></head><body>",
+        f"<title>dfscan report {escape(_when(report.started_at))}</title><style>{CSS}{PEOPLE_CSS}</style></head><body>",
         _header(report),
         "<main>",
         _counts(report),
@@ -128,7 +129,8 @@ def _counts(report: ScanReport) -> str:
 
 
 def _table(results: list[VideoResult], report: ScanReport) -> str:
-    head = ("#", "Verdict", "Score", "Faces", "Frames with a face", "Duration", "Resolution", "Video", "Reason / notes")
+    head = ("#", "Verdict", "Score", "Faces", "Frames with a face", "People", "Duration", "Resolution", "Video",
+            "Reason / notes")
     body = []
     for i, r in enumerate(results):
         path = printable(shown_path(r))
@@ -138,6 +140,7 @@ def _table(results: list[VideoResult], report: ScanReport) -> str:
             (_fmt(r.score), _fmt(r.score, -1.0), "num"),
             (str(r.faces_scored) if r.frames else "", str(r.faces_scored), "num"),
             (f"{r.frames_with_face}/{len(r.frames)}" if r.frames else "", str(r.frames_with_face), "num"),
+            (str(len(r.counted_people)) if r.frames else "", str(len(r.counted_people)), "num"),
             (f"{r.duration_s:.1f} s" if r.duration_s else "", str(r.duration_s or 0), "num"),
             (f"{r.width}×{r.height}" if r.width else "", str((r.width or 0) * (r.height or 0)), "num"),
             (f"<a href='#v{i}'>{escape(path)}</a>", path, "path"),
@@ -185,8 +188,10 @@ def _card(i: int, r: VideoResult) -> str:
     if r.notes:
         out.append(f"<p class='note'>{escape(utf8_text('; '.join(r.notes)))}</p>")
     out.append(sources_html(r))  # link, content credentials, container facts (dfscan/sources)
-    if r.faces:
-        out.append(_thumbs(r))
+    if r.faces:  # the crops in one row per person, with a time strip (dfscan/verdicts); all in one row for old results
+        if not r.people or not any(f.thumbnail for f in r.faces):
+            out.append(_thumbs(r))
+        out.append(people_html(r, COLOURS))
         out.append(_plot(r))
     if r.explanation:
         from .explain import describe, method  # the method that drew it: Grad-CAM or occlusion sensitivity

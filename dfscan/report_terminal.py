@@ -59,9 +59,9 @@ def results_table(results: Iterable[VideoResult], roots: Iterable[str | Path] = 
     scores = any(r.score is not None for r in ordered)
     counts = any(r.frames for r in ordered)
     c2pa = any(r.provenance not in (None, "none") for r in ordered)  # content credentials (dfscan/sources)
-    if width is not None:  # borders: 3 per column + 1; Verdict 7, Score 5, Faces 5, Frames 6 wide
+    if width is not None:  # borders: 3 per column + 1; Verdict 7, Score 5, Faces 5, Frames 6, People 6 wide
         extra = 15 if c2pa else 0  # the C2PA column ("untrusted AI")
-        if counts and longest + extra + 4 + 10 + (8 if scores else 0) + 8 + 9 > width:
+        if counts and longest + extra + 4 + 10 + (8 if scores else 0) + 8 + 9 + 9 > width:
             counts = None  # not as columns: under the name
         if scores and counts is None and longest + extra + 4 + 10 + 8 > width:
             scores = None
@@ -74,8 +74,8 @@ def results_table(results: Iterable[VideoResult], roots: Iterable[str | Path] = 
     if scores:
         table.add_column("Score", justify="right", no_wrap=True)
     if counts:
-        table.add_column("Faces", justify="right", no_wrap=True)
-        table.add_column("Frames", justify="right", no_wrap=True)
+        for name in ("Faces", "Frames", "People"):
+            table.add_column(name, justify="right", no_wrap=True)
     table.add_column("Video", min_width=max(longest, 5), overflow="fold")
     for r in ordered:
         v = r.verdict
@@ -83,13 +83,13 @@ def results_table(results: Iterable[VideoResult], roots: Iterable[str | Path] = 
         if scores:
             cells.append("" if r.score is None else f"{r.score:.3f}")
         if counts:
-            cells += [str(r.faces_scored) if r.frames else "", f"{r.frames_with_face}/{len(r.frames)}" if r.frames else ""]
+            cells += _count_cells(r)
         video = Text(shown[id(r)])
         moved = []
         if scores is None and r.score is not None:
             moved.append(f"score {r.score:.3f}")
         if counts is None and r.frames:
-            moved.append(f"{r.faces_scored} faces, {r.frames_with_face}/{len(r.frames)} frames with a face")
+            moved.append(_counts_text(r))
         if c2pa is None and r.provenance not in (None, "none"):
             moved.append(f"C2PA {c2pa_cell(r).plain}")
         if detail := _detail(r, moved):
@@ -102,6 +102,18 @@ def results_table(results: Iterable[VideoResult], roots: Iterable[str | Path] = 
     return Group(Text(f"dfscan results in {folders[0]}", style="italic"), table)
 
 
+def _count_cells(r: VideoResult) -> list[str]:
+    """Faces, Frames and People (the people who count: dfscan/verdicts/people.py) of one row."""
+    if not r.frames:
+        return ["", "", ""]
+    return [str(r.faces_scored), f"{r.frames_with_face}/{len(r.frames)}", str(len(r.counted_people))]
+
+
+def _counts_text(r: VideoResult) -> str:
+    return (f"{r.faces_scored} faces, {r.frames_with_face}/{len(r.frames)} frames with a face, "
+            f"{_plural(len(r.counted_people), 'person')} counted")
+
+
 def _detail(r: VideoResult, moved: list[str]) -> list[str]:
     """What goes under a video's name: its link, the columns that did not fit, the reason, notes, reuse."""
     notes = _shorten("; ".join(r.notes), 120) if r.notes else None
@@ -111,7 +123,8 @@ def _detail(r: VideoResult, moved: list[str]) -> list[str]:
 def _caption(ordered: list[VideoResult], counts, c2pa: bool) -> str | None:
     caption = []
     if counts:
-        caption.append("Faces: crops scored.  Frames: frames with a face / sampled.")
+        caption.append("Faces: crops scored.  Frames: frames with a face / sampled.  "
+                       "People: people who count (seen often, clearly and large enough).")
     if c2pa:
         caption.append("C2PA: content credentials (none, valid, untrusted, invalid; AI: declared generative AI).")
     if any(r.cached for r in ordered):
@@ -131,7 +144,7 @@ def _shorten(text: str, limit: int) -> str:
 
 
 def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+    return f"{n} {word}" if n == 1 else (f"{n} people" if word == "person" else f"{n} {word}s")
 
 
 def summary(report: ScanReport, files: dict[str, Path] | None = None, store: str | None = None,

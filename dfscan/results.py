@@ -32,6 +32,37 @@ class FaceScore:
     thumbnail: bytes | None = None  # a small JPEG of the crop, kept for the HTML report
 
 
+@dataclass(frozen=True)
+class Person:
+    """One person of a video: the faces of the sampled frames linked into a track (dfscan/verdicts/link.py).
+
+    A `weak` person (seen too rarely, only small or only unsure detections: `weak_reason` says which) is
+    kept for the reports but does not decide the video's verdict (dfscan/verdicts/people.py)."""
+
+    person: int  # 1, 2, ... in order of first appearance
+    frames: tuple[int, ...]
+    times: tuple[float | None, ...]  # seconds into the video of each frame (None: the fps is unknown)
+    boxes: tuple[tuple[float, float, float, float], ...]
+    scores: tuple[float, ...]
+    score: float  # the scan's aggregate rule on this person's face scores
+    verdict: Verdict
+    weak: bool = False
+    weak_reason: str | None = None
+    confidences: tuple[float, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"person": self.person, "frames": list(self.frames), "times": list(self.times),
+                "boxes": [list(b) for b in self.boxes], "scores": list(self.scores), "score": self.score,
+                "verdict": self.verdict.value, "weak": self.weak, "weak_reason": self.weak_reason,
+                "confidences": list(self.confidences)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Person":
+        return cls(d["person"], tuple(d["frames"]), tuple(d["times"]), tuple(tuple(b) for b in d["boxes"]),
+                   tuple(d["scores"]), d["score"], Verdict(d["verdict"]), d.get("weak", False),
+                   d.get("weak_reason"), tuple(d.get("confidences") or ()))
+
+
 @dataclass
 class VideoResult:
     """The verdict on one video and the evidence behind it."""
@@ -69,6 +100,7 @@ class VideoResult:
     provenance_history: tuple[str, ...] = ()  # the manifest's actions and ingredients, in plain words
     provenance_reason: str | None = None  # why a credential is invalid
     facts: dict[str, Any] | None = None  # container facts: encoder, creation time, rotation, ...
+    people: list[Person] = field(default_factory=list)  # the faces linked into people (dfscan/verdicts/people.py)
 
     def to_dict(self, images: bool = False) -> dict[str, Any]:
         """Plain JSON-ready data (the store's and the JSON report's form); images as base64 if asked."""
@@ -86,6 +118,7 @@ class VideoResult:
             "decoder": self.decoder, "notes": list(self.notes),
             "uncertain": list(self.uncertain) if self.uncertain else None, "covered_s": self.covered_s,
             **{k: getattr(self, k) for k in SOURCE_FIELDS}, "provenance_history": list(self.provenance_history),
+            "people": [p.to_dict() for p in self.people],
         }
         if images and self.explanation:
             data["explanation_jpeg"] = base64.b64encode(self.explanation).decode()
@@ -105,6 +138,7 @@ class VideoResult:
             notes=tuple(d.get("notes", ())),
             uncertain=tuple(d["uncertain"]) if d.get("uncertain") else None,
             **{k: d.get(k) for k in SOURCE_FIELDS}, provenance_history=tuple(d.get("provenance_history") or ()),
+            people=[Person.from_dict(p) for p in d.get("people") or ()],
         )
 
     @property
@@ -126,6 +160,17 @@ class VideoResult:
     @property
     def most_suspicious_frame(self) -> int | None:
         return max(self.faces, key=lambda f: f.score).frame if self.faces else None
+
+    @property
+    def counted_people(self) -> list[Person]:
+        """The people who decide the verdict (not weak)."""
+        return [p for p in self.people if not p.weak]
+
+    @property
+    def peak_time(self) -> float | None:
+        """Seconds into the video of the most suspicious face of a counted person (None: none, or no fps)."""
+        faces = [(s, t) for p in self.counted_people for s, t in zip(p.scores, p.times) if t is not None]
+        return max(faces)[1] if faces else None
 
 
 SOURCE_FIELDS = ("source_url", "final_url", "extractor", "fetched_at", "site", "provenance", "provenance_ai",

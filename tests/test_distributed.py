@@ -123,6 +123,10 @@ def assert_same(local, remote):
         assert remote.score == pytest.approx(local.score, abs=TOLERANCE)
     assert [(f.frame, f.box) for f in remote.faces] == [(f.frame, f.box) for f in local.faces]
     assert [f.score for f in remote.faces] == pytest.approx([f.score for f in local.faces], abs=TOLERANCE)
+    # The same people, with the same frames, boxes, verdicts and weakness (issue 22).
+    assert [(p.person, p.frames, p.boxes, p.verdict, p.weak) for p in remote.people] == \
+        [(p.person, p.frames, p.boxes, p.verdict, p.weak) for p in local.people]
+    assert [p.score for p in remote.people] == pytest.approx([p.score for p in local.people], abs=TOLERANCE)
 
 
 def stored_verdicts(store: Path) -> dict[str, str]:
@@ -142,6 +146,7 @@ class TestOneScanOfTheCluster:
         assert len(remote) == len(local.results) == 5
         for a, b in zip(local.results, remote):
             assert_same(a, b)
+        assert sum(len(r.people) for r in remote) >= 3  # the clips with a face have their person
         assert ray_scanner.device.startswith("Ray: 2 workers on 2 nodes (CPU (OpenVINO ")
         # The driver's store holds what a local scan stores, and a second scan takes it from there.
         assert stored_verdicts(ray_scanner.store.path) == stored_verdicts(tmp_path / "local.sqlite")
