@@ -1,0 +1,191 @@
+"""Decoding in worker processes, each video with a deadline: a decoder that hangs is killed, not waited for.
+
+A crafted or merely unlucky file can make a decoder spin for good (decord's get_batch on an
+MPEG-TS with B-frames) or take all the memory; a thread cannot be stopped, a process can. So a
+scan decodes in worker processes: the parent sends a job, the worker sends each decoded frame back
+as soon as it has it (the parent runs `keep` on it: face detection stays in the parent, and only one
+full frame is in flight), then the clip. Past the deadline the worker is killed and replaced, and
+the video becomes an ERROR row ("decoding did not finish in N s"); the scan goes on.
+
+Workers are started once (forkserver where there is one, else spawn) and reused, one per decoding
+thread; each caps its address space (WORKER_MEMORY) so that one hostile file cannot take the machine.
+"""
+from __future__ import annotations
+
+import glob
+import itertools
+import logging
+import os
+import signal
+import tempfile
+import threading
+import time
+from typing import Any, Callable
+
+from ..errors import VideoError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT_S = 60.0  # a video's deadline: this, plus PER_FRAME_S per frame asked ...
+PER_FRAME_S = 0.05  # ... at full HD (larger frames count for more)
+FULL_HD = 1920 * 1080
+WORKER_MEMORY = 16 << 30  # address space a decoding process may reserve (RLIMIT_AS); decoding 8K needs ~3 GB
+SLOW_DECODE_ENV = "DFSCAN_TEST_SLOW_DECODE"  # test-only: a worker sleeps on files whose name ends with this
+
+
+class DecodeTimeout(VideoError):
+    """The decoder overran the video's deadline and was killed."""
+
+
+def default_timeout(frames_asked: int, width: int = 0, height: int = 0) -> float:
+    """The deadline of a video: DEFAULT_TIMEOUT_S plus PER_FRAME_S per full-HD frame asked."""
+    scale = max(1.0, width * height / FULL_HD)
+    return DEFAULT_TIMEOUT_S + PER_FRAME_S * frames_asked * scale
+
+
+class _Worker:
+    def __init__(self):
+        import multiprocessing
+
+        methods = multiprocessing.get_all_start_methods()
+        ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=serve, args=(child, WORKER_MEMORY), daemon=True, name="dfscan-decode")
+        self.process.start()
+        child.close()
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.join(5)
+        self.conn.close()
+        for leftover in glob.glob(os.path.join(tempfile.gettempdir(), f"dfscan-stream-{self.process.pid}-*")):
+            try:
+                os.unlink(leftover)
+            except OSError:
+                pass
+
+
+_idle: list[_Worker] = []
+_lock = threading.Lock()
+
+
+def _acquire() -> _Worker:
+    with _lock:
+        while _idle:
+            worker = _idle.pop()
+            if worker.process.is_alive():
+                return worker
+            worker.kill()
+    return _Worker()
+
+
+def _release(worker: _Worker) -> None:
+    with _lock:
+        _idle.append(worker)
+
+
+def shutdown() -> None:
+    """Stop the idle workers (they also end with this process: they are daemons and read EOF)."""
+    with _lock:
+        while _idle:
+            _idle.pop().kill()
+
+
+def read_in_worker(path: str, spec, backend: str, threads: int, keep: Callable[[Any], Any] | None,
+                   inspect: Callable[[Any], Any] | None, timeout: float | None):
+    """source.read_frames in a worker process, within `timeout` seconds (None: default_timeout).
+
+    `inspect` must be picklable (a module-level function); `keep` runs here, and its time is not
+    counted against the deadline."""
+    asked = spec.count or len(spec.indices)
+    limit = timeout if timeout is not None else default_timeout(asked)
+    worker = _acquire()
+    try:
+        worker.conn.send((os.fspath(path), spec, backend, threads, inspect))
+        clip = _receive(worker, keep, limit, scaled=timeout is None, asked=asked)
+    except BaseException:
+        worker.kill()  # mid-job (a timeout, a failing keep, Ctrl-C): its state is unknown
+        raise
+    _release(worker)
+    return clip
+
+
+def _receive(worker: _Worker, keep, limit: float, scaled: bool, asked: int):
+    kept: dict[int, Any] = {}
+    deadline = time.monotonic() + limit
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not worker.conn.poll(remaining):
+            raise DecodeTimeout(f"decoding did not finish in {limit:g} s (--video-timeout)")
+        try:
+            kind, *body = worker.conn.recv()
+        except (EOFError, OSError) as exc:
+            worker.process.join(5)
+            raise VideoError(f"the decoder crashed (exit code {worker.process.exitcode}): a damaged file, "
+                             f"or one that needs more than {WORKER_MEMORY >> 30} GiB to decode (limit)") from exc
+        if kind == "frame":
+            start = time.monotonic()
+            kept[body[0]] = keep(body[1]) if keep else body[1]
+            deadline += time.monotonic() - start  # the caller's time, not the decoder's
+        elif kind == "size" and scaled:  # frames larger than full HD get more time
+            extra = default_timeout(asked, *body) - limit
+            limit, deadline = limit + extra, deadline + extra
+        elif kind == "done":
+            clip = body[0]
+            clip.frames = [kept[n] for n in clip.frames]
+            return clip
+        elif kind == "error":
+            raise body[0]
+
+
+def serve(conn, memory: int) -> None:
+    """A worker's loop: decode each job sent, until the parent closes the pipe."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle (it kills us if it must)
+    _cap_memory(memory)
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError):
+            return
+        _run(conn, *job)
+
+
+def _run(conn, path: str, spec, backend: str, threads: int, inspect) -> None:
+    from .frames import KeepError
+    from .source import read_frames
+
+    numbers = itertools.count()
+
+    def keep(frame):
+        number = next(numbers)
+        conn.send(("frame", number, frame))
+        return number
+
+    def sized(width: int, height: int) -> None:
+        conn.send(("size", width, height))
+
+    try:
+        slow = os.environ.get(SLOW_DECODE_ENV)
+        if slow and path.endswith(slow):
+            time.sleep(3600)
+        clip = read_frames(path, spec, backend, threads, keep, inspect, on_size=sized)
+        conn.send(("done", clip))
+    except (VideoError, KeepError) as exc:
+        conn.send(("error", exc))
+    except MemoryError:
+        conn.send(("error", VideoError(f"decoding needs more than {WORKER_MEMORY >> 30} GiB of memory (limit)")))
+    except Exception as exc:  # a decoder bug: the parent reports it as such
+        conn.send(("error", RuntimeError(f"{type(exc).__name__}: {exc}")))
+
+
+def _cap_memory(memory: int) -> None:
+    try:
+        import resource
+    except ImportError:  # Windows: no such limit
+        return
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        cap = memory if hard == resource.RLIM_INFINITY else min(memory, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    except (ValueError, OSError):  # not allowed here: the worker runs without the cap
+        log.debug("cannot cap the decoding worker's memory", exc_info=True)
