@@ -192,7 +192,8 @@ try:
 finally:  # this process's own peak: getrusage and wait4 also count the parent's memory it was forked from
     with open("/proc/self/status") as fh:
         peak = next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmHWM:"))
-    print(f"PEAK_RSS {peak}", file=sys.stderr)
+    from dfscan.decode import worker  # decoding runs in worker processes: their largest peak counts too
+    print(f"PEAK_RSS {peak + worker.peak_rss}", file=sys.stderr)
 sys.exit(code)
 """
 

@@ -176,22 +176,26 @@ def _hand_over(source: Source, rewind: bool) -> None:
 
 
 def _copy_stream(source: Source) -> str:
-    """The chosen video stream alone, its packets copied (not decoded) into a Matroska file."""
+    """The chosen video stream alone, its packets copied (not decoded) into an MP4 file.
+
+    Read from a second open in which only that stream gets FFmpeg's probing decoder (one stream, checked
+    within the limits): without it, a Matroska file's decode timestamps are guessed wrong for B-frames."""
     import av
 
-    fd, copy = tempfile.mkstemp(prefix=f"{STREAM_COPY_PREFIX}{os.getpid()}-", suffix=".mkv")
+    fd, copy = tempfile.mkstemp(prefix=f"{STREAM_COPY_PREFIX}{os.getpid()}-", suffix=".mp4")
     os.close(fd)
+    index = source.choice.index
+    options = [{"threads": "1"} if i == index else dict(checks._PROBE_OPTIONS) for i in range(checks.MAX_STREAMS + 1)]
     try:
-        _rewind(source.container)
-        with av.open(copy, "w", format="matroska") as out:
-            target = out.add_stream_from_template(source.stream)
-            for packet in source.container.demux(source.stream):
-                if packet.dts is None:  # the demuxer's end-of-stream packet
-                    continue
-                packet.stream = target
-                out.mux(packet)
+        with av.open(source.path, options=dict(checks._AV_OPTIONS), stream_options=options) as original, \
+                av.open(copy, "w", format="mp4") as out:
+            target = out.add_stream_from_template(original.streams[index])
+            for packet in original.demux(original.streams[index]):
+                if packet.size:  # not the demuxer's end-of-stream packet
+                    packet.stream = target
+                    out.mux(packet)
     except Exception as exc:
         os.unlink(copy)
-        raise VideoError(f"cannot copy video stream {source.choice.index} for the decoder: "
+        raise VideoError(f"cannot copy video stream {index} for the decoder: "
                          f"{checks.decoder_message(exc, source.path)}") from exc
     return copy

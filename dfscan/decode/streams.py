@@ -26,9 +26,10 @@ def choose(container) -> Choice:
     videos = list(container.streams.video)
     if len(videos) == 1:
         return Choice(videos[0].index, 0, 1)
-    moving = [s for s in videos if not _still(s)] or videos
+    counts = _counted(container, videos)
+    moving = [s for s in videos if not _still(s, counts)] or videos
     marked = [s for s in moving if _flag(s, "default")]
-    chosen = max(marked or moving, key=_size)
+    chosen = max(marked or moving, key=lambda s: _size(s, counts))
     why = "marked default" if len(marked) == 1 else "the largest"
     note = (f"the file holds {len(videos)} video streams: judged stream {chosen.index} "
             f"({_describe(chosen)}, {why}), the one a player shows")
@@ -44,23 +45,34 @@ def _flag(stream, name: str) -> bool:
         return False
 
 
-def _frames(stream) -> int:
-    """Frames the stream holds, from its header, else its duration and rate (0 when neither says)."""
-    if stream.frames:
-        return int(stream.frames)
+_COUNTED_PACKETS = 10_000  # packets read to compare streams whose headers give no frame count (Matroska)
+
+
+def _counted(container, videos) -> dict[int, int]:
+    """Frames per video stream: the header's count (an MP4 sample table), else packets among the file's first
+    ones, then rewound (Matroska gives every track the file's duration: a one-frame poster looked like a film)."""
+    counts = {s.index: int(s.frames or 0) for s in videos}
+    if all(counts.values()):
+        return counts
+    counts = dict.fromkeys(counts, 0)
     try:
-        return int(float(stream.duration * stream.time_base) * float(stream.average_rate))
-    except (TypeError, ValueError, ZeroDivisionError):
-        return 0
+        for n, packet in enumerate(container.demux(*videos)):
+            if n >= _COUNTED_PACKETS:
+                break
+            counts[packet.stream.index] += bool(packet.size)
+        container.seek(0)
+    except Exception:  # cannot read or rewind: the sizes alone decide
+        pass
+    return counts
 
 
-def _still(stream) -> bool:
-    return _flag(stream, "attached_pic") or _flag(stream, "still_image") or _frames(stream) == 1
+def _still(stream, counts: dict[int, int]) -> bool:
+    return _flag(stream, "attached_pic") or _flag(stream, "still_image") or counts.get(stream.index) == 1
 
 
-def _size(stream) -> tuple[int, int]:
+def _size(stream, counts: dict[int, int]) -> tuple[int, int]:
     pixels = int(stream.codec_context.width or 0) * int(stream.codec_context.height or 0)
-    return pixels * max(1, _frames(stream)), pixels
+    return pixels * max(1, counts.get(stream.index, 0)), pixels
 
 
 def _describe(stream) -> str:

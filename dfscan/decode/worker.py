@@ -65,6 +65,7 @@ class _Worker:
                 pass
 
 
+peak_rss = 0  # the largest peak resident memory of a decoding worker so far, in bytes (Linux; 0 elsewhere)
 _idle: list[_Worker] = []
 _lock = threading.Lock()
 
@@ -101,7 +102,8 @@ def read_in_worker(path: str, spec, backend: str, threads: int, keep: Callable[[
     limit = timeout if timeout is not None else default_timeout(asked)
     worker = _acquire()
     try:
-        worker.conn.send((os.fspath(path), spec, backend, threads, inspect))
+        slow = os.environ.get(SLOW_DECODE_ENV)  # read here: a worker's environment is its start's
+        worker.conn.send((os.fspath(path), spec, backend, threads, inspect, bool(slow and path.endswith(slow))))
         clip = _receive(worker, keep, limit, scaled=timeout is None, asked=asked)
     except BaseException:
         worker.kill()  # mid-job (a timeout, a failing keep, Ctrl-C): its state is unknown
@@ -130,6 +132,9 @@ def _receive(worker: _Worker, keep, limit: float, scaled: bool, asked: int):
         elif kind == "size" and scaled:  # frames larger than full HD get more time
             extra = default_timeout(asked, *body) - limit
             limit, deadline = limit + extra, deadline + extra
+        elif kind == "peak":
+            global peak_rss
+            peak_rss = max(peak_rss, body[0])
         elif kind == "done":
             clip = body[0]
             clip.frames = [kept[n] for n in clip.frames]
@@ -150,7 +155,7 @@ def serve(conn, memory: int) -> None:
         _run(conn, *job)
 
 
-def _run(conn, path: str, spec, backend: str, threads: int, inspect) -> None:
+def _run(conn, path: str, spec, backend: str, threads: int, inspect, slow: bool) -> None:
     from .frames import KeepError
     from .source import read_frames
 
@@ -165,17 +170,26 @@ def _run(conn, path: str, spec, backend: str, threads: int, inspect) -> None:
         conn.send(("size", width, height))
 
     try:
-        slow = os.environ.get(SLOW_DECODE_ENV)
-        if slow and path.endswith(slow):
+        if slow:  # test-only (SLOW_DECODE_ENV): a decoder that hangs
             time.sleep(3600)
-        clip = read_frames(path, spec, backend, threads, keep, inspect, on_size=sized)
-        conn.send(("done", clip))
+        answer = ("done", read_frames(path, spec, backend, threads, keep, inspect, on_size=sized))
     except (VideoError, KeepError) as exc:
-        conn.send(("error", exc))
+        answer = ("error", exc)
     except MemoryError:
-        conn.send(("error", VideoError(f"decoding needs more than {WORKER_MEMORY >> 30} GiB of memory (limit)")))
+        answer = ("error", VideoError(f"decoding needs more than {WORKER_MEMORY >> 30} GiB of memory (limit)"))
     except Exception as exc:  # a decoder bug: the parent reports it as such
-        conn.send(("error", RuntimeError(f"{type(exc).__name__}: {exc}")))
+        answer = ("error", RuntimeError(f"{type(exc).__name__}: {exc}"))
+    conn.send(("peak", _own_peak()))
+    conn.send(answer)
+
+
+def _own_peak() -> int:
+    """This process's peak resident memory in bytes (VmHWM; 0 where /proc has none)."""
+    try:
+        with open("/proc/self/status") as fh:
+            return next((int(line.split()[1]) * 1024 for line in fh if line.startswith("VmHWM:")), 0)
+    except OSError:
+        return 0
 
 
 def _cap_memory(memory: int) -> None:
