@@ -73,18 +73,21 @@ def read_frames(path: str, spec: FrameSpec, backend: str = "auto", threads: int 
     refused = mp4.check_samples(path, frames.MAX_FRAMES)  # before FFmpeg builds an index of every sample
     if refused:
         raise LimitExceeded(refused)
-    with open_checked(path) as container:  # opened and checked once: PyAV decodes from it, the others get the path
-        source = Source(path, container, choose(container), container.format.name)
+    container = open_checked(path)  # opened and checked once: PyAV decodes from it, the others get the path
+    source = Source(path, container, choose(container), container.format.name)
+    try:
         if on_size:
             on_size(int(source.stream.codec_context.width or 0), int(source.stream.codec_context.height or 0))
-        try:
-            facts = inspect(container) if inspect else None
-            _rewind(container)
-            source.hidden = _hidden(source)
-            clip = _decode(source, spec, backend, threads, keep)
-        finally:
-            if source.single:
-                os.unlink(source.single)
+        facts = inspect(container) if inspect else None
+        if inspect and not _rewind(container):  # a raw stream cannot seek back, and a failed seek ends it
+            container.close()
+            source.container = open_checked(path)
+        source.hidden = _hidden(source)
+        clip = _decode(source, spec, backend, threads, keep)
+    finally:
+        source.container.close()
+        if source.single:
+            os.unlink(source.single)
     if source.choice.note:
         clip.notes.insert(0, source.choice.note)
     clip.facts = facts
