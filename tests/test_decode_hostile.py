@@ -152,3 +152,14 @@ def test_a_sample_table_claiming_89_million_frames_is_refused_before_ffmpeg_open
     monkeypatch.setattr(av, "open", never)
     with pytest.raises(LimitExceeded, match="sample table claims 89,000,000 frames"):
         read_frames(crafted, FrameSpec())
+
+
+def test_a_failing_keep_in_the_scan_process_is_not_blamed_on_the_decoder(made):
+    from dfscan.video import KeepError
+
+    def keep(frame):
+        raise RuntimeError("detector broke")
+
+    with pytest.raises(KeepError, match="RuntimeError: detector broke"):
+        read_frames(made / "real.mp4", FrameSpec(), keep=keep, timeout=60)
+    assert read_frames(made / "real.mp4", FrameSpec(), timeout=60).total_frames == 300  # a fresh worker

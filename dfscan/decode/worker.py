@@ -32,6 +32,9 @@ FULL_HD = 1920 * 1080
 # Address space a decoding process may reserve (RLIMIT_AS), not memory it uses: 1080p decoding reserved
 # 1.2 GB on 2 cores (0.3 GB resident), and glibc reserves 64 MB arenas per thread, so the cap grows with the cores.
 WORKER_MEMORY = max(8 << 30, (4 << 30) + (os.cpu_count() or 1) * (256 << 20))
+# None: forkserver where there is one, else spawn. Tests that patch dfscan's limits in the scanning
+# process set "fork", so that its workers inherit the patches.
+START_METHOD: str | None = None
 SLOW_DECODE_ENV = "DFSCAN_TEST_SLOW_DECODE"  # test-only: a worker sleeps on files whose name ends with this
 
 
@@ -50,7 +53,7 @@ class _Worker:
         import multiprocessing
 
         methods = multiprocessing.get_all_start_methods()
-        ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+        ctx = multiprocessing.get_context(START_METHOD or ("forkserver" if "forkserver" in methods else "spawn"))
         self.conn, child = ctx.Pipe()
         self.process = ctx.Process(target=serve, args=(child, WORKER_MEMORY), daemon=True, name="dfscan-decode")
         self.process.start()
@@ -67,7 +70,8 @@ class _Worker:
                 pass
 
 
-peak_rss = 0  # the largest peak resident memory of a decoding worker so far, in bytes (Linux; 0 elsewhere)
+peak_rss = 0  # the most a decoding worker's resident memory grew since it started, in bytes (Linux; 0 elsewhere)
+_start_rss = 0  # in a worker: its resident memory when it started
 _idle: list[_Worker] = []
 _lock = threading.Lock()
 
@@ -129,7 +133,7 @@ def _receive(worker: _Worker, keep, limit: float, scaled: bool, asked: int):
                              f"or one that needs more than {WORKER_MEMORY >> 30} GiB to decode (limit)") from exc
         if kind == "frame":
             start = time.monotonic()
-            kept[body[0]] = keep(body[1]) if keep else body[1]
+            kept[body[0]] = _kept(keep, body[1])
             deadline += time.monotonic() - start  # the caller's time, not the decoder's
         elif kind == "size" and scaled:  # frames larger than full HD get more time
             extra = default_timeout(asked, *body) - limit
@@ -145,10 +149,23 @@ def _receive(worker: _Worker, keep, limit: float, scaled: bool, asked: int):
             raise body[0]
 
 
+def _kept(keep, frame):
+    from .frames import KeepError
+
+    if keep is None:
+        return frame
+    try:
+        return keep(frame)
+    except Exception as exc:  # as in this process (source._guarded): not the decoder's fault
+        raise KeepError(f"{type(exc).__name__}: {exc}") from exc
+
+
 def serve(conn, memory: int) -> None:
     """A worker's loop: decode each job sent, until the parent closes the pipe."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle (it kills us if it must)
     _cap_memory(memory)
+    global _start_rss
+    _start_rss = _status("VmRSS:")  # a forked worker starts with its parent's pages: only its growth is its own
     while True:
         try:
             job = conn.recv()
@@ -181,15 +198,15 @@ def _run(conn, path: str, spec, backend: str, threads: int, inspect, slow: bool)
         answer = ("error", VideoError(f"decoding needs more than {WORKER_MEMORY >> 30} GiB of memory (limit)"))
     except Exception as exc:  # a decoder bug: the parent reports it as such
         answer = ("error", RuntimeError(f"{type(exc).__name__}: {exc}"))
-    conn.send(("peak", _own_peak()))
+    conn.send(("peak", max(0, _status("VmHWM:") - _start_rss)))
     conn.send(answer)
 
 
-def _own_peak() -> int:
-    """This process's peak resident memory in bytes (VmHWM; 0 where /proc has none)."""
+def _status(field: str) -> int:
+    """A memory figure of this process in bytes, from /proc/self/status (0 where there is none)."""
     try:
         with open("/proc/self/status") as fh:
-            return next((int(line.split()[1]) * 1024 for line in fh if line.startswith("VmHWM:")), 0)
+            return next((int(line.split()[1]) * 1024 for line in fh if line.startswith(field)), 0)
     except OSError:
         return 0
 
