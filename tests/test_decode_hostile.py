@@ -163,3 +163,15 @@ def test_a_failing_keep_in_the_scan_process_is_not_blamed_on_the_decoder(made):
     with pytest.raises(KeepError, match="RuntimeError: detector broke"):
         read_frames(made / "real.mp4", FrameSpec(), keep=keep, timeout=60)
     assert read_frames(made / "real.mp4", FrameSpec(), timeout=60).total_frames == 300  # a fresh worker
+
+
+def test_a_file_the_worker_refuses_leaves_the_worker_in_service(made, tmp_path):
+    from dfscan.decode import worker
+
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video\n")
+    with pytest.raises(VideoError, match="a text file, not a video"):
+        read_frames(text, FrameSpec(), timeout=60)
+    pids = [w.process.pid for w in worker._idle]
+    assert read_frames(made / "real.mp4", FrameSpec(), timeout=60).total_frames == 300
+    assert [w.process.pid for w in worker._idle] == pids  # the same worker, not a new one

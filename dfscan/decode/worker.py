@@ -110,15 +110,18 @@ def read_in_worker(path: str, spec, backend: str, threads: int, keep: Callable[[
     try:
         slow = os.environ.get(SLOW_DECODE_ENV)  # read here: a worker's environment is its start's
         worker.conn.send((os.fspath(path), spec, backend, threads, inspect, bool(slow and path.endswith(slow))))
-        clip = _receive(worker, keep, limit, scaled=timeout is None, asked=asked)
+        outcome = _receive(worker, keep, limit, scaled=timeout is None, asked=asked)
     except BaseException:
         worker.kill()  # mid-job (a timeout, a failing keep, Ctrl-C): its state is unknown
         raise
-    _release(worker)
-    return clip
+    _release(worker)  # it answered: ready for the next video, whatever it said about this one
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
 
 
 def _receive(worker: _Worker, keep, limit: float, scaled: bool, asked: int):
+    """The clip, or the exception the worker answered with; DecodeTimeout, a crash or KeepError raise here."""
     kept: dict[int, Any] = {}
     deadline = time.monotonic() + limit
     while True:
@@ -146,7 +149,7 @@ def _receive(worker: _Worker, keep, limit: float, scaled: bool, asked: int):
             clip.frames = [kept[n] for n in clip.frames]
             return clip
         elif kind == "error":
-            raise body[0]
+            return body[0]
 
 
 def _kept(keep, frame):
