@@ -175,3 +175,16 @@ def test_a_file_the_worker_refuses_leaves_the_worker_in_service(made, tmp_path):
     pids = [w.process.pid for w in worker._idle]
     assert read_frames(made / "real.mp4", FrameSpec(), timeout=60).total_frames == 300
     assert [w.process.pid for w in worker._idle] == pids  # the same worker, not a new one
+
+
+def test_past_the_frame_limit_no_other_decoder_opens_the_file(made, monkeypatch):
+    from dfscan.decode import frames, source
+
+    ffmpeg("-i", made / "real.mp4", "-c", "copy", made / "real.mkv")  # Matroska: no sample table to check first
+    tried = []
+    for name in ("decord", "opencv"):
+        monkeypatch.setitem(source._BACKENDS, name, lambda *a, name=name: tried.append(name))
+    monkeypatch.setattr(frames, "MAX_FRAMES", 299)
+    with pytest.raises(LimitExceeded, match=r"^the stream claims 300 frames"):
+        read_frames(made / "real.mkv", FrameSpec())
+    assert tried == []

@@ -77,7 +77,7 @@ def presentation_stamps(container, stream, last: int | None) -> tuple[np.ndarray
     for packet in container.demux(stream):
         if packet.size:
             packets += 1
-            if packets > limits.MAX_FRAMES:
+            if packets > limits.MAX_FRAMES + 1:  # enough to tell that the stream is past the limit
                 break
         if packet.pts is not None and not packet.is_discard:
             stamps.append(packet.pts)
