@@ -47,10 +47,11 @@ def main() -> None:
         print(f"{clip.name:45s} in process {here:6.3f} s   worker {worker:6.3f} s   x{worker / here:.2f}")
     total_here = sum(r["in_process_s"] for r in rows)
     total_worker = sum(r["worker_s"] for r in rows)
-    print(f"{'total':45s} in process {total_here:6.3f} s   worker {total_worker:6.3f} s   x{total_worker / total_here:.2f}")
+    ratio = total_worker / total_here
+    print(f"{'total':45s} in process {total_here:6.3f} s   worker {total_worker:6.3f} s   x{ratio:.2f}")
     Path(args.json).write_text(json.dumps({"clips": rows, "in_process_s": round(total_here, 3),
                                            "worker_s": round(total_worker, 3),
-                                           "ratio": round(total_worker / total_here, 3)}, indent=1) + "\n")
+                                           "ratio": round(ratio, 3)}, indent=1) + "\n")
 
 
 if __name__ == "__main__":
