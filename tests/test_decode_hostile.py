@@ -188,3 +188,13 @@ def test_past_the_frame_limit_no_other_decoder_opens_the_file(made, monkeypatch)
     with pytest.raises(LimitExceeded, match=r"^the stream claims 300 frames"):
         read_frames(made / "real.mkv", FrameSpec())
     assert tried == []
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/limits"), reason="limits are read from Linux's /proc")
+def test_a_decoding_worker_may_not_reserve_more_than_its_memory_cap(made):
+    from dfscan.decode import worker
+
+    read_frames(made / "real.mp4", FrameSpec(), timeout=60)
+    with open(f"/proc/{worker._idle[-1].process.pid}/limits") as fh:
+        line = next(line for line in fh if line.startswith("Max address space"))
+    assert int(line.split()[3]) == worker.WORKER_MEMORY  # soft limit, bytes
