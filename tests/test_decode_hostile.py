@@ -198,3 +198,11 @@ def test_a_decoding_worker_may_not_reserve_more_than_its_memory_cap(made):
     with open(f"/proc/{worker._idle[-1].process.pid}/limits") as fh:
         line = next(line for line in fh if line.startswith("Max address space"))
     assert int(line.split()[3]) == worker.WORKER_MEMORY  # soft limit, bytes
+
+
+def test_the_default_deadline_grows_with_the_frames_asked_and_their_size():
+    from dfscan.decode.worker import default_timeout
+
+    assert default_timeout(10) == pytest.approx(60.5)  # 60 s + 0.05 s per full-HD frame
+    assert default_timeout(10, 3840, 2160) == pytest.approx(62.0)  # a 4K frame counts as four
+    assert default_timeout(10, 640, 480) == default_timeout(10)  # smaller frames get no less
