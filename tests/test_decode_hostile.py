@@ -206,3 +206,16 @@ def test_the_default_deadline_grows_with_the_frames_asked_and_their_size():
     assert default_timeout(10) == pytest.approx(60.5)  # 60 s + 0.05 s per full-HD frame
     assert default_timeout(10, 3840, 2160) == pytest.approx(62.0)  # a 4K frame counts as four
     assert default_timeout(10, 640, 480) == default_timeout(10)  # smaller frames get no less
+
+
+def test_a_scan_judges_the_real_stream_behind_a_decoy_and_says_so(colour_model, tmp_path):
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    decoy = write_ffmpeg(tmp_path / "decoy.mp4", frames_for(40, size=(240, 180), tint="blue"), H264)  # REAL
+    real = write_ffmpeg(tmp_path / "real.mp4", frames_for(40, tint="red", seed=5), H264)  # FAKE
+    ffmpeg("-i", decoy, "-i", real, "-map", "0:v", "-map", "1:v", "-c", "copy", folder / "two.mkv")
+    out = tmp_path / "r.csv"
+    main(["scan", str(folder), "--model", str(colour_model), "--csv", str(out), "--no-store", "-q"])
+    with open(out, newline="", encoding="utf-8") as fh:
+        (row,) = list(csv.DictReader(fh))
+    assert row["verdict"] == "FAKE" and "2 video streams: judged stream 1" in row["notes"]
