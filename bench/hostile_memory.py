@@ -8,8 +8,9 @@ Each scan runs as `dfscan scan GOOD [CRAFTED] --no-store` in its own process, wi
 handles as the system allows; its peak RSS is its own VmHWM (Linux). The crafted files are the ones of issue 17: an ffconcat script that lists
 itself, a 10,000-line concat playlist, 12 frames of 8000x8000, 3 frames of 16000x16000, an 8K
 clip with a face filling the frame (accepted: its crops must stay small), 999 video streams, and
-an MP4 of one ftyp box and millions of 8-byte free boxes. The model is bench_scan's full-size
-EfficientNetB0. Writes bench/hostile_memory.json (or --json).
+an MP4 of one ftyp box and millions of 8-byte free boxes; issue 27 added an MP4 whose sample table
+claims 89 million samples of one size (decoding workers' peaks are added to the scan's own). The model
+is bench_scan's full-size EfficientNetB0. Writes bench/hostile_memory.json (or --json).
 """
 from __future__ import annotations
 
@@ -86,6 +87,12 @@ def make_files(folder: Path, boxes: int) -> tuple[Path, dict[str, Path]]:
                 fh.write(chunk)
             fh.write(b"\x00\x00\x00\x08free" * (boxes % 100_000))
     made[f"ftyp + {boxes:,} free boxes"] = path
+    path = folder / "claims89m.mp4"  # issue 27: one constant sample size, 89M samples claimed in 20 bytes
+    data = bytearray(good.read_bytes())
+    at = data.find(b"stsz") + 4  # version and flags, sample size, sample count
+    data[at + 4:at + 12] = (1000).to_bytes(4, "big") + (89_000_000).to_bytes(4, "big")
+    path.write_bytes(bytes(data))
+    made["stsz claiming 89M samples"] = path
     return good, made
 
 
@@ -98,7 +105,13 @@ try:
     code = main(sys.argv[1:])
 finally:  # this process's own peak; getrusage and wait4 also count the parent it was forked from
     with open("/proc/self/status") as fh:
-        print("PEAK_KIB", next(line.split()[1] for line in fh if line.startswith("VmHWM:")), file=sys.stderr)
+        peak = int(next(line.split()[1] for line in fh if line.startswith("VmHWM:")))
+    try:  # decoding in worker processes (issue 27): their largest peak counts too
+        from dfscan.decode import worker
+        peak += worker.peak_rss // 1024
+    except ImportError:
+        pass
+    print("PEAK_KIB", peak, file=sys.stderr)
 sys.exit(code)
 """
 

@@ -128,7 +128,12 @@ def _check_limits(container) -> None:
                              f"({MAX_FRAME_PIXELS / 1e6:.1f} Mpx, the limit dfscan reads)")
 
 
-class FrameTooLarge(VideoError):
+class LimitExceeded(VideoError):
+    """The file is past one of dfscan's limits: no other decoder may read it (another would only
+    spend the memory or time the limit is there to save)."""
+
+
+class FrameTooLarge(LimitExceeded):
     """A frame over the size limit part-way through the stream: no other decoder may read the file."""
 
 
@@ -149,8 +154,8 @@ def refused_size(exc: BaseException) -> bool:
 _SIZES_WITHOUT_DECODING = ("mjpeg",)
 
 
-def check_frame_sizes(container, max_packets: int) -> None:
-    """FrameTooLarge if a frame of the file's first video stream exceeds MAX_FRAME_PIXELS.
+def check_frame_sizes(container, max_packets: int, stream=None) -> None:
+    """FrameTooLarge if a frame of `stream` (default: the file's first video stream) exceeds MAX_FRAME_PIXELS.
 
     open_checked sees only the first frames' size; PyAV's decoder keeps the limit, decord and
     OpenCV do not (a 16000x16000 frame past small ones took 4.7 GB in OpenCV). So before either
@@ -160,7 +165,7 @@ def check_frame_sizes(container, max_packets: int) -> None:
     """
     import av
 
-    stream = container.streams.video[0]
+    stream = stream or container.streams.video[0]
     try:
         codec = av.CodecContext.create(stream.codec_context.name, "r")  # PyAV may have used the stream's own
     except Exception:  # PyAV's FFmpeg has no decoder for it: only video._check_size holds, frame by frame

@@ -73,6 +73,7 @@ class ScanConfig:
     uncertain: BandSetting = None  # a Band, "LOW:HIGH", "none" (no band) or None: the model's own band
     links: LinkConfig = LinkConfig()  # how URLs among the paths are fetched (dfscan/sources/links.py)
     trust_anchors: str | None = None  # PEM certificates a C2PA signer must chain to; None: no signer is trusted
+    video_timeout: float | None = None  # seconds a video's decoding may take; None: decode/worker.default_timeout
 
     def __post_init__(self):
         object.__setattr__(self, "uncertain", band_setting(self.uncertain))
@@ -99,6 +100,8 @@ class ScanConfig:
             raise ConfigError("--address and --actors need --engine ray")
         if self.actors is not None and self.actors < 1:
             raise ConfigError("--actors must be at least 1")
+        if self.video_timeout is not None and not self.video_timeout > 0:
+            raise ConfigError("--video-timeout must be more than 0 seconds")
 
 
 @dataclass
@@ -341,13 +344,10 @@ class Scanner(ScanPlan):
             finally:
                 detecting[0] += time.perf_counter() - start
 
-        def facts(container) -> dict:
-            with self.times.timing("facts"):
-                return container_facts(container)
-
         start = time.perf_counter()
-        try:
-            return read_frames(path, self.config.frames, self.config.decoder, threads, keep=faces, inspect=facts)
+        try:  # in a worker process, killed past the deadline (decode/worker.py): container_facts runs there
+            return read_frames(path, self.config.frames, self.config.decoder, threads, keep=faces,
+                               inspect=container_facts, timeout=self.config.video_timeout, isolated=True)
         finally:  # decoding: the time in read_frames less the detection within it
             self.times.add("detect", detecting[0])
             self.times.add("decode", time.perf_counter() - start - detecting[0])

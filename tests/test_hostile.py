@@ -183,6 +183,8 @@ _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the crash needed 8192 handles or more
 import dfscan.container as container
 container.MAX_MP4_BOXES = 10_000  # the box file stays small; the real limit is 1,000,000
+import dfscan.decode.worker as worker
+worker.START_METHOD = "fork"  # the decoding workers inherit the patches above and below
 if "--no-sniff" in sys.argv:  # only FFmpeg's format whitelist stands between the script and the decoders
     sys.argv.remove("--no-sniff")
     container._MAGIC = ()
@@ -192,7 +194,7 @@ try:
 finally:  # this process's own peak: getrusage and wait4 also count the parent's memory it was forked from
     with open("/proc/self/status") as fh:
         peak = next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmHWM:"))
-    print(f"PEAK_RSS {peak}", file=sys.stderr)
+    print(f"PEAK_RSS {peak + worker.peak_rss}", file=sys.stderr)  # + the decoding workers' largest growth
 sys.exit(code)
 """
 

@@ -73,6 +73,10 @@ workers = click.option("--workers", type=click.IntRange(min=1), metavar="N",
                        help="Videos decoded at the same time.  [default: one per CPU core, plus one]")
 decoder = click.option("--decoder", type=click.Choice(DECODERS), default="auto", show_default=True,
                        help="auto: PyAV, then decord, then OpenCV for files the earlier cannot read.")
+video_timeout = click.option(
+    "--video-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+    help="Give up on a video whose decoding takes longer (an ERROR row; the scan goes on).  "
+         "[default: 60 s plus 0.05 s per full-HD frame asked]")
 verbose = click.option("--verbose", "-v", is_flag=True, help="More detail on stderr.")
 
 
@@ -96,10 +100,10 @@ def apply(*options: Callable) -> Callable:
 # The settings of a scan, shared by `scan` and `evaluate`: option name -> parameter name.
 SCAN_SETTINGS = apply(model, offline, frames, num_frames, max_faces, margin, face_confidence, detect_size,
                       batch_size("Face crops per network call (batched across videos)."), device, runtime,
-                      aggregate, threshold, uncertain, workers, decoder)
+                      aggregate, threshold, uncertain, workers, decoder, video_timeout)
 SETTING_NAMES = ("model", "offline", "frames", "num_frames", "max_faces", "margin", "face_confidence",
                  "detect_size", "batch_size", "device", "runtime", "aggregate", "threshold", "uncertain", "workers",
-                 "decoder")
+                 "decoder", "video_timeout")
 
 
 def pop_settings(options: dict[str, Any]) -> dict[str, Any]:
@@ -120,4 +124,5 @@ def scan_config(s: dict[str, Any], **extra):
     return ScanConfig(
         model=s["model"], offline=s["offline"], frames=spec, faces=faces, margin=s["margin"],
         batch_size=s["batch_size"], device=s["device"], runtime=s["runtime"], aggregate=s["aggregate"],
-        threshold=s["threshold"], workers=s["workers"], decoder=s["decoder"], uncertain=s["uncertain"], **extra)
+        threshold=s["threshold"], workers=s["workers"], decoder=s["decoder"], uncertain=s["uncertain"],
+        video_timeout=s["video_timeout"], **extra)

@@ -28,8 +28,8 @@ def container_facts(container) -> dict[str, Any]:
     """The facts of an open PyAV container; never raises (a fact that cannot be read is left out)."""
     facts: dict[str, Any] = {}
     try:
-        _tags(container, facts)
-        video = container.streams.video[0]
+        video = _judged(container)
+        _tags(container, video, facts)
         facts["rotation"] = _rotation(container, video)
         facts["variable_frame_rate"] = _variable_rate(container, video)
         _durations(container, video, facts)
@@ -40,9 +40,15 @@ def container_facts(container) -> dict[str, Any]:
     return {k: v for k, v in facts.items() if v is not None}
 
 
-def _tags(container, facts: dict) -> None:
+def _judged(container):
+    """The video stream the decoders judge (the one a player shows: dfscan/decode/streams.py)."""
+    from ..decode.streams import choose
+
+    return container.streams[choose(container).index]
+
+
+def _tags(container, video, facts: dict) -> None:
     tags = {k.lower(): str(v)[:200] for k, v in dict(container.metadata).items()}
-    video = container.streams.video[0]
     vtags = {k.lower(): str(v)[:200] for k, v in dict(video.metadata).items()}
     facts["format"] = container.format.name
     facts["encoder"] = tags.get("encoder") or tags.get("writing_application") or vtags.get("encoder")
