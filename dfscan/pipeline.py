@@ -107,8 +107,7 @@ class _Prepared:
     found: Found
     result: VideoResult
     crops: list[np.ndarray] = field(default_factory=list)  # at most the model's input size (see _bounded)
-    crop_meta: list[tuple[int, tuple[float, float, float, float], float, bytes | None]] = field(
-        default_factory=list)
+    crop_meta: list[tuple[int, tuple[float, float, float, float], float, bytes | None]] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
     cached: VideoResult | None = None
     worst_crop: np.ndarray | None = None  # a reused FAKE's most suspicious crop, for --explain
@@ -175,6 +174,9 @@ class ScanPlan:
     @property
     def device(self) -> str:
         raise NotImplementedError
+
+    def on_frame(self, path: Path, frame: np.ndarray) -> None:
+        """Each sampled frame as it is decoded, for subclasses (dfscan.queue's fingerprints); nothing here."""
 
     def _stored(self, sha256: str) -> VideoResult | None:
         """The stored result for these bytes, this model and these settings; None: scan the file."""
@@ -332,6 +334,7 @@ class Scanner(ScanPlan):
         def faces(frame: np.ndarray) -> list[tuple[tuple[float, float, float, float], float, np.ndarray,
                                                    bytes | None]]:
             start = time.perf_counter()
+            self.on_frame(path, frame)
             try:
                 return [(face.box, face.confidence, self._bounded(face.crop),
                          thumbnail(face.crop) if thumbnails else None)

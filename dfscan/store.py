@@ -197,6 +197,7 @@ class ResultStore:
         are overwritten (secure_delete) and the file compacted.
         """
         from .model_info import file_sha256
+        from .queue.db import forget as forget_queue  # fingerprints, labels, the watcher's ledger
 
         db = self._connect()
         gone = 0
@@ -204,6 +205,7 @@ class ResultStore:
             for raw in paths:
                 whole = path_key(raw)
                 names = {whole, os.fspath(raw)}
+                gone += forget_queue(db, names, {file_sha256(Path(raw))} if os.path.isfile(raw) else set())
                 for name in names:
                     prefix = name.rstrip(os.sep) + os.sep
                     gone += db.execute("DELETE FROM results WHERE path=? OR substr(path, 1, ?)=?",

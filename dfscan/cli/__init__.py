@@ -19,6 +19,7 @@ from ..errors import DfscanError
 from .common import (EXIT_BROKEN_PIPE, EXIT_CLEAN, EXIT_ERROR, EXIT_FAKE, EXIT_INTERNAL, EXIT_INTERRUPTED,
                      EXIT_UNCERTAIN, Group, StdoutClosed, stdout_gone)
 from .evaluate import evaluate as evaluate_command
+from .label import label as label_command
 from .models import models as models_group
 from .scan import scan as scan_command
 from .store import store_group
@@ -34,7 +35,7 @@ def cli() -> None:
     """dfscan: find deepfaked faces in video files."""
 
 
-for _command in (scan_command, models_group, store_group, train_command, evaluate_command):
+for _command in (scan_command, models_group, store_group, train_command, evaluate_command, label_command):
     cli.add_command(_command)
 
 

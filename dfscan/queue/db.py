@@ -1,0 +1,133 @@
+"""The queue's tables in the result store (dfscan/store.py): fingerprints with their band index,
+people's labels and the watcher's ledger. They live in the same SQLite file (same 0600 file,
+same WAL), so `dfscan store forget` and `clear` remove them with the results."""
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from typing import Any, Iterable
+
+from ..store import ResultStore, path_key
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS fingerprints (
+    sha256  TEXT PRIMARY KEY,
+    path    TEXT,
+    verdict TEXT,
+    hashes  BLOB NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS fingerprint_bands (
+    key    INTEGER NOT NULL,
+    sha256 TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS fingerprint_bands_key ON fingerprint_bands (key);
+CREATE INDEX IF NOT EXISTS fingerprint_bands_sha ON fingerprint_bands (sha256);
+CREATE TABLE IF NOT EXISTS labels (
+    sha256 TEXT PRIMARY KEY,
+    label  TEXT NOT NULL,
+    note   TEXT,
+    who    TEXT,
+    at     REAL NOT NULL,
+    path   TEXT
+);
+CREATE TABLE IF NOT EXISTS watch_ledger (
+    path     TEXT PRIMARY KEY,
+    size     INTEGER,
+    mtime_ns INTEGER,
+    sha256   TEXT,
+    done     REAL NOT NULL
+);
+"""
+
+
+class QueueDB:
+    """The queue's tables in an open ResultStore (its per-thread connections)."""
+
+    def __init__(self, store: ResultStore):
+        self.store = store
+        with self.db as db:
+            db.executescript(SCHEMA)
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        return self.store._connect()
+
+    # fingerprints ---------------------------------------------------------------------------
+    def put_fingerprint(self, sha256: str, path: str, verdict: str, hashes: list[int], keys: Iterable[int]) -> None:
+        from .fingerprint import pack
+
+        with self.db as db:
+            if db.execute("SELECT 1 FROM fingerprints WHERE sha256=?", (sha256,)).fetchone():
+                return  # the first path a content was seen at stays its name
+            db.execute("INSERT INTO fingerprints VALUES (?, ?, ?, ?, ?)",
+                       (sha256, path_key(path), verdict, pack(hashes), time.time()))
+            db.executemany("INSERT INTO fingerprint_bands VALUES (?, ?)", [(k, sha256) for k in set(keys)])
+
+    def fingerprint(self, sha256: str) -> dict[str, Any] | None:
+        from .fingerprint import unpack
+
+        row = self.db.execute("SELECT sha256, path, verdict, hashes FROM fingerprints WHERE sha256=?",
+                              (sha256,)).fetchone()
+        return None if row is None else {"sha256": row[0], "path": row[1], "verdict": row[2], "hashes": unpack(row[3])}
+
+    def candidates(self, keys: list[int], exclude: str | None, limit: int) -> list[dict[str, Any]]:
+        """Stored fingerprints sharing at least one band key, the most shared first (the index, not a scan)."""
+        from .fingerprint import unpack
+
+        if not keys:
+            return []
+        marks = ",".join("?" * len(keys))
+        rows = self.db.execute(
+            f"SELECT f.sha256, f.path, f.verdict, f.hashes FROM (SELECT sha256, COUNT(*) AS n FROM fingerprint_bands "
+            f"WHERE key IN ({marks}) GROUP BY sha256 ORDER BY n DESC LIMIT ?) AS c "
+            "JOIN fingerprints AS f ON f.sha256 = c.sha256 ORDER BY c.n DESC", (*keys, limit + 1)).fetchall()
+        return [{"sha256": s, "path": p, "verdict": v, "hashes": unpack(h)} for s, p, v, h in rows if s != exclude]
+
+    # labels ---------------------------------------------------------------------------------
+    def put_label(self, sha256: str, label: str, note: str | None, who: str, path: str) -> None:
+        with self.db as db:
+            db.execute("INSERT OR REPLACE INTO labels VALUES (?, ?, ?, ?, ?, ?)",
+                       (sha256, label, note, who, time.time(), path_key(path)))
+
+    def label(self, sha256: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT label, note, who, at, path FROM labels WHERE sha256=?", (sha256,)).fetchone()
+        return None if row is None else dict(zip(("label", "note", "who", "at", "path"), row), sha256=sha256)
+
+    def labels(self) -> list[dict[str, Any]]:
+        rows = self.db.execute("SELECT sha256, label, note, who, at, path FROM labels ORDER BY at").fetchall()
+        return [dict(zip(("sha256", "label", "note", "who", "at", "path"), row)) for row in rows]
+
+    # the watcher's ledger ---------------------------------------------------------------------
+    def ledger(self, path: str) -> tuple[int, int, str] | None:
+        row = self.db.execute("SELECT size, mtime_ns, sha256 FROM watch_ledger WHERE path=?",
+                              (path_key(path),)).fetchone()
+        return None if row is None else (row[0], row[1], row[2])
+
+    def record(self, path: str, size: int, mtime_ns: int, sha256: str | None) -> None:
+        with self.db as db:
+            db.execute("INSERT OR REPLACE INTO watch_ledger VALUES (?, ?, ?, ?, ?)",
+                       (path_key(path), size, mtime_ns, sha256, time.time()))
+
+
+def forget(db: sqlite3.Connection, names: set[str], shas: set[str]) -> int:
+    """Delete the queue's rows of these paths (and folders under them) and of these contents (and of the
+    contents whose results were kept under these paths); return how many. Called before the results go."""
+    gone = 0
+    exists = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if "fingerprints" not in exists:
+        return 0
+    for name in names:
+        prefix = name.rstrip(os.sep) + os.sep
+        for table in ("fingerprints", "labels", "results"):
+            shas |= {r[0] for r in db.execute(f"SELECT sha256 FROM {table} WHERE path=? OR substr(path, 1, ?)=?",
+                                              (name, len(prefix), prefix))}
+        gone += db.execute("DELETE FROM watch_ledger WHERE path=? OR substr(path, 1, ?)=?",
+                           (name, len(prefix), prefix)).rowcount
+    for sha in shas:
+        gone += db.execute("DELETE FROM fingerprints WHERE sha256=?", (sha,)).rowcount
+        db.execute("DELETE FROM fingerprint_bands WHERE sha256=?", (sha,))
+        gone += db.execute("DELETE FROM labels WHERE sha256=?", (sha,)).rowcount
+        gone += db.execute("DELETE FROM watch_ledger WHERE sha256=?", (sha,)).rowcount
+    return gone
