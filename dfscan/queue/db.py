@@ -80,10 +80,11 @@ class QueueDB:
             return []
         marks = ",".join("?" * len(keys))
         rows = self.db.execute(
-            f"SELECT f.sha256, f.path, f.verdict, f.hashes FROM (SELECT sha256, COUNT(*) AS n FROM fingerprint_bands "
+            f"SELECT f.sha256, f.path, f.verdict, f.hashes, f.updated FROM (SELECT sha256, COUNT(*) AS n FROM fingerprint_bands "
             f"WHERE key IN ({marks}) GROUP BY sha256 ORDER BY n DESC LIMIT ?) AS c "
             "JOIN fingerprints AS f ON f.sha256 = c.sha256 ORDER BY c.n DESC", (*keys, limit + 1)).fetchall()
-        return [{"sha256": s, "path": p, "verdict": v, "hashes": unpack(h)} for s, p, v, h in rows if s != exclude]
+        return [{"sha256": s, "path": p, "verdict": v, "hashes": unpack(h), "updated": t}
+                for s, p, v, h, t in rows if s != exclude]
 
     # labels ---------------------------------------------------------------------------------
     def put_label(self, sha256: str, label: str, note: str | None, who: str, path: str) -> None:

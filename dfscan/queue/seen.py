@@ -21,14 +21,14 @@ CANDIDATES = 200  # compared whole at most, those sharing the most bands first
 def find_seen(db: QueueDB, hashes: list[int], exclude: str | None = None,
               max_distance: int = MAX_DISTANCE, min_similarity: float = MIN_SIMILARITY) -> dict[str, Any] | None:
     """The best stored match of this fingerprint (not the content `exclude`), as `VideoResult.seen_before`."""
-    best, best_sim = None, 0.0
-    for cand in db.candidates(band_keys(hashes), exclude, CANDIDATES):
-        sim = similarity(hashes, cand["hashes"], max_distance)
-        if sim >= min_similarity and sim > best_sim:
-            best, best_sim = cand, sim
-    if best is None:
+    scored = [(similarity(hashes, cand["hashes"], max_distance), cand)
+              for cand in db.candidates(band_keys(hashes), exclude, CANDIDATES)]
+    matches = [(sim, cand) for sim, cand in scored if sim >= min_similarity]
+    if not matches:
         return None
-    return seen_entry(db, best, best_sim)
+    # The closest; among equals the first seen (the original, not a copy that came after it)
+    sim, best = min(matches, key=lambda m: (-m[0], m[1]["updated"]))
+    return seen_entry(db, best, sim)
 
 
 def seen_entry(db: QueueDB, match: dict[str, Any], sim: float) -> dict[str, Any]:
