@@ -24,6 +24,7 @@ from .models import models as models_group
 from .scan import scan as scan_command
 from .store import store_group
 from .train import train as train_command
+from .watch import watch as watch_command
 
 __all__ = ["cli", "main", "run", "EXIT_CLEAN", "EXIT_FAKE", "EXIT_ERROR", "EXIT_INTERNAL", "EXIT_INTERRUPTED",
            "EXIT_BROKEN_PIPE", "EXIT_UNCERTAIN"]
@@ -35,7 +36,8 @@ def cli() -> None:
     """dfscan: find deepfaked faces in video files."""
 
 
-for _command in (scan_command, models_group, store_group, train_command, evaluate_command, label_command):
+for _command in (scan_command, models_group, store_group, train_command, evaluate_command, label_command,
+                 watch_command):
     cli.add_command(_command)
 
 
