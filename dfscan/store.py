@@ -197,7 +197,7 @@ class ResultStore:
         are overwritten (secure_delete) and the file compacted.
         """
         from .model_info import file_sha256
-        from .queue.db import forget as forget_queue  # fingerprints, labels, the watcher's ledger
+        from .queue.tables import forget as forget_queue  # fingerprints, labels, the watcher's ledger
 
         db = self._connect()
         gone = 0

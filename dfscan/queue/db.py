@@ -1,45 +1,12 @@
-"""The queue's tables in the result store (dfscan/store.py): fingerprints with their band index,
-people's labels and the watcher's ledger. They live in the same SQLite file (same 0600 file,
-same WAL), so `dfscan store forget` and `clear` remove them with the results."""
+"""Reading and writing the queue's tables (dfscan/queue/tables.py) in an open result store."""
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 from typing import Any, Iterable
 
 from ..store import ResultStore, path_key
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS fingerprints (
-    sha256  TEXT PRIMARY KEY,
-    path    TEXT,
-    verdict TEXT,
-    hashes  BLOB NOT NULL,
-    updated REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS fingerprint_bands (
-    key    INTEGER NOT NULL,
-    sha256 TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS fingerprint_bands_key ON fingerprint_bands (key);
-CREATE INDEX IF NOT EXISTS fingerprint_bands_sha ON fingerprint_bands (sha256);
-CREATE TABLE IF NOT EXISTS labels (
-    sha256 TEXT PRIMARY KEY,
-    label  TEXT NOT NULL,
-    note   TEXT,
-    who    TEXT,
-    at     REAL NOT NULL,
-    path   TEXT
-);
-CREATE TABLE IF NOT EXISTS watch_ledger (
-    path     TEXT PRIMARY KEY,
-    size     INTEGER,
-    mtime_ns INTEGER,
-    sha256   TEXT,
-    done     REAL NOT NULL
-);
-"""
+from .tables import SCHEMA
 
 
 class QueueDB:
@@ -80,8 +47,8 @@ class QueueDB:
             return []
         marks = ",".join("?" * len(keys))
         rows = self.db.execute(
-            f"SELECT f.sha256, f.path, f.verdict, f.hashes, f.updated FROM (SELECT sha256, COUNT(*) AS n FROM fingerprint_bands "
-            f"WHERE key IN ({marks}) GROUP BY sha256 ORDER BY n DESC LIMIT ?) AS c "
+            "SELECT f.sha256, f.path, f.verdict, f.hashes, f.updated FROM (SELECT sha256, COUNT(*) AS n "
+            f"FROM fingerprint_bands WHERE key IN ({marks}) GROUP BY sha256 ORDER BY n DESC LIMIT ?) AS c "
             "JOIN fingerprints AS f ON f.sha256 = c.sha256 ORDER BY c.n DESC", (*keys, limit + 1)).fetchall()
         return [{"sha256": s, "path": p, "verdict": v, "hashes": unpack(h), "updated": t}
                 for s, p, v, h, t in rows if s != exclude]
@@ -110,25 +77,3 @@ class QueueDB:
         with self.db as db:
             db.execute("INSERT OR REPLACE INTO watch_ledger VALUES (?, ?, ?, ?, ?)",
                        (path_key(path), size, mtime_ns, sha256, time.time()))
-
-
-def forget(db: sqlite3.Connection, names: set[str], shas: set[str]) -> int:
-    """Delete the queue's rows of these paths (and folders under them) and of these contents (and of the
-    contents whose results were kept under these paths); return how many. Called before the results go."""
-    gone = 0
-    exists = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    if "fingerprints" not in exists:
-        return 0
-    for name in names:
-        prefix = name.rstrip(os.sep) + os.sep
-        for table in ("fingerprints", "labels", "results"):
-            shas |= {r[0] for r in db.execute(f"SELECT sha256 FROM {table} WHERE path=? OR substr(path, 1, ?)=?",
-                                              (name, len(prefix), prefix))}
-        gone += db.execute("DELETE FROM watch_ledger WHERE path=? OR substr(path, 1, ?)=?",
-                           (name, len(prefix), prefix)).rowcount
-    for sha in shas:
-        gone += db.execute("DELETE FROM fingerprints WHERE sha256=?", (sha,)).rowcount
-        db.execute("DELETE FROM fingerprint_bands WHERE sha256=?", (sha,))
-        gone += db.execute("DELETE FROM labels WHERE sha256=?", (sha,)).rowcount
-        gone += db.execute("DELETE FROM watch_ledger WHERE sha256=?", (sha,)).rowcount
-    return gone
