@@ -28,9 +28,9 @@ class QueueDB:
         with self.db as db:
             if db.execute("SELECT 1 FROM fingerprints WHERE sha256=?", (sha256,)).fetchone():
                 return  # the first path a content was seen at stays its name
-            db.execute("INSERT INTO fingerprints VALUES (?, ?, ?, ?, ?)",
-                       (sha256, path_key(path), verdict, pack(hashes), time.time()))
-            db.executemany("INSERT INTO fingerprint_bands VALUES (?, ?)", [(k, sha256) for k in set(keys)])
+            fid = db.execute("INSERT INTO fingerprints (sha256, path, verdict, hashes, updated) VALUES (?, ?, ?, ?, ?)",
+                             (sha256, path_key(path), verdict, pack(hashes), time.time())).lastrowid
+            db.executemany("INSERT OR IGNORE INTO fingerprint_bands VALUES (?, ?)", [(k, fid) for k in set(keys)])
 
     def fingerprint(self, sha256: str) -> dict[str, Any] | None:
         from .fingerprint import unpack
@@ -47,9 +47,9 @@ class QueueDB:
             return []
         marks = ",".join("?" * len(keys))
         rows = self.db.execute(
-            "SELECT f.sha256, f.path, f.verdict, f.hashes, f.updated FROM (SELECT sha256, COUNT(*) AS n "
-            f"FROM fingerprint_bands WHERE key IN ({marks}) GROUP BY sha256 ORDER BY n DESC LIMIT ?) AS c "
-            "JOIN fingerprints AS f ON f.sha256 = c.sha256 ORDER BY c.n DESC", (*keys, limit + 1)).fetchall()
+            "SELECT f.sha256, f.path, f.verdict, f.hashes, f.updated FROM (SELECT id, COUNT(*) AS n "
+            f"FROM fingerprint_bands WHERE key IN ({marks}) GROUP BY id ORDER BY n DESC LIMIT ?) AS c "
+            "JOIN fingerprints AS f ON f.id = c.id ORDER BY c.n DESC", (*keys, limit + 1)).fetchall()
         return [{"sha256": s, "path": p, "verdict": v, "hashes": unpack(h), "updated": t}
                 for s, p, v, h, t in rows if s != exclude]
 

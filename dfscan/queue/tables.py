@@ -9,18 +9,19 @@ import sqlite3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS fingerprints (
-    sha256  TEXT PRIMARY KEY,
+    id      INTEGER PRIMARY KEY,
+    sha256  TEXT NOT NULL UNIQUE,
     path    TEXT,
     verdict TEXT,
     hashes  BLOB NOT NULL,
     updated REAL NOT NULL
 );
-CREATE TABLE IF NOT EXISTS fingerprint_bands (
-    key    INTEGER NOT NULL,
-    sha256 TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS fingerprint_bands_key ON fingerprint_bands (key);
-CREATE INDEX IF NOT EXISTS fingerprint_bands_sha ON fingerprint_bands (sha256);
+CREATE TABLE IF NOT EXISTS fingerprint_bands (  -- the index: (band << 16 | 16-bit value) of each frame's hash
+    key INTEGER NOT NULL,
+    id  INTEGER NOT NULL,  -- fingerprints.id
+    PRIMARY KEY (key, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS fingerprint_bands_id ON fingerprint_bands (id);
 CREATE TABLE IF NOT EXISTS labels (
     sha256 TEXT PRIMARY KEY,
     label  TEXT NOT NULL,
@@ -54,8 +55,8 @@ def forget(db: sqlite3.Connection, names: set[str], shas: set[str]) -> int:
         gone += db.execute("DELETE FROM watch_ledger WHERE path=? OR substr(path, 1, ?)=?",
                            (name, len(prefix), prefix)).rowcount
     for sha in shas:
+        db.execute("DELETE FROM fingerprint_bands WHERE id IN (SELECT id FROM fingerprints WHERE sha256=?)", (sha,))
         gone += db.execute("DELETE FROM fingerprints WHERE sha256=?", (sha,)).rowcount
-        db.execute("DELETE FROM fingerprint_bands WHERE sha256=?", (sha,))
         gone += db.execute("DELETE FROM labels WHERE sha256=?", (sha,)).rowcount
         gone += db.execute("DELETE FROM watch_ledger WHERE sha256=?", (sha,)).rowcount
     return gone
