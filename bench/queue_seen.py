@@ -45,8 +45,8 @@ def fill(db, n: int, rng: random.Random) -> list[list[int]]:
     with db.db as conn:
         for i, hashes in enumerate(videos):
             sha = f"{i:064x}"
-            fid = conn.execute("INSERT INTO fingerprints (sha256, path, verdict, hashes, updated) VALUES (?, ?, ?, ?, ?)",
-                               (sha, f"/queue/{i}.mp4", "REAL", pack(hashes), float(i))).lastrowid
+            fid = conn.execute("INSERT INTO fingerprints (sha256, path, verdict, hashes, updated) "
+                               "VALUES (?, ?, ?, ?, ?)", (sha, f"/queue/{i}.mp4", "REAL", pack(hashes), float(i))).lastrowid
             conn.executemany("INSERT INTO fingerprint_bands VALUES (?, ?)", [(k, fid) for k in band_keys(hashes)])
     return videos
 

@@ -41,13 +41,27 @@ def band_keys(hashes: list[int]) -> list[int]:
 
 def similarity(new: list[int], old: list[int], max_distance: int) -> float:
     """The share of `new`'s frames whose closest frame of `old` lies within `max_distance` bits."""
-    if not new or not old:
-        return 0.0
+    return similarities(new, [old], max_distance)[0]
+
+
+def similarities(new: list[int], olds: list[list[int]], max_distance: int) -> list[float]:
+    """`similarity` of `new` to each of `olds`, in one pass (a lookup compares up to a few hundred)."""
+    sizes = [len(old) for old in olds]
+    if not new or not any(sizes):
+        return [0.0] * len(olds)
     a = np.array(new, dtype=np.uint64)[:, None]
-    b = np.array(old, dtype=np.uint64)[None, :]
-    x = np.bitwise_xor(a, b)
-    distances = np.unpackbits(x.view(np.uint8).reshape(*x.shape, 8), axis=-1).sum(axis=-1)
-    return float((distances.min(axis=1) <= max_distance).mean())
+    b = np.array([h for old in olds for h in old], dtype=np.uint64)[None, :]
+    x = np.ascontiguousarray(np.bitwise_xor(a, b))
+    distances = _POPCOUNT[x.view(np.uint8)].reshape(*x.shape, 8).sum(axis=-1)  # bits set in each XOR
+    close = distances <= max_distance  # frames of new x frames of every old
+    starts = np.cumsum([0, *sizes[:-1]])
+    out = []
+    for start, size in zip(starts, sizes):
+        out.append(float(close[:, start:start + size].any(axis=1).mean()) if size else 0.0)
+    return out
+
+
+_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 
 
 def pack(hashes: list[int]) -> bytes:

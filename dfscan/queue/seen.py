@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from .db import QueueDB
-from .fingerprint import band_keys, similarity
+from .fingerprint import band_keys, similarities
 
 MAX_DISTANCE = 10  # bits of 64: re-encoded/resized/watermarked frames, against unrelated ones (docs/queues.md)
 MIN_SIMILARITY = 0.5  # share of the new video's frames that must match: a trim of a few seconds keeps most
@@ -21,8 +21,8 @@ CANDIDATES = 200  # compared whole at most, those sharing the most bands first
 def find_seen(db: QueueDB, hashes: list[int], exclude: str | None = None,
               max_distance: int = MAX_DISTANCE, min_similarity: float = MIN_SIMILARITY) -> dict[str, Any] | None:
     """The best stored match of this fingerprint (not the content `exclude`), as `VideoResult.seen_before`."""
-    scored = [(similarity(hashes, cand["hashes"], max_distance), cand)
-              for cand in db.candidates(band_keys(hashes), exclude, CANDIDATES)]
+    candidates = db.candidates(band_keys(hashes), exclude, CANDIDATES)
+    scored = zip(similarities(hashes, [c["hashes"] for c in candidates], max_distance), candidates)
     matches = [(sim, cand) for sim, cand in scored if sim >= min_similarity]
     if not matches:
         return None
