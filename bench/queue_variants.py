@@ -50,12 +50,20 @@ def make_variants(clip: Path, work: Path) -> dict[str, Path]:
 
 
 def fingerprint(path: Path) -> list[int]:
+    """The frame hashes a scan keeps for `path` (cached beside the variants, by size and mtime)."""
     from dfscan.queue.fingerprint import frame_hash
     from dfscan.video import FrameSpec, read_frames
 
-    hashes: list[int] = []
-    read_frames(path, FrameSpec(), "auto", 2, keep=lambda frame: hashes.append(frame_hash(frame)))
-    return hashes
+    st = path.stat()
+    cache = Path(tempfile.gettempdir()) / "dfscan-bench-queue" / "prints.json"
+    known = json.loads(cache.read_text()) if cache.exists() else {}
+    key = f"{path}:{st.st_size}:{st.st_mtime_ns}"
+    if key not in known:
+        hashes: list[int] = []
+        read_frames(path, FrameSpec(), "auto", 2, keep=lambda frame: hashes.append(frame_hash(frame)))
+        known[key] = hashes
+        cache.write_text(json.dumps(known))
+    return known[key]
 
 
 def main() -> None:

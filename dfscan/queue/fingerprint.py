@@ -30,22 +30,29 @@ def frame_hash(frame: np.ndarray) -> int:
     return int(str(imagehash.phash(Image.fromarray(small))), 16)
 
 
+def informative(hashes: list[int]) -> list[int]:
+    """The hashes of frames with something in them: a uniform frame (black, a fade) hashes to 0 whatever
+    the video, so it is neither indexed nor compared (two clips that open on black are not alike)."""
+    return [h for h in hashes if MIN_SET_BITS <= h.bit_count() <= MAX_SET_BITS]
+
+
 def band_keys(hashes: list[int]) -> list[int]:
     """The index keys of a fingerprint: (band number, 16-bit value) of each informative frame, as one int."""
     keys = set()
-    for h in hashes:
-        if MIN_SET_BITS <= h.bit_count() <= MAX_SET_BITS:
-            keys.update((band << BAND_BITS) | ((h >> (band * BAND_BITS)) & 0xFFFF) for band in range(BANDS))
+    for h in informative(hashes):
+        keys.update((band << BAND_BITS) | ((h >> (band * BAND_BITS)) & 0xFFFF) for band in range(BANDS))
     return sorted(keys)
 
 
 def similarity(new: list[int], old: list[int], max_distance: int) -> float:
-    """The share of `new`'s frames whose closest frame of `old` lies within `max_distance` bits."""
+    """The share of `new`'s informative frames whose closest informative frame of `old` lies within
+    `max_distance` bits."""
     return similarities(new, [old], max_distance)[0]
 
 
 def similarities(new: list[int], olds: list[list[int]], max_distance: int) -> list[float]:
     """`similarity` of `new` to each of `olds`, in one pass (a lookup compares up to a few hundred)."""
+    new, olds = informative(new), [informative(old) for old in olds]
     sizes = [len(old) for old in olds]
     if not new or not any(sizes):
         return [0.0] * len(olds)
