@@ -205,7 +205,7 @@ class ResultStore:
             for raw in paths:
                 whole = path_key(raw)
                 names = {name for name in (whole, os.fspath(raw)) if _utf8(name)}  # SQLite text is UTF-8
-                gone += forget_queue(db, names, {file_sha256(Path(raw))} if os.path.isfile(raw) else set())
+                forget_queue(db, names, {file_sha256(Path(raw))} if os.path.isfile(raw) else set())
                 for name in names:
                     prefix = name.rstrip(os.sep) + os.sep
                     gone += db.execute("DELETE FROM results WHERE path=? OR substr(path, 1, ?)=?",

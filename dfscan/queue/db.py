@@ -35,12 +35,15 @@ class QueueDB:
     def fingerprint(self, sha256: str) -> dict[str, Any] | None:
         from .fingerprint import unpack
 
-        row = self.db.execute("SELECT sha256, path, verdict, hashes FROM fingerprints WHERE sha256=?",
+        row = self.db.execute("SELECT sha256, path, verdict, hashes, id FROM fingerprints WHERE sha256=?",
                               (sha256,)).fetchone()
-        return None if row is None else {"sha256": row[0], "path": row[1], "verdict": row[2], "hashes": unpack(row[3])}
+        return None if row is None else {"sha256": row[0], "path": row[1], "verdict": row[2], "hashes": unpack(row[3]),
+                                         "id": row[4]}
 
-    def candidates(self, keys: list[int], exclude: str | None, limit: int) -> list[dict[str, Any]]:
-        """Stored fingerprints sharing at least one band key, the most shared first (the index, not a scan)."""
+    def candidates(self, keys: list[int], exclude: str | None, limit: int,
+                   before: int | None = None) -> list[dict[str, Any]]:
+        """Stored fingerprints sharing at least one band key, the most shared first (the index, not a scan);
+        `before`: only those stored before the fingerprint of this id."""
         from .fingerprint import unpack
 
         if not keys:
@@ -48,8 +51,9 @@ class QueueDB:
         marks = ",".join("?" * len(keys))
         rows = self.db.execute(
             "SELECT f.sha256, f.path, f.verdict, f.hashes, f.updated FROM (SELECT id, COUNT(*) AS n "
-            f"FROM fingerprint_bands WHERE key IN ({marks}) GROUP BY id ORDER BY n DESC LIMIT ?) AS c "
-            "JOIN fingerprints AS f ON f.id = c.id ORDER BY c.n DESC", (*keys, limit + 1)).fetchall()
+            f"FROM fingerprint_bands WHERE key IN ({marks}) AND id < ? GROUP BY id ORDER BY n DESC LIMIT ?) AS c "
+            "JOIN fingerprints AS f ON f.id = c.id ORDER BY c.n DESC",
+            (*keys, before if before is not None else 2 ** 62, limit + 1)).fetchall()
         return [{"sha256": s, "path": p, "verdict": v, "hashes": unpack(h), "updated": t}
                 for s, p, v, h, t in rows if s != exclude]
 

@@ -7,13 +7,10 @@ import logging
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Iterator, Sequence
-
 import numpy as np
 
-from ..discover import Found
 from ..pipeline import ScanConfig, Scanner
-from ..results import Verdict, VideoResult
+from ..results import QUEUE_FIELDS, Verdict, VideoResult
 from .db import QueueDB
 
 log = logging.getLogger(__name__)
@@ -43,20 +40,29 @@ class QueueScanner(Scanner):
         with self._lock:
             self._prints.setdefault(path, []).append(h)
 
-    def iter_scan(self, found: Sequence[Found]) -> Iterator[VideoResult]:
-        for result in super().iter_scan(found):
-            with self._lock:
-                hashes = self._prints.pop(result.path, None)
-            if self.queue is not None and result.sha256:
-                try:
-                    annotate(self.queue, result, hashes)
-                except sqlite3.Error as exc:  # the verdict stands without them
-                    result.notes += (f"seen-before and labels unavailable: {exc}",)
-            yield result
+    def _keep(self, result: VideoResult) -> None:
+        """Before the result is stored: its fingerprint (so that a scan killed between the two finds the
+        fingerprint on its next run), then its seen-before match and label, which are never stored with it."""
+        with self._lock:
+            hashes = self._prints.pop(result.path, None)
+        if self.queue is not None and result.sha256:
+            try:
+                annotate(self.queue, result, hashes)
+            except sqlite3.Error as exc:  # the verdict stands without them
+                result.notes += (f"seen-before and labels unavailable: {exc}",)
+        queue = {k: getattr(result, k) for k in QUEUE_FIELDS}
+        for k in QUEUE_FIELDS:
+            setattr(result, k, None)
+        super()._keep(result)
+        for k, v in queue.items():
+            setattr(result, k, v)
 
 
 def annotate(db: QueueDB, r: VideoResult, hashes: list[int] | None) -> None:
-    """Keep a fresh fingerprint; give `r` its seen-before match and its content's human label."""
+    """Keep a fresh fingerprint; give `r` its seen-before match and its content's human label.
+
+    The match is the same whenever the file is scanned again (a resumed scan's report is the same
+    as an uninterrupted one's): for content seen already, only what was stored before it counts."""
     from .fingerprint import band_keys
     from .seen import find_seen, seen_entry
 
@@ -64,7 +70,7 @@ def annotate(db: QueueDB, r: VideoResult, hashes: list[int] | None) -> None:
     if own is not None and own["path"] != _key(r.path):  # the same bytes, seen under another name
         r.seen_before = seen_entry(db, own, 1.0)
     elif own is not None or hashes:
-        r.seen_before = find_seen(db, hashes or own["hashes"], exclude=r.sha256)
+        r.seen_before = find_seen(db, hashes or own["hashes"], exclude=r.sha256, before=own and own["id"])
     if own is None and hashes and r.verdict is not Verdict.ERROR:
         db.put_fingerprint(r.sha256, str(r.path), r.verdict.value, hashes, band_keys(hashes))
     label = db.label(r.sha256)

@@ -18,10 +18,11 @@ MIN_SIMILARITY = 0.5  # share of the new video's frames that must match: a trim 
 CANDIDATES = 200  # compared whole at most, those sharing the most bands first
 
 
-def find_seen(db: QueueDB, hashes: list[int], exclude: str | None = None,
+def find_seen(db: QueueDB, hashes: list[int], exclude: str | None = None, before: int | None = None,
               max_distance: int = MAX_DISTANCE, min_similarity: float = MIN_SIMILARITY) -> dict[str, Any] | None:
-    """The best stored match of this fingerprint (not the content `exclude`), as `VideoResult.seen_before`."""
-    candidates = db.candidates(band_keys(hashes), exclude, CANDIDATES)
+    """The best stored match of this fingerprint (not the content `exclude`; only those stored before the
+    fingerprint `before`, for a content seen already), as `VideoResult.seen_before`."""
+    candidates = db.candidates(band_keys(hashes), exclude, CANDIDATES, before)
     scored = zip(similarities(hashes, [c["hashes"] for c in candidates], max_distance), candidates)
     matches = [(sim, cand) for sim, cand in scored if sim >= min_similarity]
     if not matches:
