@@ -117,3 +117,19 @@ def test_forget_removes_fingerprints_and_labels(variants, colour_model, tmp_path
     db = sqlite3.connect(store)
     for table in ("results", "fingerprints", "fingerprint_bands", "labels"):
         assert db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == 0, table
+
+
+def test_the_watch_queue_is_bounded_and_waits_for_files_open_for_writing(tmp_path):
+    from dfscan.queue.watch import Pending, open_for_writing
+
+    pending = Pending(limit=3)
+    for i in range(5):
+        pending.add(str(tmp_path / f"{i}.mp4"))
+    assert len(pending) == 3 and pending.overflow  # the rest is found by a walk once the queue drains
+    path = tmp_path / "upload.mp4"
+    with open(path, "wb") as fh:
+        fh.write(b"x" * 100)
+        fh.flush()
+        if sys.platform.startswith("linux"):
+            assert open_for_writing({str(path)}) == {str(path)}
+    assert open_for_writing({str(path)}) == set()
