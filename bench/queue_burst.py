@@ -2,12 +2,14 @@
 
     python bench/queue_burst.py                   # 1,000 files; writes bench/queue_burst.json
     python bench/queue_burst.py --files 200
+    python bench/queue_burst.py --distinct        # each file different bytes: every one scanned
 
 A real watcher process (the tests' tiny colour model, the system's events) gets 10 files, then
 the burst; its peak resident memory (VmHWM) is read from /proc after each, with the rows and
-the time until every row was written. The files are copies of one short clip (each a different
-name, so a row each; the same bytes, so the scans after the first are reused from the store: the
-bench measures the queue, not the network).
+the time until every row was written. The files are copies of one short clip (1 s, 480x360), each
+under a different name, so a row each. By default they have the same bytes, so the scans after
+the first are reused from the store (the queue, not the network, is measured); --distinct
+appends one byte per file, so that every file is hashed, decoded and classified.
 """
 from __future__ import annotations
 
@@ -53,7 +55,8 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", type=int, default=1000)
-    ap.add_argument("--out", type=Path, default=HERE / "queue_burst.json")
+    ap.add_argument("--distinct", action="store_true")
+    ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -70,18 +73,23 @@ def main() -> None:
             wait_rows(out, 10, proc, 600)
             after_10 = peak_mb(proc.pid)
             start = time.monotonic()
+            data = clip.read_bytes()
             for i in range(args.files):
-                shutil.copy(clip, folder / f"burst{i:04}.mp4")
+                if args.distinct:
+                    (folder / f"burst{i:04}.mp4").write_bytes(data + i.to_bytes(2, "big"))
+                else:
+                    shutil.copy(clip, folder / f"burst{i:04}.mp4")
             copied_s = time.monotonic() - start
             took = wait_rows(out, 10 + args.files, proc, 3600)
             after_burst = peak_mb(proc.pid)
         finally:
             proc.send_signal(signal.SIGTERM)
             code = proc.wait(timeout=60)
-    result = {"machine": platform.platform(), "files": args.files, "peak_rss_mb_after_10": round(after_10, 1),
+    result = {"machine": platform.platform(), "files": args.files, "distinct": args.distinct, "peak_rss_mb_after_10": round(after_10, 1),
               "peak_rss_mb_after_burst": round(after_burst, 1), "copy_s": round(copied_s, 1),
               "all_rows_s": round(took, 1), "rows": 10 + args.files, "sigterm_exit": code}
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    out = args.out or HERE / ("queue_burst_distinct.json" if args.distinct else "queue_burst.json")
+    out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
 
