@@ -70,13 +70,16 @@ def test_labels_follow_content_across_a_rename_and_copies(variants, colour_model
     renamed = clip.rename(tmp_path / "renamed.mp4")
     csv_path = tmp_path / "r.csv"
     assert main(["scan", str(renamed), str(variants / "reencoded.mp4"), "--model", str(colour_model), "--store",
-                 str(store), "--csv", str(csv_path), "--quiet"]) == 1
+                 str(store), "--csv", str(csv_path), "--html", str(tmp_path / "r.html"), "--quiet"]) == 1
     rows = {r["path"].rsplit("/", 1)[-1]: r for r in csv.DictReader(csv_path.open(encoding="utf-8"))}
     assert rows["renamed.mp4"]["human_label"] == "REAL"
     assert rows["renamed.mp4"]["human_note"] == "'=checked by desk"  # neutralised, as every cell
     assert rows["renamed.mp4"]["seen_before_path"].endswith("clip.mp4")  # the same bytes under another name
     assert rows["reencoded.mp4"]["seen_before_label"] == "REAL"  # carried across the match
     assert rows["reencoded.mp4"]["human_label"] == "REAL"
+    html = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "<b>Human label:</b> REAL: =checked by desk" in html
+    assert "<b>Seen before</b>" in html
     assert list(rows["renamed.mp4"])[-1] == "schema" and rows["renamed.mp4"]["schema"] == str(CSV_SCHEMA)
     capsys.readouterr()
     assert main(["label", "--list", "--store", str(store)]) == 0
