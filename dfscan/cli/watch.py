@@ -13,7 +13,7 @@ import click
 
 from ..errors import DfscanError
 from . import options as opt
-from .common import EXIT_CLEAN, EXIT_INTERRUPTED, default_store, setup_logging
+from .common import EXIT_CLEAN, EXIT_INTERRUPTED, default_store, native_stderr_silenced, setup_logging
 
 
 @click.command("watch")
@@ -52,7 +52,9 @@ def watch(folders, jsonl_path, csv_path, poll_s, settle_s, extensions, hidden, s
     config = opt.scan_config(opt.pop_settings(options), extensions=exts, include_hidden=hidden,
                              store=str(store or default_store()))
     watching = WatchConfig(tuple(Path(os.path.abspath(f)) for f in folders), poll_s=poll_s, settle_s=settle_s)
-    sys.exit(_run(config, watching, jsonl_path, csv_path))
+    with native_stderr_silenced(enabled=not verbose):  # FFmpeg's own warnings would flood a service's journal
+        code = _run(config, watching, jsonl_path, csv_path)
+    sys.exit(code)
 
 
 def _run(config, watching, jsonl_path: Path, csv_path: Path | None) -> int:
