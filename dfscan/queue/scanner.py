@@ -36,7 +36,11 @@ class QueueScanner(Scanner):
             return
         from .fingerprint import frame_hash
 
-        h = frame_hash(frame)
+        try:
+            h = frame_hash(frame)
+        except Exception:  # a fingerprint is an extra: it must never cost the verdict
+            log.debug("no fingerprint of a frame of %s", path, exc_info=True)
+            return
         with self._lock:
             self._prints.setdefault(path, []).append(h)
 
