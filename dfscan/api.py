@@ -92,4 +92,8 @@ def open_scanner(config: ScanConfig = ScanConfig()) -> ScanPlan:
         from .distributed import RayScanner  # Ray is optional and heavy: imported only when asked for
 
         return RayScanner(config)
+    if config.store:  # seen-before fingerprints and people's labels live in the store
+        from .queue.scanner import QueueScanner
+
+        return QueueScanner(config)
     return Scanner(config)

@@ -1,12 +1,10 @@
 """The scan itself: discover -> decode -> detect -> classify -> aggregate, as a library.
 
-Videos are decoded and their faces detected in worker threads (OpenCV, decord
-and hashlib release the GIL) while the main thread pushes crops, batched
-across videos, through the network. Results come out in discovery order.
-`ScanConfig.engine` chooses where this runs: here (`Scanner`) or on a Ray
-cluster (`dfscan.distributed.RayScanner`, whose workers each run a `Scanner`);
-`dfscan.api.open_scanner` picks one, above both. Nothing here prints, parses
-argv or exits.
+Videos are decoded in worker processes (dfscan/decode: each video has a deadline) and their faces found in
+threads of this process, while the main thread pushes crops, batched across videos, through the network.
+Results come out in discovery order. `ScanConfig.engine` chooses where this runs: here (`Scanner`) or on a
+Ray cluster (`dfscan.distributed.RayScanner`, whose workers each run a `Scanner`); `dfscan.api.open_scanner`
+picks one, above both. Nothing here prints, parses argv or exits.
 """
 from __future__ import annotations
 
@@ -111,8 +109,7 @@ class _Prepared:
     found: Found
     result: VideoResult
     crops: list[np.ndarray] = field(default_factory=list)  # at most the model's input size (see _bounded)
-    crop_meta: list[tuple[int, tuple[float, float, float, float], float, bytes | None]] = field(
-        default_factory=list)
+    crop_meta: list[tuple[int, tuple[float, float, float, float], float, bytes | None]] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
     signatures: list[np.ndarray] = field(default_factory=list)  # each crop's appearance (verdicts/link.py)
     cached: VideoResult | None = None
@@ -180,6 +177,9 @@ class ScanPlan:
     @property
     def device(self) -> str:
         raise NotImplementedError
+
+    def on_frame(self, path: Path, frame: np.ndarray) -> None:
+        """Each sampled frame as it is decoded, for subclasses (dfscan.queue's fingerprints); nothing here."""
 
     def _stored(self, sha256: str) -> VideoResult | None:
         """The stored result for these bytes, this model and these settings; None: scan the file."""
@@ -337,6 +337,7 @@ class Scanner(ScanPlan):
         def faces(frame: np.ndarray) -> list[tuple[tuple[float, float, float, float], float, np.ndarray,
                                                    bytes | None]]:
             start = time.perf_counter()
+            self.on_frame(path, frame)
             try:
                 return [(face.box, face.confidence, self._bounded(face.crop),
                          thumbnail(face.crop) if thumbnails else None)

@@ -17,6 +17,7 @@ from typing import IO, Callable, Iterable
 from .report_terminal import results_table, summary  # noqa: F401  (the renderers, with the writers)
 from .report_text import file_stamp, flat_note, iso_time, path_text, utf8_data, utf8_text
 from .results import ScanReport, VideoResult
+from .queue.cells import queue_cells
 from .sources.report import shown_path, source_cells
 
 CSV_COLUMNS = (
@@ -27,7 +28,11 @@ CSV_COLUMNS = (
     "source_url", "final_url", "extractor", "fetched_at", "provenance", "provenance_ai", "provenance_issuer",
     "provenance_generator", "encoder", "creation_time",
     "people", "peak_time",
+    "seen_before_sha256", "seen_before_path", "seen_before_similarity", "seen_before_verdict", "seen_before_label",
+    "human_label", "human_note",
+    "schema",  # always last: CSV_SCHEMA, raised when columns change (new ones only ever before it, after the rest)
 )
+CSV_SCHEMA = 2  # 1: the columns up to creation_time; 2: + people, peak_time, seen-before and human labels (docs/queues.md)
 
 # Spreadsheets run a cell starting with one of these as a formula (OWASP "CSV injection").
 _FORMULA = re.compile(r"^'*[=+\-@\t\r]")
@@ -89,6 +94,8 @@ def _raw_row(r: VideoResult) -> dict[str, str]:
         **source_cells(r),
         "people": str(len(r.counted_people)) if r.people or r.faces else "",  # people who count (verdicts/people.py)
         "peak_time": _num(r.peak_time, 3),
+        **queue_cells(r),
+        "schema": str(CSV_SCHEMA),
     }
 
 

@@ -11,6 +11,7 @@ from functools import partial
 from html import escape
 
 from .results import ScanReport, Verdict, VideoResult
+from .queue.cells import queue_html
 from .sources.report import shown_path, sources_html
 from .report_text import CAVEAT, flat_note, local_time, printable, suspicion_order, utf8_text
 from .verdicts.people_html import CSS as PEOPLE_CSS, people_html
@@ -188,6 +189,7 @@ def _card(i: int, r: VideoResult) -> str:
     if r.notes:
         out.append(f"<p class='note'>{escape(utf8_text('; '.join(r.notes)))}</p>")
     out.append(sources_html(r))  # link, content credentials, container facts (dfscan/sources)
+    out.append(queue_html(r))  # a person's label, a seen-before match (dfscan/queue)
     if r.faces:  # the crops in one row per person, with a time strip (dfscan/verdicts); all in one row for old results
         if not r.people or not any(f.thumbnail for f in r.faces):
             out.append(_thumbs(r))

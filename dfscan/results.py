@@ -101,6 +101,10 @@ class VideoResult:
     provenance_reason: str | None = None  # why a credential is invalid
     facts: dict[str, Any] | None = None  # container facts: encoder, creation time, rotation, ...
     people: list[Person] = field(default_factory=list)  # the faces linked into people (dfscan/verdicts/people.py)
+    # Moderation queues (dfscan/queue): never stored with the result, read from the store at each scan.
+    seen_before: dict[str, Any] | None = None  # an earlier file whose fingerprint matches: sha256, path, verdict, ...
+    human_label: str | None = None  # a person's decision (`dfscan label`): FAKE, REAL or UNSURE
+    human_note: str | None = None
 
     def to_dict(self, images: bool = False) -> dict[str, Any]:
         """Plain JSON-ready data (the store's and the JSON report's form); images as base64 if asked."""
@@ -119,6 +123,7 @@ class VideoResult:
             "uncertain": list(self.uncertain) if self.uncertain else None, "covered_s": self.covered_s,
             **{k: getattr(self, k) for k in SOURCE_FIELDS}, "provenance_history": list(self.provenance_history),
             "people": [p.to_dict() for p in self.people],
+            **{k: getattr(self, k) for k in QUEUE_FIELDS},
         }
         if images and self.explanation:
             data["explanation_jpeg"] = base64.b64encode(self.explanation).decode()
@@ -139,6 +144,7 @@ class VideoResult:
             uncertain=tuple(d["uncertain"]) if d.get("uncertain") else None,
             **{k: d.get(k) for k in SOURCE_FIELDS}, provenance_history=tuple(d.get("provenance_history") or ()),
             people=[Person.from_dict(p) for p in d.get("people") or ()],
+            **{k: d.get(k) for k in QUEUE_FIELDS},
         )
 
     @property
@@ -175,6 +181,8 @@ class VideoResult:
 
 SOURCE_FIELDS = ("source_url", "final_url", "extractor", "fetched_at", "site", "provenance", "provenance_ai",
                  "provenance_issuer", "provenance_generator", "provenance_reason", "facts")
+
+QUEUE_FIELDS = ("seen_before", "human_label", "human_note")
 
 
 def _b64(text: str | None) -> bytes | None:

@@ -197,13 +197,15 @@ class ResultStore:
         are overwritten (secure_delete) and the file compacted.
         """
         from .model_info import file_sha256
+        from .queue.tables import forget as forget_queue  # fingerprints, labels, the watcher's ledger
 
         db = self._connect()
         gone = 0
         with db:
             for raw in paths:
                 whole = path_key(raw)
-                names = {whole, os.fspath(raw)}
+                names = {name for name in (whole, os.fspath(raw)) if _utf8(name)}  # SQLite text is UTF-8
+                forget_queue(db, names, {file_sha256(Path(raw))} if os.path.isfile(raw) else set())
                 for name in names:
                     prefix = name.rstrip(os.sep) + os.sep
                     gone += db.execute("DELETE FROM results WHERE path=? OR substr(path, 1, ?)=?",
@@ -267,6 +269,15 @@ def remove_store(path: Path) -> list[Path]:
         except FileNotFoundError:
             continue
     return removed
+
+
+def _utf8(text: str) -> bool:
+    """Whether `text` can be SQLite text: a path with bad bytes is kept as path_key writes it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _why(exc: BaseException) -> str:

@@ -19,10 +19,12 @@ from ..errors import DfscanError
 from .common import (EXIT_BROKEN_PIPE, EXIT_CLEAN, EXIT_ERROR, EXIT_FAKE, EXIT_INTERNAL, EXIT_INTERRUPTED,
                      EXIT_UNCERTAIN, Group, StdoutClosed, stdout_gone)
 from .evaluate import evaluate as evaluate_command
+from .label import label as label_command
 from .models import models as models_group
 from .scan import scan as scan_command
 from .store import store_group
 from .train import train as train_command
+from .watch import watch as watch_command
 
 __all__ = ["cli", "main", "run", "EXIT_CLEAN", "EXIT_FAKE", "EXIT_ERROR", "EXIT_INTERNAL", "EXIT_INTERRUPTED",
            "EXIT_BROKEN_PIPE", "EXIT_UNCERTAIN"]
@@ -34,7 +36,8 @@ def cli() -> None:
     """dfscan: find deepfaked faces in video files."""
 
 
-for _command in (scan_command, models_group, store_group, train_command, evaluate_command):
+for _command in (scan_command, models_group, store_group, train_command, evaluate_command, label_command,
+                 watch_command):
     cli.add_command(_command)
 
 

@@ -7,11 +7,11 @@ import click
 
 from ..constants import EVAL_KINDS
 from . import options as opt
-from .common import fmt, native_stderr_silenced, setup_logging, stderr_console
+from .common import default_store, fmt, native_stderr_silenced, setup_logging, stderr_console
 
 
 @click.command("evaluate")
-@click.argument("data", type=click.Path(path_type=Path, exists=True))
+@click.argument("data", type=click.Path(path_type=Path, exists=True), required=False)
 @click.option("--labels", type=click.Path(path_type=Path, exists=True, dir_okay=False), metavar="FILE",
               help="Videos: a DFDC metadata.json or a CSV path,label.  [default: DATA/metadata.json]")
 @click.option("--output", "-o", type=click.Path(path_type=Path, file_okay=False), metavar="DIR",
@@ -27,10 +27,14 @@ from .common import fmt, native_stderr_silenced, setup_logging, stderr_console
 @click.option("--overwrite", is_flag=True, help="Replace an existing --sidecar FILE.")
 @click.option("--target-precision", type=click.FloatRange(0.5, 1, max_open=True), default=0.9, show_default=True,
               metavar="P", help="The uncertain band ends where FAKE (and REAL) verdicts are right at least this often.")
+@click.option("--from-store", is_flag=True,
+              help="Instead of DATA: the files people labelled (`dfscan label`) and their stored results.")
+@click.option("--store", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
+              help="--from-store: the store to read.  [default: as for scan]")
 @opt.quiet("No progress; print only the result.")
 @opt.verbose
 def evaluate(data, labels, output, kind, subset, quiet, verbose, sidecar, overwrite, target_precision,
-             **settings) -> None:
+             from_store, store, **settings) -> None:
     """Measure a model on labelled data: face crops (frame and video level) or videos (end to end).
 
     Reports accuracy, precision, recall, F1, ROC AUC, log loss, the confusion matrix,
@@ -40,12 +44,17 @@ def evaluate(data, labels, output, kind, subset, quiet, verbose, sidecar, overwr
     from ..evaluate import EvalConfig
 
     setup_logging(quiet, verbose)
+    if from_store == (data is not None):
+        raise click.UsageError("give DATA, or --from-store (the labels of `dfscan label`)")
+    if from_store:
+        store = store or default_store()
+        data = Path(store)
     config = EvalConfig(data=data, scan=opt.scan_config(settings), labels=labels, output=output, kind=kind,
                         subset=subset)
     if sidecar is not None and sidecar.exists() and not overwrite:  # said before the evaluation, not after
         raise click.UsageError(f"{sidecar} exists; pass --overwrite to replace it or choose another name")
     with native_stderr_silenced(enabled=not verbose):
-        result = _evaluate_with_progress(config, quiet)
+        result = _from_store(config) if from_store else _evaluate_with_progress(config, quiet)
     _print_eval_result(result)
     _calibration(result, config, sidecar, overwrite, target_precision)
 
@@ -73,6 +82,17 @@ def _calibration(result, config, sidecar, overwrite: bool, target: float) -> Non
     targets = [(result.output_dir / "calibration.json", False), *([(sidecar, overwrite)] if sidecar else [])]
     for path in write_calibration(result, config, proposal, targets):
         out.print(f"calibration written to {path} (scan with it: --model {path})")
+
+
+def _from_store(config):
+    from ..queue.labels import evaluate_store
+    from .store import _open_store
+
+    store = _open_store(config.data)
+    try:
+        return evaluate_store(store, config)
+    finally:
+        store.close()
 
 
 def _evaluate_with_progress(config, quiet: bool):
