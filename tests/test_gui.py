@@ -48,7 +48,8 @@ def window():
             root.destroy()
         except tk.TclError:  # the test closed it
             pass
-    del app, root, roots
+    app = root = None
+    roots.clear()
     gc.collect()  # here, in Tk's thread: collected by the next scan's worker thread, a Tk variable would complain
 
 
