@@ -49,3 +49,17 @@ def run_until(root, done, timeout: float = 300.0, step: float = 0.01) -> None:
         assert time.monotonic() < deadline, "the window never got there"
         root.update()
         time.sleep(step)
+
+
+def window_ids(env: dict, title: str, proc: subprocess.Popen, timeout: float = 60) -> str:
+    """The X ids of windows whose title matches `title` (xdotool), once one appears; "" if `proc` ends first."""
+    if shutil.which("xdotool") is None:
+        pytest.skip("xdotool is not installed (apt-get install xdotool): it finds the window by its title")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+        found = subprocess.run(["xdotool", "search", "--name", title], env=env, capture_output=True,
+                               text=True).stdout.strip()
+        if found:
+            return found
+    return ""

@@ -7,12 +7,11 @@ import gc
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from gui_helpers import display, run_until  # noqa: F401 - `display` is a fixture
+from gui_helpers import display, run_until, window_ids  # noqa: F401 - `display` is a fixture
 from test_meso4 import DEV, MESO, build_meso4
 
 pytestmark = pytest.mark.usefixtures("display")
@@ -187,20 +186,11 @@ def test_closing_the_window_mid_scan_stops_the_scan_first(window, colour_model, 
 
 
 def test_dfscan_alone_without_a_terminal_opens_the_window(display, tmp_path):
-    import shutil
-
-    if shutil.which("xdotool") is None:
-        pytest.skip("xdotool is not installed (apt-get install xdotool): it finds the window by its title")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "DISPLAY": display}
     proc = subprocess.Popen([sys.executable, "-m", "dfscan"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=env, cwd=tmp_path)
     try:
-        found = ""
-        deadline = time.monotonic() + 60
-        while not found and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.5)
-            found = subprocess.run(["xdotool", "search", "--name", "^dfscan: find deepfaked"], env=env,
-                                   capture_output=True, text=True).stdout.strip()
+        found = window_ids(env, "^dfscan: find deepfaked", proc)
         assert found, (proc.poll(), proc.stderr.read1() if proc.poll() is not None else "")
     finally:
         proc.terminate()
