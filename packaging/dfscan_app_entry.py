@@ -1,5 +1,5 @@
 """Entry script of the standalone build's windowed executable, dfscan-app (see build_exe.spec): the window."""
-from dfscan.gui.app import main
+from dfscan.gui.launch import main
 
 if __name__ == "__main__":
     main()

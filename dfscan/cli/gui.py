@@ -32,3 +32,4 @@ def open_window(paths: list, model: str | None = None, offline: bool = False, sc
     from .sources_options import as_paths
 
     run(as_paths(paths), Settings(model=model or ""), scale=scale, offline=offline)
+

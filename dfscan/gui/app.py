@@ -369,14 +369,3 @@ def _dropped(root, data: str) -> None:
     if app is not None and not app.scanning:
         app.add_paths(Path(p) for p in root.tk.splitlist(data))
 
-
-def main() -> None:
-    """The windowed program (`dfscan-app`, the build's second executable): the window, and nothing on a console.
-
-    Arguments are paths to scan at once (a file manager's "Open with"); everything else is `dfscan gui`'s.
-    """
-    import sys
-
-    from ..cli import main as cli_main
-
-    sys.exit(cli_main(["gui", *sys.argv[1:]]))
