@@ -2,4 +2,7 @@
 from dfscan.cli import run
 
 if __name__ == "__main__":
+    import multiprocessing
+
+    multiprocessing.freeze_support()  # the window scans in a child process: a frozen child starts here
     run()

@@ -109,6 +109,7 @@ class App:
             self.show_error(exc)
             return
         self.table.clear()
+        self.table.roots = [p for p in self.paths if Path(p).is_dir()]
         self.report, self.total, self.done, self.started = None, 0, 0, time.perf_counter()
         self.messages = queue.Queue()
         self.worker = ScanWorker(list(self.paths), config, self.messages)
@@ -310,6 +311,7 @@ class App:
         self.worker.join(timeout=5)
         self.worker = None
         self.w.video_bar.stop()
+        self.w.video_bar.configure(value=0)
         self._refresh_buttons()
         if self.closing:
             self.closing = False  # close() now destroys the window at once

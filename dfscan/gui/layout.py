@@ -7,14 +7,15 @@ from dataclasses import dataclass
 from typing import Callable
 
 # (label, underlined letter, shortcut as shown, Tk event, action name): buttons, menus and keys from one list
+# The underlined letter with Alt also presses the button (f, l, s, t, v, h, i: one each).
 ACTIONS = (
     ("Add folder…", 4, "Ctrl+O", "<Control-o>", "add_folder"),
-    ("Add files…", 4, "Ctrl+Shift+O", "<Control-O>", "add_files"),
+    ("Add files…", 6, "Ctrl+Shift+O", "<Control-O>", "add_files"),
     ("Scan", 0, "F5", "<F5>", "scan"),
     ("Stop", 1, "Esc", "<Escape>", "stop"),
-    ("Save report…", 0, "Ctrl+S", "<Control-s>", "save_report_dialog"),
+    ("Save report…", 2, "Ctrl+S", "<Control-s>", "save_report_dialog"),
     ("Open HTML report", 5, "Ctrl+H", "<Control-h>", "open_html_report"),
-    ("Settings…", 2, "Ctrl+,", "<Control-comma>", "edit_settings"),
+    ("Settings…", 4, "Ctrl+,", "<Control-comma>", "edit_settings"),
 )
 
 
@@ -111,7 +112,8 @@ def _menus(root, act: Callable[[str], Callable]) -> None:
     for label, menu in (("File", file_menu), ("Scan", scan_menu), ("View", view_menu)):
         menubar.add_cascade(label=label, underline=0, menu=menu)
     root.configure(menu=menubar)
-    for _label, _u, _s, event, name in ACTIONS:
+    for label, underline, _s, event, name in ACTIONS:
         root.bind(event, lambda e, n=name: (act(n)(), "break")[1])
+        root.bind(f"<Alt-{label[underline].lower()}>", lambda e, n=name: (act(n)(), "break")[1])
     root.bind("<Control-q>", lambda e: act("close")())
     root.bind("<Control-Return>", lambda e: act("open_selected_folder")())

@@ -14,13 +14,15 @@ WIDTHS = {"file": 34, "verdict": 11, "score": 7, "people": 16, "where": 16, "not
 COLOURS = {"FAKE": "#ffcdd2", "UNCERTAIN": "#ffe0b2", "REAL": "#c8e6c9", "NO_FACE": "#fff9c4", "ERROR": "#e1bee7"}
 
 
-def cells(result) -> dict[str, str]:
-    """A result's row as the table shows it. The file name as the reports write it, with control and
-    right-to-left characters escaped, so that a name can never reorder or break the row."""
-    from ..report_text import path_text, printable
+def cells(result, roots=()) -> dict[str, str]:
+    """A result's row as the table shows it. The file as the terminal's table names it (relative to the
+    folder scanned, `roots`), with control and right-to-left characters escaped, so that a name can
+    never reorder or break the row."""
+    from ..report_terminal import display_paths
+    from ..report_text import path_text
 
     score = "" if result.score is None else f"{result.score:.4f}"
-    return {"file": printable(path_text(result.path)), "verdict": result.verdict.value, "score": score,
+    return {"file": path_text(display_paths([result], roots)[id(result)]), "verdict": result.verdict.value, "score": score,
             "people": _people(result), "where": _where(result), "notes": _notes(result)}
 
 
@@ -61,8 +63,8 @@ def _notes(result) -> str:
 
 def sort_key(column: str, value: str) -> tuple:
     """Numbers sort as numbers (an empty score last), text as text."""
-    if column == "score":
-        return (value == "", float(value) if value else 0.0)
+    if column == "score":  # (has a score, score): highest first when descending, the unscored last
+        return (value != "", float(value) if value else 0.0)
     return (0, value.casefold())
 
 
@@ -89,6 +91,7 @@ class ResultsTable:
         for verdict, colour in COLOURS.items():
             self.tree.tag_configure(verdict, background=colour, foreground="#000000")
         self.results: dict[str, Any] = {}  # row id -> VideoResult
+        self.roots: list = []  # the folders scanned: files are named relative to them
         self.sorted_by: tuple[str, bool] | None = None
         self.on_open = on_open
         for event in ("<Double-1>", "<Return>", "<KP_Enter>"):
@@ -101,7 +104,7 @@ class ResultsTable:
 
     def add(self, results) -> None:
         for result in results:
-            row = cells(result)
+            row = cells(result, self.roots)
             iid = self.tree.insert("", "end", values=[row[c] for c in COLUMNS], tags=(row["verdict"],))
             self.results[iid] = result
         if self.sorted_by is not None and results and len(self.results) <= LIVE_SORT_ROWS:

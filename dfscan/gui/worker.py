@@ -32,8 +32,8 @@ class Stopped(Exception):
 class QueueSink:
     """A ResultSink (`dfscan.api`) that hands every result to the window and ends the scan when asked."""
 
-    def __init__(self, out: queue.Queue, stop: threading.Event):
-        self.out, self.stop = out, stop
+    def __init__(self, out, stop):
+        self.out, self.stop = out, stop  # a queue and an event, of this process or shared with the window's
         self.results: list = []
 
     def start(self, found) -> None:
@@ -70,7 +70,12 @@ class _ToQueue(logging.Handler):
 
 
 class ScanWorker(threading.Thread):
-    """One scan of `paths` with `config`, from loading the model to the report, in its own thread."""
+    """One scan of `paths` with `config`, from loading the model to the report, in a process of its own.
+
+    A process, not a thread: loading and converting a model, and parts of a scan, hold Python's GIL for
+    seconds at a time (bench/gui_latency.py measured a 3.2 s freeze of the window during a first
+    conversion in a thread). This thread only relays the process's messages to `out`, and a stop.
+    """
 
     def __init__(self, paths: Sequence, config, out: queue.Queue | None = None):
         super().__init__(name="dfscan-window-scan", daemon=True)
@@ -83,49 +88,96 @@ class ScanWorker(threading.Thread):
         self.stop_requested.set()
 
     def run(self) -> None:
-        handler, saved = self._listen()
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")  # no fork of a process that runs Tk and threads
+        messages, stop = context.Queue(), context.Event()
+        child = context.Process(target=scan_in_child, args=(self.paths, self.config, messages, stop),
+                                name="dfscan-scan", daemon=True)
         try:
-            self._scan()
-        except Stopped:
-            self.out.put(Message("stopped", None))  # stopped while the model loaded: nothing was scanned
-        except Exception as exc:  # noqa: BLE001 - the window shows every failure in words, never a traceback
-            logging.getLogger("dfscan").debug("the window's scan failed", exc_info=True)
+            child.start()
+            self._relay(child, messages, stop)
+        except Exception as exc:  # noqa: BLE001 - e.g. no process could be started: said in words
             self.out.put(Message("error", exc))
         finally:
-            logging.getLogger("dfscan").removeHandler(handler)
-            for logger, level in saved:
-                logger.setLevel(level)
             self.out.put(Message("finished"))
 
-    def _listen(self) -> tuple[logging.Handler, list]:
-        handler = _ToQueue(self.out)
-        logging.getLogger("dfscan").addHandler(handler)
-        saved = []
-        for name in PHASE_LOGGERS:  # their lines propagate to dfscan's handler; INFO lets them through
-            logger = logging.getLogger(name)
-            saved.append((logger, logger.level))
-            logger.setLevel(logging.INFO)
-        return handler, saved
-
-    def _scan(self) -> None:
-        import os
-
-        from ..api import open_scanner, scan_with
-
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # the phase line says it instead
-        self.out.put(Message("phase", "preparing the model (the first time: a download and a one-time "
-                                      "conversion, about 10 s)…"))
-        started = time.perf_counter()
-        with open_scanner(self.config) as scanner:
-            self.out.put(Message("model", scanner.model_info))
+    def _relay(self, child, messages, stop) -> None:
+        while True:
             if self.stop_requested.is_set():
-                raise Stopped
-            sink = QueueSink(self.out, self.stop_requested)
-            self.out.put(Message("phase", "looking for videos…"))
+                stop.set()
             try:
-                report = scan_with(scanner, self.paths, [sink], started=started)
-            except Stopped:
-                report = scanner.report(sink.results, [str(p) for p in self.paths], time.perf_counter() - started)
-                self.out.put(Message("stopped", report))
+                message = messages.get(timeout=0.1)
+            except queue.Empty:
+                if not child.is_alive() and messages.empty():
+                    child.join()
+                    self.out.put(Message("error", RuntimeError(
+                        f"the scan's process ended unexpectedly (exit status {child.exitcode})")))
+                    return
+                continue
+            if message.kind == "finished":
+                child.join(timeout=30)
                 return
-        self.out.put(Message("done", report))
+            self.out.put(message)
+
+
+def scan_in_child(paths: list, config, out, stop) -> None:
+    """The scan, in the child process: dfscan.api, with every message sent back through `out`."""
+    handler, saved = _listen(out)
+    try:
+        _scan(paths, config, out, stop)
+    except Stopped:
+        out.put(Message("stopped", None))  # stopped while the model loaded: nothing was scanned
+    except Exception as exc:  # noqa: BLE001 - the window shows every failure in words, never a traceback
+        logging.getLogger("dfscan").debug("the window's scan failed", exc_info=True)
+        out.put(Message("error", _picklable(exc)))
+    finally:
+        logging.getLogger("dfscan").removeHandler(handler)
+        for logger, level in saved:
+            logger.setLevel(level)
+        out.put(Message("finished"))
+
+
+def _picklable(exc: Exception) -> Exception:
+    import pickle
+
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:  # noqa: BLE001 - an exception a library made that cannot cross processes
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
+
+
+def _listen(out) -> tuple[logging.Handler, list]:
+    handler = _ToQueue(out)
+    logging.getLogger("dfscan").addHandler(handler)
+    saved = []
+    for name in PHASE_LOGGERS:  # their lines propagate to dfscan's handler; INFO lets them through
+        logger = logging.getLogger(name)
+        saved.append((logger, logger.level))
+        logger.setLevel(logging.INFO)
+    return handler, saved
+
+
+def _scan(paths: list, config, out, stop) -> None:
+    import os
+
+    from ..api import open_scanner, scan_with
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # the phase line says it instead
+    out.put(Message("phase", "preparing the model (the first time: a download and a one-time conversion, "
+                             "about 10 s)…"))
+    started = time.perf_counter()
+    with open_scanner(config) as scanner:
+        out.put(Message("model", scanner.model_info))
+        if stop.is_set():
+            raise Stopped
+        sink = QueueSink(out, stop)
+        out.put(Message("phase", "looking for videos…"))
+        try:
+            report = scan_with(scanner, paths, [sink], started=started)
+        except Stopped:
+            report = scanner.report(sink.results, [str(p) for p in paths], time.perf_counter() - started)
+            out.put(Message("stopped", report))
+            return
+    out.put(Message("done", report))
