@@ -11,7 +11,8 @@ HEADINGS = {"file": "File", "verdict": "Verdict", "score": "Score", "people": "P
             "where": "Where to look", "notes": "Notes"}
 WIDTHS = {"file": 34, "verdict": 11, "score": 7, "people": 16, "where": 16, "notes": 36}  # in characters
 # Background colours as in the HTML report, light enough for black text; the verdict's word is always shown.
-COLOURS = {"FAKE": "#ffcdd2", "UNCERTAIN": "#ffe0b2", "REAL": "#c8e6c9", "NO_FACE": "#fff9c4", "ERROR": "#e1bee7"}
+COLOURS = {"FAKE": "#ffcdd2", "UNCERTAIN": "#ffe0b2", "REAL": "#c8e6c9", "NO_FACE": "#fff9c4",
+           "ERROR": "#e1bee7"}
 
 
 def cells(result, roots=()) -> dict[str, str]:
