@@ -23,7 +23,8 @@ def cells(result, roots=()) -> dict[str, str]:
     from ..report_text import path_text
 
     score = "" if result.score is None else f"{result.score:.4f}"
-    return {"file": path_text(display_paths([result], roots)[id(result)]), "verdict": result.verdict.value, "score": score,
+    return {"file": path_text(display_paths([result], roots)[id(result)]), "verdict": result.verdict.value,
+            "score": score,
             "people": _people(result), "where": _where(result), "notes": _notes(result)}
 
 
