@@ -27,13 +27,13 @@ def window():
 
     roots = []
 
-    def make(paths=(), **settings):
+    def make(paths=(), scale: float = 1.0, **settings):
         from dfscan.gui.settings import Settings
 
         root = tk.Tk()
         roots.append(root)
         opened: list = []
-        app = App(root, paths, Settings(**settings), opener=opened.append)
+        app = App(root, paths, Settings(**settings), opener=opened.append, scale=scale)
         app.opened = opened
         return app
 
@@ -115,9 +115,13 @@ def test_stop_mid_scan_keeps_what_is_done_and_scan_again_reuses_it(window, colou
     kept = {r.path for r in app.report.results}
     assert "stopped:" in app.w.phase.get() and "kept" in app.w.phase.get()
     scan_and_wait(app)
-    assert len(app.report.results) == 5 and app.dialogs == []
+    assert len(app.report.results) == 5 and app.dialogs == [] and "reused from earlier scans" in app.w.summary.get()
     reused = {r.path for r in app.report.results if r.cached}
     assert reused == kept
+    # a report into a folder that cannot be written: a dialog in words, nothing else breaks
+    (tmp_path / "a-file").write_text("")
+    assert not app.save_report(tmp_path / "a-file" / "report.csv")
+    assert app.dialogs[-1].title == "The report could not be saved" and "another folder" in app.dialogs[-1].text
     notes = {Path(r["file"]).name: r["notes"] for r in app.table.rows()}
     assert all(("reused from an earlier scan" in notes[p.name]) == (p in kept) for p in clips.values()
                if isinstance(p, Path) and p.is_file() and p.suffix.lower() != ".txt")
@@ -195,6 +199,41 @@ def test_dfscan_alone_without_a_terminal_opens_the_window(display, tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_every_action_has_a_key_and_200_percent_scales_text_and_rows(window):
+    import tkinter.font as tkfont
+    from tkinter import ttk
+
+    from dfscan.gui.layout import ACTIONS
+
+    small, large = window(), window(scale=2.0)
+    letters = [label[underline].lower() for label, underline, *_ in ACTIONS]
+    assert len(set(letters)) == len(ACTIONS)  # one Alt+letter each
+    for label, underline, _shortcut, event, name in ACTIONS:
+        assert large.root.bind(event) and large.root.bind(f"<Alt-{label[underline].lower()}>"), name
+    fonts = [tkfont.nametofont("TkDefaultFont", root=app.root) for app in (small, large)]
+    assert abs(fonts[1].cget("size")) == 2 * abs(fonts[0].cget("size"))
+    rows = [int(ttk.Style(app.root).lookup("Treeview", "rowheight")) for app in (small, large)]
+    assert rows[1] > fonts[1].metrics("linespace") > rows[0]  # rows as tall as the larger text
+    app = large
+    app.root.focus_force()
+    app.root.update()
+    app.root.event_generate("<F5>")  # Scan, with nothing to scan: says so
+    app.root.update()
+    assert [d.title for d in app.dialogs] == ["Nothing to scan yet"]
+    app.dialogs[0].close()
+    app.root.focus_force()
+    app.root.update()
+    app.root.event_generate("<Alt-i>")  # Settings…
+    app.root.update()
+    (settings,) = [w for w in app.root.winfo_children() if w.winfo_class() == "Toplevel"]
+    assert settings.title() == "dfscan settings"
+    settings.focus_force()
+    app.root.update()
+    settings.event_generate("<Escape>")
+    app.root.update()
+    assert not settings.winfo_exists()
 
 
 def test_gui_is_a_command_and_help_imports_no_tkinter():
