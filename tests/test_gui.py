@@ -242,3 +242,12 @@ def test_gui_is_a_command_and_help_imports_no_tkinter():
     done = cli_in_fresh_process([["--help"], ["gui", "--help"]], ("tkinter", "numpy"))
     assert done.returncode == 0, done.stderr
     assert "gui" in done.stdout and "--scale" in done.stdout
+
+
+def test_gui_without_a_display_says_so(monkeypatch, capsys):
+    from dfscan.cli import main
+
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert main(["gui"]) == 2
+    assert "no display to open a window on" in capsys.readouterr().err

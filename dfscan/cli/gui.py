@@ -2,6 +2,8 @@
 dfscan" on a folder). Tkinter is imported only when the command runs, so `dfscan --help` stays instant."""
 from __future__ import annotations
 
+import sys
+
 import click
 
 from . import options as opt
@@ -22,7 +24,8 @@ def gui(paths, model, offline, scale, verbose) -> None:
 
     if not display_available():
         raise DfscanError("no display to open a window on (DISPLAY is not set); use `dfscan scan` in a terminal")
-    setup_logging(quiet=False, verbose=verbose)
+    if sys.stderr is not None:  # a windowed program (dfscan-app on Windows, macOS) has no stderr to log to
+        setup_logging(quiet=False, verbose=verbose)
     open_window(list(paths), model=model, offline=offline, scale=scale)
 
 
