@@ -189,6 +189,18 @@ def test_closing_the_window_mid_scan_stops_the_scan_first(window, colour_model, 
         kept.close()
 
 
+@pytest.mark.slow
+def test_two_windows_scan_the_same_store_at_once(window, colour_model, clips, tmp_path):
+    store = str(tmp_path / "shared.sqlite")
+    apps = [window([clips["root"]], model=str(colour_model), store=store) for _ in range(2)]
+    for app in apps:
+        app.w.buttons["scan"].invoke()
+    run_until(apps[0].root, lambda: not any(app.scanning for app in apps if app.root.update() is None))
+    assert all(app.dialogs == [] and len(app.report.results) == 5 for app in apps)
+    verdicts = [sorted((r.path.name, r.verdict.value) for r in app.report.results) for app in apps]
+    assert verdicts[0] == verdicts[1] and ("fake_red.mp4", "FAKE") in verdicts[0]
+
+
 def test_dfscan_alone_without_a_terminal_opens_the_window(display, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "DISPLAY": display}
     proc = subprocess.Popen([sys.executable, "-m", "dfscan"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
