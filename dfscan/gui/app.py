@@ -116,6 +116,7 @@ class App:
         self.messages = queue.Queue()
         self.worker = ScanWorker(list(self.paths), config, self.messages)
         self.worker.start()
+        self.w.video_bar.configure(mode="indeterminate")
         self.w.video_bar.start(60)
         self.w.summary.set("")
         self._refresh_buttons()
@@ -305,7 +306,7 @@ class App:
         reused = sum(r.cached for r in report.results)
         self.w.summary.set(f"{counts or 'no videos'}" + (f" · {reused} reused from earlier scans" if reused else ""))
         self.w.phase.set(f"stopped: {len(report.results)} of {self.total} videos done; they are kept, and Scan "
-                         "goes on from there" if stopped else f"done: {len(report.results)} videos")
+                         "goes on from there" if stopped else f"done: {_videos(len(report.results))}")
         if self.table.sorted_by is not None:
             self.table.sort(*self.table.sorted_by, keep=True)
 
@@ -313,7 +314,7 @@ class App:
         self.worker.join(timeout=5)
         self.worker = None
         self.w.video_bar.stop()
-        self.w.video_bar.configure(value=0)
+        self.w.video_bar.configure(mode="determinate", value=0)
         self._refresh_buttons()
         if self.closing:
             self.closing = False  # close() now destroys the window at once
@@ -335,6 +336,10 @@ class App:
                   "open_html_report": not busy and self.report is not None}
         for name, enabled in states.items():
             self.w.buttons[name].state(["!disabled"] if enabled else ["disabled"])
+
+
+def _videos(n: int) -> str:
+    return f"{n} video" if n == 1 else f"{n} videos"
 
 
 def _duration(seconds: float) -> str:
