@@ -73,8 +73,18 @@ def shoot(work: Path, out: Path, scale: float) -> None:
     root.update()
     time.sleep(0.5)
     root.update()
-    subprocess.run(["import", "-window", root.wm_frame(), str(out)], check=True)
+    subprocess.run(["import", "-window", _window_id(root), str(out)], check=True)
     root.destroy()
+
+
+def _window_id(root) -> str:
+    """The X window with the menu bar (Tk's wrapper, found by title with xdotool), else Tk's own frame."""
+    if shutil.which("xdotool"):
+        found = subprocess.run(["xdotool", "search", "--name", f"^{root.title()}$"], capture_output=True,
+                               text=True).stdout.split()
+        if found:
+            return found[0]
+    return root.wm_frame()
 
 
 if __name__ == "__main__":
