@@ -103,6 +103,8 @@ def test_the_table_shows_what_the_cli_csv_says_for_the_same_clips(window, meso4,
     app.root.update()
     page = app.opened[-1]
     assert page.suffix == ".html" and "ffpp_Deepfakes__519_515.mp4" in page.read_text(encoding="utf-8")
+    report = app.open_html_report()  # the whole scan's evidence report, opened in the browser
+    assert app.opened[-1] == report and all(name in report.read_text(encoding="utf-8") for name in CLIPS)
 
 
 def test_stop_mid_scan_keeps_what_is_done_and_scan_again_reuses_it(window, colour_model, clips, tmp_path):
