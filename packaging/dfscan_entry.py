@@ -4,5 +4,6 @@ from dfscan.cli import run
 if __name__ == "__main__":
     import multiprocessing
 
-    multiprocessing.freeze_support()  # decoding workers (dfscan/decode/worker.py) start from a frozen executable too
+    # decoding workers (dfscan/decode/worker.py) and the window's scan (a child process) start here when frozen
+    multiprocessing.freeze_support()
     run()

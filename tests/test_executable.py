@@ -22,6 +22,7 @@ import pytest
 from dfscan import __version__
 from dfscan.faces import detector_weights
 from dfscan.registry import frozen_models, registry_file, resolve_model
+from gui_helpers import display  # noqa: F401 - a fixture: an X display (Xvfb) for the windowed executable
 
 ROOT = Path(__file__).resolve().parents[1]
 EXE_NAME = "dfscan.exe" if os.name == "nt" else "dfscan"
@@ -206,3 +207,25 @@ def test_frozen_registry_model_from_an_offline_hub_cache(built, clips, colour_mo
     listed = run_frozen(built, "models", "list", env_extra={"HF_HUB_CACHE": str(cache)})
     assert listed.returncode == 0 and "dfdc-part34" in listed.stdout  # the table wraps long names
     assert "default (no --model)" in listed.stdout  # the bundled model, not the registry's
+
+
+@pytest.mark.slow
+def test_frozen_windowed_app_opens_its_window_and_scans(built, clips, colour_model, display):
+    """dfscan-app, the build's second executable, opens the window (under Xvfb) and scans the folder it is given;
+    the .desktop launcher sits beside it."""
+    from gui_helpers import window_ids
+
+    app = built["exe"].parent / ("dfscan-app.exe" if os.name == "nt" else "dfscan-app")
+    assert app.is_file()
+    desktop = (built["exe"].parent / "dfscan.desktop").read_text()
+    assert "Exec=dfscan-app %F" in desktop and "Terminal=false" in desktop
+    env = {**built["env"], "DISPLAY": display}
+    proc = subprocess.Popen([str(app), str(clips["fake_mp4"]), "--model", str(colour_model)],
+                            cwd=built["work"] / "elsewhere", env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    try:
+        assert window_ids(env, "^dfscan: find deepfaked", proc, timeout=120), proc.stdout.read1() \
+            if proc.poll() is not None else "no window"
+    finally:
+        proc.terminate()
+        proc.wait(10)

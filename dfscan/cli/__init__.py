@@ -20,6 +20,7 @@ from .common import (EXIT_BROKEN_PIPE, EXIT_CLEAN, EXIT_ERROR, EXIT_FAKE, EXIT_I
                      EXIT_UNCERTAIN, Group, StdoutClosed, stdout_gone)
 from .evaluate import evaluate as evaluate_command
 from .label import label as label_command
+from .gui import gui as gui_command
 from .models import models as models_group
 from .scan import scan as scan_command
 from .store import store_group
@@ -37,7 +38,7 @@ def cli() -> None:
 
 
 for _command in (scan_command, models_group, store_group, train_command, evaluate_command, label_command,
-                 watch_command):
+                 watch_command, gui_command):
     cli.add_command(_command)
 
 
@@ -55,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         click.echo("interrupted", err=True)
         return EXIT_INTERRUPTED
     except _NO_ARGS as exc:  # `dfscan` alone: its help, on stdout, ending in a newline, as `dfscan --help`
+        if _no_terminal():  # double-clicked (no terminal attached): the window, not a help text nobody sees
+            return main(["gui"])
         click.echo(exc.ctx.get_help() if exc.ctx is not None else cli.get_help(click.Context(cli)))
         return EXIT_CLEAN
     except click.ClickException as exc:
@@ -73,6 +76,20 @@ def main(argv: list[str] | None = None) -> int:
         _internal_error(exc)
         return EXIT_INTERNAL
     return EXIT_CLEAN
+
+
+def _no_terminal() -> bool:
+    """No terminal on stdin nor stdout, and a display to open a window on: started from a file manager."""
+    from ..gui import display_available
+
+    def tty(stream) -> bool:
+        try:
+            return stream is not None and stream.isatty()
+        except (AttributeError, ValueError, OSError):
+            return False
+
+    return not tty(sys.stdin) and not tty(sys.stdout) and display_available() \
+        and not os.environ.get("DFSCAN_NO_WINDOW")
 
 
 def _internal_error(exc: Exception) -> None:

@@ -1,0 +1,4 @@
+from .launch import main
+
+if __name__ == "__main__":
+    main()
