@@ -72,6 +72,7 @@ class ScanConfig:
     uncertain: BandSetting = None  # a Band, "LOW:HIGH", "none" (no band) or None: the model's own band
     links: LinkConfig = LinkConfig()  # how URLs among the paths are fetched (dfscan/sources/links.py)
     trust_anchors: str | None = None  # PEM certificates a C2PA signer must chain to; None: no signer is trusted
+    follow_links: bool = False  # enter links to folders outside the folder named (discover.py)
 
     def __post_init__(self):
         object.__setattr__(self, "uncertain", band_setting(self.uncertain))
@@ -165,7 +166,7 @@ class ScanPlan:
         links = [p for p in paths if is_link(p)]
         fetched = fetch_found(links, c.links, c.offline, progress) if links else []
         local = discover([p for p in paths if not is_link(p)], recursive=c.recursive, extensions=c.extensions,
-                         include_hidden=c.include_hidden)
+                         include_hidden=c.include_hidden, follow_links=c.follow_links)
         return local + fetched
 
     def iter_scan(self, found: Sequence[Found]) -> Iterator[VideoResult]:

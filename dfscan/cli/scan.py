@@ -30,6 +30,9 @@ from .to_stdout import STDOUT_FORMATS, is_stdout
 @click.option("--ext", "extensions", multiple=True, metavar="EXT",
               help="Video extensions to pick in folders (repeat or comma-separate); replaces the default list.")
 @click.option("--hidden", is_flag=True, help="Also scan hidden files and folders (names starting with '.').")
+@click.option("--follow-links", is_flag=True,
+              help="Also enter links to folders outside the folder named (links to files are always followed; "
+                   "no folder is walked twice, /proc, /sys and /dev never).")
 @click.option("--engine", type=click.Choice(ENGINES), default=ENGINES[0], show_default=True,
               help="local: this process; ray: a Ray cluster (pip install '.[ray]' in dfscan's folder).")
 @click.option("--address", metavar="ADDR",
@@ -116,7 +119,8 @@ def _scan_config(options: dict, **kept):
     exts = normalise_extensions(options["extensions"]) if options["extensions"] else VIDEO_EXTENSIONS
     return opt.scan_config(settings, recursive=options["recursive"], extensions=exts,
                            include_hidden=options["hidden"], explain=options["explain"], engine=options["engine"],
-                           address=options["address"], actors=options["actors"], **kept)
+                           address=options["address"], actors=options["actors"], follow_links=options["follow_links"],
+                           **kept)
 
 
 def _check_outputs(out: Outputs, store: str | None) -> None:
