@@ -26,8 +26,9 @@ from .constants import AGGREGATES, DECODERS, ENGINES
 from .discover import VIDEO_EXTENSIONS, Found, discover
 from .errors import ConfigError, VideoError, file_reason
 from .faces import FaceConfig, FaceDetector, thumbnail
+from .files import video_sha256
 from .model import Classifier
-from .model_info import ModelInfo, file_sha256
+from .model_info import ModelInfo
 from .registry import resolve_model
 from .results import FaceScore, ScanReport, Verdict, VideoResult
 from .runtime import check as runtime_check
@@ -287,10 +288,8 @@ class Scanner(ScanPlan):
             result.error = found.error
             return prepared
         try:
-            if found.path.stat().st_size == 0:
-                raise VideoError("empty file (0 bytes)")
-            with self.times.timing("hash"):
-                result.sha256 = file_sha256(found.path)
+            with self.times.timing("hash"):  # a pipe, a device, an empty file or (if big) no video: VideoError first
+                result.sha256 = video_sha256(found.path)
             with self.times.timing("credentials"):  # read again for a stored result: the trust anchors may differ
                 read_credentials(result, found.path, self.config.trust_anchors)
             stored = self._stored(result.sha256)

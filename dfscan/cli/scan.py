@@ -137,11 +137,11 @@ def _check_outputs(out: Outputs, store: str | None) -> None:
             raise click.UsageError(f"{shown(path)} would be written twice (as {seen[path]} and as {role}); "
                                    "choose other names")
         seen[path] = role
-    files = {fmt: path for fmt, path in out.reports.items() if not is_stdout(path)}
+    files = {fmt: path for fmt, path in out.reports.items() if not is_stdout(path) and not out.stream(path)}
     for fmt, path in files.items():
         if os.path.lexists(path) and not out.overwrite:
             raise click.UsageError(f"{shown(path)} exists; pass --overwrite to replace it or choose another name")
-    jsonl = None if is_stdout(out.jsonl) else out.jsonl
+    jsonl = None if is_stdout(out.jsonl) or out.stream(out.jsonl) else out.jsonl
     if jsonl is not None and os.path.lexists(jsonl) and not out.overwrite:
         raise click.UsageError(f"{shown(out.jsonl)} exists; pass --overwrite to replace it or choose another name")
     for fmt, path in files.items():  # each is written through a temporary file beside it, at the end

@@ -79,12 +79,26 @@ class Outputs:
         from ..report import partial_path
 
         out = {fmt: path for fmt, path in self.reports.items() if not is_stdout(path)}
-        if not is_stdout(self.csv):
+        if not is_stdout(self.csv) and not self.stream(self.csv):
             out["csv.partial"] = partial_path(self.csv)
         if self.jsonl is not None and not is_stdout(self.jsonl):
             out["jsonl"] = self.jsonl
-            out["jsonl.partial"] = partial_path(self.jsonl)
+            if not self.stream(self.jsonl):
+                out["jsonl.partial"] = partial_path(self.jsonl)
         return out
+
+    @staticmethod
+    def stream(path: Path | None) -> bool:
+        """A report name at a device or pipe (written in place: no live copy, nothing replaced); a name dfscan
+        must not write at (a link to a file, a folder) is refused here, before the scan (DfscanError)."""
+        from ..report_targets import STREAM, ReportPathError, report_target
+
+        if path is None or is_stdout(path):
+            return False
+        try:
+            return report_target(path) == STREAM
+        except ReportPathError as exc:
+            raise DfscanError(f"cannot write a report at {shown(path)}: {exc.strerror}") from exc
 
 
 def run_scan(paths, config, out: Outputs, interrupts: Interrupts) -> int:
@@ -95,10 +109,11 @@ def run_scan(paths, config, out: Outputs, interrupts: Interrupts) -> int:
 def _scan_and_report(paths, config, out: Outputs, interrupts: Interrupts) -> int:
     from ..api import open_scanner
     from ..report import LiveCsv, LiveJsonl, partial_path
+    from ..report_targets import StreamJsonl
 
     err = stderr_console()  # shared with the log and phase lines, which then print above the spinner
     started = time.perf_counter()
-    live = None if is_stdout(out.csv) else partial_path(out.csv)
+    live = None if is_stdout(out.csv) or out.stream(out.csv) else partial_path(out.csv)
     try:  # both live files are created now: an output that cannot be written stops us before the scan
         live_csv = LiveCsv(live) if live is not None else NoLiveCsv()
     except OSError as exc:
@@ -109,7 +124,7 @@ def _scan_and_report(paths, config, out: Outputs, interrupts: Interrupts) -> int
             jsonl = StdoutJsonl()
         elif out.jsonl:
             try:
-                jsonl = LiveJsonl(out.jsonl, out.overwrite)
+                jsonl = StreamJsonl(out.jsonl) if out.stream(out.jsonl) else LiveJsonl(out.jsonl, out.overwrite)
             except OSError as exc:
                 raise DfscanError(_cannot_create(out.jsonl, exc)) from exc
         # huggingface_hub's own download bar would draw over the spinner: the phase line says it instead
@@ -267,7 +282,7 @@ def _finish(report, paths, out: Outputs, live: Path | None, store, missing: bool
 
     files = {fmt: path for fmt, path in out.reports.items() if not is_stdout(path)}
     failed = write_reports(report, files, overwrite=out.overwrite)
-    if "csv" in failed:
+    if "csv" in failed and live is not None:
         failed["csv"] += f"; every row is in {shown(live)}"
     elif live is not None:
         live.unlink()
