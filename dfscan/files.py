@@ -39,6 +39,9 @@ def open_regular(path: str | os.PathLike) -> int:
     O_NONBLOCK: opening a pipe must not wait for a writer; the type is read from the open file
     (fstat), so a file swapped for a pipe after a check cannot slip through.
     """
+    refused = not_a_file(os.stat(path).st_mode)  # a socket cannot even be opened (ENXIO): said first
+    if refused:
+        raise VideoError(refused)
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
                  | getattr(os, "O_BINARY", 0))
     try:

@@ -130,3 +130,194 @@ def test_a_link_loop_is_still_named_as_one(tmp_path):
     touch(tmp_path / "v" / "ok.mp4")
     os.symlink(tmp_path / "v", tmp_path / "v" / "loop")
     assert {f.path.name: f.error for f in discover([tmp_path / "v"])} == {"ok.mp4": None, "loop": LINK_LOOP}
+
+
+# --- item 5 and "FIFO/socket/device files called empty": what is no file is named; the container before the hash ---
+
+def read_csv(path: Path) -> dict[str, dict[str, str]]:
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as fh:
+        return {Path(row["path"]).name: row for row in csv.DictReader(fh)}
+
+
+@pytest.fixture
+def odd_files(tmp_path, clips):
+    import socket
+
+    d = tmp_path / "odd"
+    d.mkdir()
+    (d / "good.mp4").write_bytes(clips["fake_mp4"].read_bytes())
+    with open(d / "huge.mp4", "wb") as fh:  # sparse: 1 TiB of zeros that take no disk
+        fh.truncate(2**40)
+    os.mkfifo(d / "pipe.mp4")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(d / "sock.mp4"))
+    os.symlink("/dev/zero", d / "zero.mp4")
+    yield d
+    sock.close()
+
+
+def test_pipes_sockets_devices_and_a_terabyte_of_zeros_get_their_own_rows_at_once(odd_files, colour_model, tmp_path):
+    from dfscan.cli import main
+
+    out = tmp_path / "out.csv"
+    code = main(["scan", str(odd_files), "--model", str(colour_model), "--no-store", "--csv", str(out), "-q"])
+    assert code == 1  # the red clip is FAKE; the others are ERROR rows, and the scan ended
+    rows = read_csv(out)
+    assert rows["good.mp4"]["verdict"] == "FAKE"
+    assert rows["pipe.mp4"]["error"] == "a named pipe (FIFO), not a video file"
+    assert rows["sock.mp4"]["error"] == "a socket, not a video file"
+    assert rows["zero.mp4"]["error"] == "a character device, not a video file"
+    assert rows["huge.mp4"]["verdict"] == "ERROR" and rows["huge.mp4"]["sha256"] == ""  # refused before hashing
+    assert "empty" not in " ".join(r["error"] for r in rows.values())
+
+
+def test_hashing_a_big_file_says_how_far_it_got(clips, monkeypatch, caplog):
+    import hashlib
+    import logging
+
+    from dfscan import files
+
+    monkeypatch.setattr(files, "HASH_PROGRESS_FROM", 1)  # every file is "big", every block worth a line
+    monkeypatch.setattr(files, "HASH_PROGRESS_EVERY_S", 0.0)
+    monkeypatch.setattr(files, "_CHUNK", 4096)
+    with caplog.at_level(logging.INFO, logger="dfscan.phase"):
+        digest = files.video_sha256(clips["fake_mp4"])
+    assert digest == hashlib.sha256(clips["fake_mp4"].read_bytes()).hexdigest()
+    lines = [r.getMessage() for r in caplog.records if r.name == "dfscan.phase"]
+    assert lines and all(line.startswith(f"hashing {clips['fake_mp4'].name}: ") for line in lines)
+    assert lines[-1].endswith("(100%)")
+
+
+# --- item 10: reports go to regular files; devices and pipes are written in place, links never replaced ----------
+
+def null_device(path: Path) -> Path:
+    """A character device like /dev/null, made in the test's folder (the real one must survive a failing test)."""
+    import stat
+
+    try:
+        os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    except (PermissionError, OSError) as exc:
+        pytest.skip(f"cannot make a device node here: {exc}")
+    os.chmod(path, 0o666)  # as /dev/null's (mknod's mode passes through the umask)
+    return path
+
+
+def scan_args(clips, colour_model, *extra) -> list[str]:
+    return ["scan", str(clips["fake_mp4"]), "--model", str(colour_model), "--no-store", "-q", *extra]
+
+
+def test_reports_at_devices_are_written_into_them_never_replacing_them(clips, colour_model, tmp_path):
+    import stat
+
+    from dfscan.cli import main
+
+    null = null_device(tmp_path / "null")
+    os.symlink(null, tmp_path / "stdout")  # like /dev/stdout: a link to a device
+    before = sorted(os.listdir(tmp_path))
+    code = main(scan_args(clips, colour_model, "--csv", str(null), "--jsonl", str(tmp_path / "stdout"), "--overwrite"))
+    assert code == 1
+    assert stat.S_ISCHR(os.lstat(null).st_mode)
+    assert os.readlink(tmp_path / "stdout") == str(null)
+    assert sorted(os.listdir(tmp_path)) == before  # no .partial, no temporary file, nothing replaced
+
+
+def test_reports_into_named_pipes_reach_the_reader(clips, colour_model, tmp_path):
+    import threading
+
+    from dfscan.cli import main
+
+    got = {}
+    for name in ("csv", "jsonl"):
+        os.mkfifo(tmp_path / name)
+
+    def read(name):
+        with open(tmp_path / name, "rb") as fh:
+            got[name] = fh.read()
+
+    readers = [threading.Thread(target=read, args=(n,), daemon=True) for n in ("csv", "jsonl")]
+    for r in readers:
+        r.start()
+    code = main(scan_args(clips, colour_model, "--csv", str(tmp_path / "csv"), "--jsonl", str(tmp_path / "jsonl")))
+    for r in readers:
+        r.join(60)
+    assert code == 1
+    assert got["csv"].startswith(b"path,verdict,") and b",FAKE," in got["csv"]
+    assert b'"verdict": "FAKE"' in got["jsonl"] and got["jsonl"].count(b"\n") == 1
+    assert sorted(os.listdir(tmp_path)) == ["csv", "jsonl"]
+
+
+@pytest.mark.parametrize("flag", ["--csv", "--jsonl", "--json"])
+def test_a_link_to_a_file_at_a_report_name_is_neither_followed_nor_removed(clips, colour_model, tmp_path, flag, capsys):
+    from dfscan.cli import main
+
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("keep me")
+    os.symlink(target, tmp_path / "report")
+    code = main(scan_args(clips, colour_model, flag, str(tmp_path / "report"), "--overwrite"))
+    assert code == 2
+    assert "symbolic link" in capsys.readouterr().err
+    assert os.readlink(tmp_path / "report") == str(target) and target.read_text() == "keep me"
+
+
+# --- items 11 and 12: the store and the cache at paths dfscan was given -------------------------------------------
+
+def test_a_device_as_the_store_is_refused_untouched_and_the_scan_goes_on(clips, colour_model, tmp_path, caplog):
+    import stat
+
+    from dfscan.cli import main
+
+    null = null_device(tmp_path / "null")
+    code = main(["scan", str(clips["fake_mp4"]), "--model", str(colour_model), "--store", str(null), "-q",
+                 "--csv", str(tmp_path / "out.csv")])
+    assert code == 1
+    assert stat.S_IMODE(os.lstat(null).st_mode) == 0o666 and stat.S_ISCHR(os.lstat(null).st_mode)
+    assert sorted(os.listdir(tmp_path)) == ["null", "out.csv"]  # no null-journal, no null-wal
+
+
+def test_a_cache_folder_given_by_the_user_keeps_its_mode(tmp_path, monkeypatch):
+    import stat
+
+    from dfscan import dirs
+
+    given = tmp_path / "shared"
+    given.mkdir()
+    os.chmod(given, 0o1777)  # like /tmp
+    monkeypatch.setenv(dirs.CACHE_ENV, str(given))
+    dirs.private_dir(given)
+    made = dirs.private_dir(given / "models")
+    assert stat.S_IMODE(given.stat().st_mode) == 0o1777
+    assert stat.S_IMODE(made.stat().st_mode) == 0o700
+
+
+def test_a_link_planted_at_the_store_name_is_refused(tmp_path):
+    from dfscan.store import ResultStore, StoreUnusable
+
+    os.symlink(tmp_path / "planted.sqlite", tmp_path / "dangling.sqlite")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    os.symlink(victim, tmp_path / "existing.sqlite")
+    for name in ("dangling.sqlite", "existing.sqlite"):
+        with pytest.raises(StoreUnusable, match="symbolic link"):
+            ResultStore(tmp_path / name, strict=True)
+    assert not (tmp_path / "planted.sqlite").exists()
+    assert victim.read_text() == "precious"
+    os.symlink(victim, tmp_path / "real.sqlite-journal")  # a side file SQLite would write through
+    with pytest.raises(StoreUnusable, match="symbolic link"):
+        ResultStore(tmp_path / "real.sqlite", strict=True)
+    assert victim.read_text() == "precious"
+
+
+def test_store_clear_deletes_only_a_dfscan_store(tmp_path):
+    from dfscan.cli import main
+    from dfscan.store import ResultStore
+
+    notes = tmp_path / "thesis.docx"
+    notes.write_bytes(b"PK\x03\x04 a document")
+    assert main(["store", "--store", str(notes), "clear", "--yes"]) == 2
+    assert notes.exists()
+    store = tmp_path / "results.sqlite"
+    ResultStore(store).close()
+    assert main(["store", "--store", str(store), "clear", "--yes"]) == 0
+    assert not store.exists()
