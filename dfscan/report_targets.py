@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import stat
-from pathlib import Path
 
 FILE, STREAM = "file", "stream"
 
@@ -70,34 +69,3 @@ def write_in_place(path: str | os.PathLike, text: str | bytes) -> None:
     data = text if isinstance(text, bytes) else text.encode("utf-8", "backslashreplace")
     with os.fdopen(open_stream(path), "wb") as fh:
         fh.write(data)
-
-
-class StreamJsonl:
-    """--jsonl into a device or pipe: one line per video as it finishes; nothing to resume or set aside."""
-
-    resumed = 0
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self._fh = os.fdopen(open_stream(path), "w", encoding="utf-8", errors="backslashreplace")
-
-    def start(self, found) -> None:
-        pass
-
-    def add(self, result) -> None:
-        from .report import jsonl_line
-
-        self._fh.write(jsonl_line(result))
-        self._fh.flush()
-
-    def close(self) -> None:
-        if not self._fh.closed:
-            self._fh.close()
-
-    def discard(self) -> None:
-        self.close()
-
-    def set_aside(self) -> None:
-        """Nothing to set aside: the lines are already with the reader."""
-        self.close()
-        return None

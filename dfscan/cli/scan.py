@@ -19,7 +19,8 @@ from .to_stdout import STDOUT_FORMATS, is_stdout
 
 
 @click.command("scan")
-@click.argument("paths", nargs=-1, type=click.Path())  # text: a link (https://...) is no Path
+# text: a link (https://...) is no Path; readable=False: a file or folder we may not read is an ERROR row
+@click.argument("paths", nargs=-1, type=click.Path(readable=False))
 @click.option("--from-file", "path_list", type=click.File("rb"),
               metavar="LIST",
               help="Also scan the paths (or http/https links) listed in LIST, one per line ('-': stdin); blank "
@@ -177,7 +178,9 @@ def _refuse_mistyped(paths: tuple[Path, ...]) -> None:
     stay ERROR rows of a scan that goes on.
     """
     # a broken symbolic link exists: it gets its own row; a URL is fetched later, and a failed fetch is a row
-    missing = [p for p in paths if not sources_options.is_link(p) and not os.path.lexists(p)]
+    from .scan_run import not_there
+
+    missing = [p for p in paths if not sources_options.is_link(p) and not os.path.islink(p) and not_there(p)]
     if missing:
         names = ", ".join(shown(p) for p in missing)
         raise click.UsageError(f"no such file or folder: {names} (nothing was scanned or written)")

@@ -15,7 +15,7 @@ from ..errors import DfscanError
 from .common import (EXIT_CLEAN, EXIT_ERROR, EXIT_FAKE, EXIT_INTERRUPTED, EXIT_UNCERTAIN, native_stderr_silenced, shown,
                      stderr_console, stdout_gone)
 from .sources_options import FetchBar
-from .to_stdout import NoLiveCsv, StdoutJsonl, is_stdout, write_to_stdout
+from .to_stdout import NoLiveCsv, StdoutJsonl, StreamJsonl, is_stdout, write_to_stdout
 
 
 class Interrupts:
@@ -109,7 +109,6 @@ def run_scan(paths, config, out: Outputs, interrupts: Interrupts) -> int:
 def _scan_and_report(paths, config, out: Outputs, interrupts: Interrupts) -> int:
     from ..api import open_scanner
     from ..report import LiveCsv, LiveJsonl, partial_path
-    from ..report_targets import StreamJsonl
 
     err = stderr_console()  # shared with the log and phase lines, which then print above the spinner
     started = time.perf_counter()
@@ -185,11 +184,29 @@ def _report(scanner, paths, out: Outputs, times: tuple[float, float], interrupts
 
 
 def _missing(paths) -> list:
-    """The named paths that do not exist, each said on stderr."""
-    missing = [p for p in paths if not isinstance(p, str) and not os.path.exists(p)]  # str: a link
-    for p in missing:
-        logging.getLogger("dfscan").warning("no such file or folder: %s", shown(p))
+    """The named paths that do not exist (not those we may not see: those are rows), said on stderr: the first
+    MISSING_SAID by name, the rest counted (a queue's list may hold a million stale names)."""
+    missing = [p for p in paths if not isinstance(p, str) and not_there(p)]  # str: a link
+    log = logging.getLogger("dfscan")
+    for p in missing[:MISSING_SAID]:
+        log.warning("no such file or folder: %s", shown(p))
+    if len(missing) > MISSING_SAID:
+        log.warning("… and %d more paths that do not exist (each has its ERROR row)", len(missing) - MISSING_SAID)
     return missing
+
+
+MISSING_SAID = 10
+
+
+def not_there(path) -> bool:
+    """Nothing at `path` (or a link to nothing); False where a folder on the way may not be entered."""
+    try:
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    except (OSError, ValueError):
+        return False
+    return False
 
 
 class _Sink:
