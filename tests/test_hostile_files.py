@@ -321,3 +321,83 @@ def test_store_clear_deletes_only_a_dfscan_store(tmp_path):
     ResultStore(store).close()
     assert main(["store", "--store", str(store), "clear", "--yes"]) == 0
     assert not store.exists()
+
+
+# --- item 7 and "a named unreadable file or folder is refused by click": as an ordinary user, not root -------------
+
+NOBODY = 65534
+# Root without the capabilities that let it read and enter anything: what an ordinary user meets, for files
+# of another user, where `nobody` cannot run this Python (installed under root's own home, say).
+NO_DAC = ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner"]
+
+
+@pytest.fixture
+def unprivileged():
+    """(run, base, owner): `run(args)` runs `dfscan <args>` as a user without root's powers, in `base` (a folder it
+    may enter; pytest's own are root's only); what `owner` owns and keeps to itself, that user may not read."""
+    import shutil
+    import tempfile
+
+    if not hasattr(os, "geteuid") or os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root (to give up its powers) and setpriv")
+    base = Path(tempfile.mkdtemp(prefix="dfscan-nobody-"))
+    os.chmod(base, 0o755)
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(root), HOME=str(base), XDG_CACHE_HOME=str(base / "cache"),
+               XDG_DATA_HOME=str(base / "data"))
+    nobody = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+    for prefix, owner in ((nobody, 0), (NO_DAC, NOBODY)):
+        probe = subprocess.run([*prefix, sys.executable, "-c", "import click, av, numpy, dfscan.cli"], env=env,
+                               capture_output=True, cwd=base)
+        if probe.returncode == 0:
+            break
+    else:
+        shutil.rmtree(base)
+        pytest.skip(f"cannot run this Python without root's powers here: {probe.stderr[-200:]!r}")
+    if owner == 0:
+        os.chown(base, NOBODY, NOBODY)  # nobody's home: it writes the report and its caches there
+
+    def run(args: list[str]) -> subprocess.CompletedProcess:
+        code = "import sys\nfrom dfscan.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+        return subprocess.run([*prefix, sys.executable, "-c", code, *args], env=env, cwd=base, capture_output=True,
+                              text=True, timeout=300)
+
+    yield run, base, owner
+    shutil.rmtree(base)
+
+
+def keep_to(owner: int, path: Path, mode: int) -> None:
+    os.chown(path, owner, owner, follow_symlinks=False)
+    os.chmod(path, mode)
+
+
+def test_what_an_ordinary_user_may_not_read_is_one_error_row_each(unprivileged, clips, colour_model):
+    import csv
+    import shutil
+
+    run, base, owner = unprivileged
+    model = base / colour_model.name
+    shutil.copy(colour_model, model)
+    os.chmod(model, 0o644)
+    shutil.copy(clips["fake_mp4"], base / "good.mp4")
+    os.chmod(base / "good.mp4", 0o644)
+    locked = base / "locked"  # a folder we may not enter, with a video in it
+    touch(locked / "inside.mp4")
+    keep_to(owner, locked, 0o700)
+    touch(base / "unreadable.mp4")  # a file we may not read
+    keep_to(owner, base / "unreadable.mp4", 0o600)
+    mixed = base / "mixed"
+    (mixed / "listonly").mkdir(parents=True)
+    os.symlink(locked / "inside.mp4", mixed / "other.mp4")  # into someone else's folder
+    os.symlink(base / "good.mp4", mixed / "listonly" / "link.mp4")
+    keep_to(owner, mixed / "listonly", 0o744)  # names may be listed, not looked up
+    out = base / "out.csv"
+    proc = run(["scan", str(base / "good.mp4"), str(locked / "inside.mp4"), str(base / "unreadable.mp4"),
+                str(locked), str(mixed), "--model", str(model), "--no-store", "-q", "--csv", str(out)])
+    assert proc.returncode == 1 and out.exists(), proc.stderr[-3000:]  # FAKE; the rest are rows, not a refusal (2)
+    with open(out, newline="", encoding="utf-8") as fh:
+        rows = {os.path.relpath(r["path"], base): r for r in csv.DictReader(fh)}
+    assert rows.pop("good.mp4")["verdict"] == "FAKE"
+    assert {name: r["verdict"] for name, r in rows.items()} == dict.fromkeys(
+        ["locked/inside.mp4", "unreadable.mp4", "locked", "mixed/other.mp4", "mixed/listonly/link.mp4"], "ERROR")
+    assert all("ermission denied" in r["error"] for r in rows.values()), {n: r["error"] for n, r in rows.items()}
