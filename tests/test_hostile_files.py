@@ -401,3 +401,33 @@ def test_what_an_ordinary_user_may_not_read_is_one_error_row_each(unprivileged, 
     assert {name: r["verdict"] for name, r in rows.items()} == dict.fromkeys(
         ["locked/inside.mp4", "unreadable.mp4", "locked", "mixed/other.mp4", "mixed/listonly/link.mp4"], "ERROR")
     assert all("ermission denied" in r["error"] for r in rows.values()), {n: r["error"] for n, r in rows.items()}
+
+
+# --- smaller: /dev/zero as a registry path; a queue's list of a great many stale names ---------------------------
+
+def test_a_device_as_a_registry_models_file_is_called_one(tmp_path, monkeypatch):
+    import json
+
+    from dfscan import registry
+    from dfscan.errors import ModelError
+
+    listed = tmp_path / "registry.json"
+    listed.write_text(json.dumps({"models": [{"name": "zero", "source": {"path": "/dev/zero"}}]}))
+    monkeypatch.setenv(registry.REGISTRY_ENV, str(listed))
+    with pytest.raises(ModelError, match="not a regular file") as caught:
+        registry.resolve_model("zero")
+    assert "not found" not in str(caught.value)
+
+
+def test_stale_names_in_a_list_are_counted_not_each_logged(clips, colour_model, tmp_path, capfd):
+    from dfscan.cli import main
+
+    listed = tmp_path / "queue.txt"
+    listed.write_text("".join(f"{tmp_path}/gone-{i}.mp4\n" for i in range(50)) + f"{clips['fake_mp4']}\n")
+    out = tmp_path / "out.csv"
+    code = main(["scan", "--from-file", str(listed), "--model", str(colour_model), "--no-store", "--csv", str(out)])
+    assert code == 2  # listed names that do not exist: the scan's status says so
+    err = capfd.readouterr().err
+    assert err.count("no such file or folder") <= 10 + 1  # the first ten by name, then a count
+    assert "40 more paths that do not exist" in err
+    assert len(read_csv(out)) == 51  # each still has its row
