@@ -419,15 +419,19 @@ def test_a_device_as_a_registry_models_file_is_called_one(tmp_path, monkeypatch)
     assert "not found" not in str(caught.value)
 
 
-def test_stale_names_in_a_list_are_counted_not_each_logged(clips, colour_model, tmp_path, capfd):
-    from dfscan.cli import main
+def test_stale_names_in_a_list_are_counted_not_each_logged(clips, colour_model, tmp_path, capfd, monkeypatch):
+    from dfscan.cli import main, scan_run
+
+    monkeypatch.setattr(scan_run, "TABLE_ROWS", 5)  # the terminal's table is bounded too (1,000 rows)
 
     listed = tmp_path / "queue.txt"
     listed.write_text("".join(f"{tmp_path}/gone-{i}.mp4\n" for i in range(50)) + f"{clips['fake_mp4']}\n")
     out = tmp_path / "out.csv"
     code = main(["scan", "--from-file", str(listed), "--model", str(colour_model), "--no-store", "--csv", str(out)])
     assert code == 2  # listed names that do not exist: the scan's status says so
-    err = capfd.readouterr().err
+    std = capfd.readouterr()
+    err = std.err
     assert err.count("no such file or folder") <= 10 + 1  # the first ten by name, then a count
+    assert "FAKE" in std.out and "… and 46 less suspicious videos, in the reports only" in std.out
     assert "40 more paths that do not exist" in err
     assert len(read_csv(out)) == 51  # each still has its row

@@ -323,17 +323,25 @@ def _finish(report, paths, out: Outputs, live: Path | None, store, missing: bool
     return EXIT_UNCERTAIN if counts[Verdict.UNCERTAIN] else EXIT_CLEAN
 
 
+TABLE_ROWS = 1000  # a terminal table of a million rows took minutes and gigabytes to draw, and no one reads it
+
+
 def _print_results(report, paths, out: Outputs, written: dict, store, setup_s: float | None) -> None:
     """The table and the summary on stdout; with a report on stdout (`-`), the summary alone, on stderr."""
     from rich.console import Console
 
     from ..report import results_table, summary
+    from ..report_terminal import suspicion_order
 
     console = Console() if out.to_stdout is None else stderr_console()
     wrap = not console.is_terminal  # a terminal wraps the summary at spaces; a file or pipe gets whole lines
     try:
-        if report.results and out.to_stdout is None:
-            console.print(results_table(report.results, paths, width=console.width), soft_wrap=True)
+        if report.results and out.to_stdout is None:  # the most suspicious first: a bounded table, whole reports
+            shown = suspicion_order(report.results)[:TABLE_ROWS]
+            console.print(results_table(shown, paths, width=console.width), soft_wrap=True)
+            if len(report.results) > len(shown):
+                console.print(f"… and {len(report.results) - len(shown):,} less suspicious videos, in the reports "
+                              "only", markup=False, highlight=False, soft_wrap=wrap)
         console.print(summary(report, written, store=str(store.path) if store is not None else None,
                               store_problem=store.problem if store is not None else None, setup_s=setup_s),
                       soft_wrap=wrap)
