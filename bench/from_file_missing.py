@@ -34,7 +34,7 @@ def main() -> None:
         start = time.perf_counter()
         proc = subprocess.run([sys.executable, "-c", RUN, "scan", "--from-file", str(listed), "--model", a.model,
                                "--no-store", "--csv", f"{d}/out.csv"], env=dict(os.environ, PYTHONPATH=a.code),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                              cwd=a.code, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         took = time.perf_counter() - start
         peak = next((int(x.split()[1]) for x in proc.stderr.splitlines() if x.startswith("PEAK_KB")), None)
         lines = sum("no such file or folder" in x for x in proc.stderr.splitlines())
