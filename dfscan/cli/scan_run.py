@@ -199,13 +199,14 @@ MISSING_SAID = 10
 
 
 def not_there(path) -> bool:
-    """Nothing at `path` (or a link to nothing); False where a folder on the way may not be entered."""
+    """Nothing at `path` (or a link to nothing, or a name no file can have); False where a folder on the way may
+    not be entered: that path may well exist, and gets its "permission denied" row."""
     try:
         os.stat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return True
-    except (OSError, ValueError):
+    except PermissionError:
         return False
+    except (OSError, ValueError):
+        return True
     return False
 
 
