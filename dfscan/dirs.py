@@ -48,7 +48,9 @@ def _local_appdata() -> Path:
 def private_dir(path: str | os.PathLike) -> Path:
     """Create `path` (and missing parents) readable by this user only (0700); tighten it if it is dfscan's own.
 
-    A folder that exists already keeps its mode unless it is dfscan's data or cache folder or below them.
+    A folder that exists already keeps its mode unless it is dfscan's data or cache folder or below them;
+    a folder the user gave as the cache ($DFSCAN_CACHE_DIR=/tmp) is theirs: only the folders dfscan makes in
+    it are tightened, never the folder itself.
     """
     path = Path(path)
     missing = []
@@ -59,9 +61,16 @@ def private_dir(path: str | os.PathLike) -> Path:
     for folder in reversed(missing):
         folder.mkdir(mode=0o700, exist_ok=True)
         tighten(folder, 0o700)
-    if any(path == own or own in path.parents for own in (data_dir(), cache_dir())):
+    if _is_own(path):
         tighten(path, 0o700)
     return path
+
+
+def _is_own(path: Path) -> bool:
+    """`path` is a folder dfscan names: its data folder, the default cache folder, or a folder below them."""
+    given = bool(os.environ.get(CACHE_ENV))
+    return any(own in path.parents or (path == own and not (cache and given))
+               for own, cache in ((data_dir(), False), (cache_dir(), True)))
 
 
 def is_private_dir(path: str | os.PathLike) -> bool:

@@ -7,8 +7,10 @@ report shows them instead of silently dropping them.
 from __future__ import annotations
 
 import errno
+import functools
 import os
-from dataclasses import dataclass
+import stat
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator
 
@@ -105,18 +107,22 @@ def discover(
     recursive: bool = True,
     extensions: Iterable[str] = VIDEO_EXTENSIONS,
     include_hidden: bool = False,
+    follow_links: bool = False,
 ) -> list[Found]:
     """Videos under `paths`, each folder's content sorted, duplicates removed.
 
     A file named explicitly is always taken, whatever its extension: the user
     asked for it. Inside folders, files are picked by extension (case-insensitive).
+    No folder is entered twice (by device and inode), however many links lead to it; pseudo
+    file systems (/proc, /sys, /dev) are never walked; a link to a folder outside the named
+    folder is followed only with `follow_links` (links to files are always followed).
     """
-    exts = normalise_extensions(extensions)
+    walk = _Walk(normalise_extensions(extensions), recursive, include_hidden, follow_links)
     seen: set[str] = set()
     found: list[Found] = []
     for raw in paths:
-        for item in _walk_argument(Path(raw), recursive, exts, include_hidden):
-            key = _identity(item.path)
+        for item in walk.argument(Path(raw)):
+            key = _identity(item)
             if key in seen:
                 continue
             seen.add(key)
@@ -124,12 +130,15 @@ def discover(
     return found
 
 
-def _identity(path: Path) -> str:
-    """One key per file, so the same video reached twice is scanned once."""
+def _identity(item: Found) -> str:
+    """One key per file, so the same video reached twice is scanned once (a name that cannot be resolved
+    is its own key: a million missing names cost no walk of their folders)."""
+    if item.error:
+        return os.path.abspath(item.path)
     try:
-        return os.path.realpath(path)
+        return os.path.realpath(item.path)
     except (OSError, ValueError):
-        return os.path.abspath(path)
+        return os.path.abspath(item.path)
 
 
 def _unusable_name(path: Path) -> str | None:
@@ -144,55 +153,191 @@ def _unusable_name(path: Path) -> str | None:
     return None
 
 
-def _walk_argument(path: Path, recursive: bool, exts: frozenset[str], hidden: bool) -> Iterator[Found]:
-    problem = _unusable_name(path)
-    if problem:
-        yield Found(path, problem)
-    elif path.is_symlink() and not path.exists():
-        yield Found(path, BROKEN_LINK)
-    elif path.is_dir():
-        yield from _walk_dir(path, recursive, exts, hidden, ancestors=frozenset())
-    elif path.exists():
-        yield Found(path)
-    else:
-        yield Found(path, "no such file or folder")
+def os_reason(exc: OSError, link: bool = False) -> str:
+    """A report row's words for a file or folder the system would not show us."""
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return PERMISSION_DENIED
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP) and link:
+        return BROKEN_LINK
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        return "no such file or folder"
+    return exc.strerror or str(exc)
 
 
-def _walk_dir(
-    folder: Path, recursive: bool, exts: frozenset[str], hidden: bool, ancestors: frozenset[tuple[int, int]]
-) -> Iterator[Found]:
+PERMISSION_DENIED = "permission denied"
+_PSEUDO_ROOTS = ("/proc", "/sys", "/dev")
+# File systems the kernel makes up: reading them walks processes, devices and endless files, no videos.
+_PSEUDO_TYPES = frozenset({
+    "proc", "sysfs", "devtmpfs", "devpts", "cgroup", "cgroup2", "debugfs", "tracefs", "securityfs", "pstore",
+    "bpf", "configfs", "fusectl", "mqueue", "hugetlbfs", "binfmt_misc", "efivarfs", "autofs", "rpc_pipefs",
+    "nsfs", "selinuxfs"})
+
+
+@functools.lru_cache(maxsize=1)
+def _pseudo_devices() -> dict[int, str]:
+    """st_dev -> type of every pseudo file system mounted (Linux's mountinfo; empty elsewhere)."""
+    out: dict[int, str] = {}
     try:
-        st = folder.stat()
-        key = (st.st_dev, st.st_ino)
-        if key in ancestors:
-            yield Found(folder, "symbolic link loop; folder not entered again")
-            return
-        with os.scandir(folder) as it:
-            entries = sorted(it, key=lambda e: e.name)
-    except OSError as exc:
-        yield Found(folder, f"cannot read folder: {exc.strerror or exc}")
-        return
-    ancestors = ancestors | {key}
-    for entry in entries:
-        if entry.name.startswith(".") and not hidden:
-            continue
-        path = Path(entry.path)
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                fields = line.split()
+                if " - " not in line or len(fields) < 3 or ":" not in fields[2]:
+                    continue
+                kind = line.split(" - ", 1)[1].split()[0]
+                if kind in _PSEUDO_TYPES:
+                    major, minor = fields[2].split(":")
+                    out[os.makedev(int(major), int(minor))] = kind
+    except (OSError, ValueError):
+        pass
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _pseudo_roots() -> dict[tuple[int, int], str]:
+    """(st_dev, st_ino) -> name of /proc, /sys and /dev, whatever file system a container gives them."""
+    out = {}
+    for root in _PSEUDO_ROOTS:
         try:
-            is_dir = entry.is_dir()  # follows symlinks
+            st = os.stat(root)
         except OSError:
-            is_dir = False
-        if is_dir:
-            if _extension(entry.name) in exts:
-                yield Found(path, FOLDER_NAMED_LIKE_VIDEO)
-            if recursive:
-                yield from _walk_dir(path, recursive, exts, hidden, ancestors)
             continue
-        if _extension(entry.name) not in exts:
-            continue
-        if entry.is_symlink() and not path.exists():
-            yield Found(path, BROKEN_LINK)
+        out[(st.st_dev, st.st_ino)] = root
+    return out
+
+
+def pseudo_file_system(st: os.stat_result) -> str | None:
+    """The pseudo file system (/proc, /sys, /dev, or a mount of proc, sysfs...) a folder is or is in, or None.
+
+    By device and inode, not by name: a link or bind mount reaches them under any name, and no
+    path needs resolving (a walk 1,000 folders deep would resolve each one's 1,000 parents)."""
+    return _pseudo_roots().get((st.st_dev, st.st_ino)) or _pseudo_devices().get(st.st_dev)
+
+
+@dataclass
+class _Walk:
+    """One discovery: its choices, and every folder entered so far (by device and inode)."""
+
+    exts: frozenset[str]
+    recursive: bool
+    hidden: bool
+    follow_links: bool
+    entered: set[tuple[int, int]] = field(default_factory=set)
+
+    def argument(self, path: Path) -> Iterator[Found]:
+        problem = _unusable_name(path)
+        if problem:
+            yield Found(path, problem)
+            return
+        is_link = False
+        try:
+            is_link = stat.S_ISLNK(os.lstat(path).st_mode)
+            st = os.stat(path)
+        except OSError as exc:
+            yield Found(path, os_reason(exc, link=is_link))
+            return
+        if stat.S_ISDIR(st.st_mode):
+            yield from self.tree(path, st)
         else:
             yield Found(path)
+
+    def tree(self, top: Path, st: os.stat_result) -> Iterator[Found]:
+        """Walk `top` depth first, without recursion (no depth is too deep), each folder's content sorted."""
+        root = os.path.realpath(top)
+        refused = self._refuse(top, st, False, root, set())
+        if refused is not None:
+            yield from [Found(top, refused)] if refused else []
+            return
+        frames: list[tuple[tuple[int, int], Iterator[os.DirEntry]]] = []
+        on_path: set[tuple[int, int]] = set()  # the folders above the one being read: a way back is a loop
+        opened = self._open(top, st, frames, on_path)
+        if opened:
+            yield opened
+        while frames:
+            key, entries = frames[-1]
+            entry = next(entries, None)
+            if entry is None:
+                frames.pop()
+                on_path.discard(key)
+                continue
+            if entry.name.startswith(".") and not self.hidden:
+                continue
+            yield from self._entry(entry, root, frames, on_path)
+
+    def _entry(self, entry: os.DirEntry, root: str, frames: list, on_path: set) -> Iterator[Found]:
+        path, ext = Path(entry.path), _extension(entry.name)
+        try:
+            is_link = entry.is_symlink()
+            is_dir = entry.is_dir()  # follows links
+        except OSError as exc:  # a link we may not follow (EACCES): a row, if it may be a video
+            if ext in self.exts:
+                yield Found(path, os_reason(exc, link=True))
+            return
+        if not is_dir:
+            if ext in self.exts:
+                yield self._file(path, is_link)
+            return
+        if ext in self.exts:
+            yield Found(path, FOLDER_NAMED_LIKE_VIDEO)
+        if not self.recursive:
+            return
+        try:
+            st = entry.stat()
+        except OSError as exc:
+            yield Found(path, os_reason(exc, link=is_link))
+            return
+        refused = self._refuse(path, st, is_link, root, on_path)
+        if refused is None:
+            opened = self._open(path, st, frames, on_path)
+            if opened:
+                yield opened
+        elif refused:
+            yield Found(path, refused)
+
+    @staticmethod
+    def _file(path: Path, is_link: bool) -> Found:
+        if not is_link:
+            return Found(path)
+        try:
+            os.stat(path)
+        except OSError as exc:
+            return Found(path, os_reason(exc, link=True))
+        return Found(path)
+
+    def _refuse(self, path: Path, st: os.stat_result, is_link: bool, root: str, on_path: set) -> str | None:
+        """Why a folder is not entered: a reason (a row), "" (silently: walked already), or None (enter it)."""
+        key = (st.st_dev, st.st_ino)
+        if key in on_path:
+            return (LINK_LOOP if is_link else
+                    "a folder that contains itself (a bind mount loops back); folder not entered again")
+        if key in self.entered:
+            return ""  # reached again by another way (a link, a bind mount): its videos are listed once
+        pseudo = pseudo_file_system(st)
+        if pseudo:
+            return f"{pseudo}: a system pseudo file system, not walked (no videos there)"
+        if is_link and not self.follow_links and not _inside(os.path.realpath(path), root):
+            return ("a link to a folder outside the folder named (not followed; --follow-links follows such "
+                    "links)")
+        return None
+
+    def _open(self, folder: Path, st: os.stat_result, frames: list, on_path: set) -> Found | None:
+        """Read `folder` and push it on the walk; a Found carrying the reason when it cannot be read."""
+        key = (st.st_dev, st.st_ino)
+        self.entered.add(key)
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            return Found(folder, f"cannot read folder: {exc.strerror or exc}")
+        frames.append((key, iter(entries)))
+        on_path.add(key)
+        return None
+
+
+LINK_LOOP = "symbolic link loop; folder not entered again"
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def _extension(name: str) -> str:

@@ -23,8 +23,9 @@ from .constants import AGGREGATES, DECODERS, ENGINES
 from .discover import VIDEO_EXTENSIONS, Found, discover
 from .errors import ConfigError, VideoError, file_reason
 from .faces import FaceConfig, FaceDetector, thumbnail
+from .files import video_sha256
 from .model import Classifier
-from .model_info import ModelInfo, file_sha256
+from .model_info import ModelInfo
 from .registry import resolve_model
 from .results import FaceScore, ScanReport, Verdict, VideoResult
 from .runtime import check as runtime_check
@@ -72,6 +73,7 @@ class ScanConfig:
     links: LinkConfig = LinkConfig()  # how URLs among the paths are fetched (dfscan/sources/links.py)
     trust_anchors: str | None = None  # PEM certificates a C2PA signer must chain to; None: no signer is trusted
     video_timeout: float | None = None  # seconds a video's decoding may take; None: decode/worker.default_timeout
+    follow_links: bool = False  # enter links to folders outside the folder named (discover.py)
 
     def __post_init__(self):
         object.__setattr__(self, "uncertain", band_setting(self.uncertain))
@@ -167,7 +169,7 @@ class ScanPlan:
         links = [p for p in paths if is_link(p)]
         fetched = fetch_found(links, c.links, c.offline, progress) if links else []
         local = discover([p for p in paths if not is_link(p)], recursive=c.recursive, extensions=c.extensions,
-                         include_hidden=c.include_hidden)
+                         include_hidden=c.include_hidden, follow_links=c.follow_links)
         return local + fetched
 
     def iter_scan(self, found: Sequence[Found]) -> Iterator[VideoResult]:
@@ -290,10 +292,8 @@ class Scanner(ScanPlan):
             result.error = found.error
             return prepared
         try:
-            if found.path.stat().st_size == 0:
-                raise VideoError("empty file (0 bytes)")
-            with self.times.timing("hash"):
-                result.sha256 = file_sha256(found.path)
+            with self.times.timing("hash"):  # a pipe, a device, an empty file or (if big) no video: VideoError first
+                result.sha256 = video_sha256(found.path)
             with self.times.timing("credentials"):  # read again for a stored result: the trust anchors may differ
                 read_credentials(result, found.path, self.config.trust_anchors)
             stored = self._stored(result.sha256)

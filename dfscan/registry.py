@@ -177,8 +177,11 @@ def entry_model(entry: Entry, offline: bool = False, accept: bool = False, revis
         ref = replace(ref, revision=revision)
     if ref is None:
         path = Path(entry.source.get("path", "")).expanduser()
-        if not path.is_file():
+        if not os.path.lexists(path):
             raise ModelError(f"registry model {entry.name}: file not found: {path}")
+        from .safe_load import regular_file
+
+        regular_file(path, f"registry model {entry.name}'s file")  # a device (/dev/zero), a pipe, a folder: said so
         info = model_info(path, entry.data, default_name=entry.name, source=str(path))
         return _checked(info, entry)
     got = download(ref, offline, hint=entry.name)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO, Callable, Iterable
 
 from .report_terminal import results_table, summary  # noqa: F401  (the renderers, with the writers)
+from .report_targets import ReportPathError
 from .report_text import file_stamp, flat_note, iso_time, path_text, utf8_data, utf8_text
 from .results import ScanReport, VideoResult
 from .queue.cells import queue_cells
@@ -165,7 +166,8 @@ class LiveJsonl:
         self.resumed = 0
         leftover = partial_path(self.path)
         if overwrite and os.path.lexists(self.path):
-            os.unlink(self.path)  # --overwrite: the name is replaced, a link at it never followed
+            _replaceable(self.path)  # a device, pipe or link at the name is neither removed nor followed
+            os.unlink(self.path)  # --overwrite: the file is replaced
         if not os.path.lexists(self.path) and _is_own_file(leftover):
             self._resume(leftover)
             return
@@ -293,12 +295,21 @@ def write_atomic(path: Path, text: str | bytes, overwrite: bool = False, private
             fh.flush()
             os.fsync(fh.fileno())
         if overwrite:
+            _replaceable(path)
             os.replace(tmp, path)
         else:
             _move_no_clobber(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _replaceable(path: Path) -> None:
+    """Only a regular file is replaced: a device, pipe, link or folder at `path` stays (ReportPathError)."""
+    from .report_targets import FILE, report_target
+
+    if report_target(path) != FILE:
+        raise ReportPathError(0, "it is not a regular file: dfscan replaces only files")
 
 
 def _new_temp(path: Path, mode: int) -> tuple[int, str]:
@@ -403,10 +414,15 @@ def write_reports(report: ScanReport, targets: dict[str, Path], overwrite: bool 
     One report that cannot be written (a full disk, a file that appeared during the scan)
     does not stop the others.
     """
+    from .report_targets import STREAM, report_target, write_in_place
+
     failed = {}
     for fmt, path in targets.items():
         try:
-            write_atomic(path, WRITERS[fmt](report), overwrite=overwrite)
+            if report_target(path) == STREAM:  # a device or pipe: written into, never replaced
+                write_in_place(path, WRITERS[fmt](report))
+            else:
+                write_atomic(path, WRITERS[fmt](report), overwrite=overwrite)
         except FileExistsError:
             failed[fmt] = f"{path} appeared during the scan and was not replaced"
         except OSError as exc:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .dirs import data_dir, private_dir, private_file, tighten
+from .dirs import data_dir, private_dir, tighten
 
 log = logging.getLogger(__name__)
 
@@ -89,15 +89,15 @@ class ResultStore:
         self._all: list[sqlite3.Connection] = []
         self._closed = False
         try:
-            private_dir(self.path.parent)
-            private_file(self.path)
+            created = _prepare(self.path)
+            ours = created or is_dfscan_store(self.path)
             with self._connect() as db:
                 db.executescript(_SCHEMA)
-            for suffix in SIDE_FILES:  # SQLite gives them the store's mode; a store from before 0600 had 0644 ones
-                side = Path(str(self.path) + suffix)
-                if side.exists():
-                    tighten(side, 0o600)
-        except (sqlite3.Error, OSError) as exc:
+            if ours:  # tightened only if dfscan made it: never a file it was merely given
+                for side in [self.path, *(Path(str(self.path) + suffix) for suffix in SIDE_FILES)]:
+                    if side.exists():  # SQLite gives them the store's mode; a store from before 0600 had 0644 ones
+                        tighten(side, 0o600)
+        except (sqlite3.Error, OSError, StoreUnusable) as exc:
             self._fail(exc)
 
     def _fail(self, exc: BaseException) -> None:
@@ -259,10 +259,77 @@ class StoreSnapshot:
         pass
 
 
+def _prepare(path: Path) -> bool:
+    """Check the store's name before SQLite opens it; create it (0600, in 0700 folders) if missing: True then.
+
+    SQLite follows links and writes `-journal` files beside whatever it opens: a link at the
+    store's name (or at a side file's) is refused, and so is anything but a regular file
+    (`--store /dev/null` would otherwise chmod the device and create /dev/null-journal).
+    """
+    for name in [path, *(Path(str(path) + suffix) for suffix in SIDE_FILES)]:
+        problem = _not_a_store_file(name)
+        if problem:
+            raise StoreUnusable(problem)
+    if os.path.lexists(path):
+        return False
+    private_dir(path.parent)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600))
+    except FileExistsError:  # created meanwhile by another scan: checked again
+        problem = _not_a_store_file(path)
+        if problem:
+            raise StoreUnusable(problem) from None
+        return False
+    return True
+
+
+def _not_a_store_file(path: Path) -> str | None:
+    """Why `path` (a store or one of SQLite's files beside it) cannot be used; None: a regular file, or missing."""
+    import stat
+
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    if stat.S_ISLNK(st.st_mode):
+        return f"{path} is a symbolic link: dfscan opens its store only at the file's own name"
+    if not stat.S_ISREG(st.st_mode):
+        return f"{path} is not a regular file (a device, pipe or folder?); --no-store keeps nothing"
+    return None
+
+
+def is_dfscan_store(path: str | os.PathLike) -> bool:
+    """`path` is a regular file (not a link) holding SQLite with dfscan's results table."""
+    if _not_a_store_file(Path(path)) or not os.path.lexists(path):
+        return False
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(16) != b"SQLite format 3\x00":
+                return False
+        from urllib.request import pathname2url
+
+        db = sqlite3.connect(f"file:{pathname2url(os.path.abspath(path))}?mode=ro", uri=True)
+        try:
+            cols = {row[1] for row in db.execute("PRAGMA table_info(results)")}
+        finally:
+            db.close()
+    except (OSError, sqlite3.Error):
+        return False
+    return {"sha256", "model", "settings", "result"} <= cols
+
+
 def remove_store(path: Path) -> list[Path]:
-    """Delete the store file and SQLite's files beside it; return what was removed."""
+    """Delete the store file and SQLite's files beside it; return what was removed.
+
+    Only a dfscan store is deleted (StoreUnusable otherwise: `store clear --store ~/thesis.docx`
+    deletes nothing), and of SQLite's files beside it only regular files, never what a link points at.
+    """
+    if os.path.lexists(path) and not is_dfscan_store(path):
+        raise StoreUnusable(f"{path} is not a dfscan result store: nothing was deleted")
     removed = []
     for p in [Path(path), *(Path(str(path) + s) for s in SIDE_FILES)]:
+        if _not_a_store_file(p):
+            continue
         try:
             p.unlink()
             removed.append(p)

@@ -19,7 +19,8 @@ from .to_stdout import STDOUT_FORMATS, is_stdout
 
 
 @click.command("scan")
-@click.argument("paths", nargs=-1, type=click.Path())  # text: a link (https://...) is no Path
+# text: a link (https://...) is no Path; readable=False: a file or folder we may not read is an ERROR row
+@click.argument("paths", nargs=-1, type=click.Path(readable=False))
 @click.option("--from-file", "path_list", type=click.File("rb"),
               metavar="LIST",
               help="Also scan the paths (or http/https links) listed in LIST, one per line ('-': stdin); blank "
@@ -30,6 +31,9 @@ from .to_stdout import STDOUT_FORMATS, is_stdout
 @click.option("--ext", "extensions", multiple=True, metavar="EXT",
               help="Video extensions to pick in folders (repeat or comma-separate); replaces the default list.")
 @click.option("--hidden", is_flag=True, help="Also scan hidden files and folders (names starting with '.').")
+@click.option("--follow-links", is_flag=True,
+              help="Also enter links to folders outside the folder named (links to files are always followed; "
+                   "no folder is walked twice, /proc, /sys and /dev never).")
 @click.option("--engine", type=click.Choice(ENGINES), default=ENGINES[0], show_default=True,
               help="local: this process; ray: a Ray cluster (pip install '.[ray]' in dfscan's folder).")
 @click.option("--address", metavar="ADDR",
@@ -116,7 +120,8 @@ def _scan_config(options: dict, **kept):
     exts = normalise_extensions(options["extensions"]) if options["extensions"] else VIDEO_EXTENSIONS
     return opt.scan_config(settings, recursive=options["recursive"], extensions=exts,
                            include_hidden=options["hidden"], explain=options["explain"], engine=options["engine"],
-                           address=options["address"], actors=options["actors"], **kept)
+                           address=options["address"], actors=options["actors"], follow_links=options["follow_links"],
+                           **kept)
 
 
 def _check_outputs(out: Outputs, store: str | None) -> None:
@@ -133,11 +138,11 @@ def _check_outputs(out: Outputs, store: str | None) -> None:
             raise click.UsageError(f"{shown(path)} would be written twice (as {seen[path]} and as {role}); "
                                    "choose other names")
         seen[path] = role
-    files = {fmt: path for fmt, path in out.reports.items() if not is_stdout(path)}
+    files = {fmt: path for fmt, path in out.reports.items() if not is_stdout(path) and not out.stream(path)}
     for fmt, path in files.items():
         if os.path.lexists(path) and not out.overwrite:
             raise click.UsageError(f"{shown(path)} exists; pass --overwrite to replace it or choose another name")
-    jsonl = None if is_stdout(out.jsonl) else out.jsonl
+    jsonl = None if is_stdout(out.jsonl) or out.stream(out.jsonl) else out.jsonl
     if jsonl is not None and os.path.lexists(jsonl) and not out.overwrite:
         raise click.UsageError(f"{shown(out.jsonl)} exists; pass --overwrite to replace it or choose another name")
     for fmt, path in files.items():  # each is written through a temporary file beside it, at the end
@@ -173,7 +178,9 @@ def _refuse_mistyped(paths: tuple[Path, ...]) -> None:
     stay ERROR rows of a scan that goes on.
     """
     # a broken symbolic link exists: it gets its own row; a URL is fetched later, and a failed fetch is a row
-    missing = [p for p in paths if not sources_options.is_link(p) and not os.path.lexists(p)]
+    from .scan_run import not_there
+
+    missing = [p for p in paths if not sources_options.is_link(p) and not os.path.islink(p) and not_there(p)]
     if missing:
         names = ", ".join(shown(p) for p in missing)
         raise click.UsageError(f"no such file or folder: {names} (nothing was scanned or written)")

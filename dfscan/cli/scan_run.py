@@ -15,7 +15,7 @@ from ..errors import DfscanError
 from .common import (EXIT_CLEAN, EXIT_ERROR, EXIT_FAKE, EXIT_INTERRUPTED, EXIT_UNCERTAIN, native_stderr_silenced, shown,
                      stderr_console, stdout_gone)
 from .sources_options import FetchBar
-from .to_stdout import NoLiveCsv, StdoutJsonl, is_stdout, write_to_stdout
+from .to_stdout import NoLiveCsv, StdoutJsonl, StreamJsonl, is_stdout, write_to_stdout
 
 
 class Interrupts:
@@ -79,12 +79,26 @@ class Outputs:
         from ..report import partial_path
 
         out = {fmt: path for fmt, path in self.reports.items() if not is_stdout(path)}
-        if not is_stdout(self.csv):
+        if not is_stdout(self.csv) and not self.stream(self.csv):
             out["csv.partial"] = partial_path(self.csv)
         if self.jsonl is not None and not is_stdout(self.jsonl):
             out["jsonl"] = self.jsonl
-            out["jsonl.partial"] = partial_path(self.jsonl)
+            if not self.stream(self.jsonl):
+                out["jsonl.partial"] = partial_path(self.jsonl)
         return out
+
+    @staticmethod
+    def stream(path: Path | None) -> bool:
+        """A report name at a device or pipe (written in place: no live copy, nothing replaced); a name dfscan
+        must not write at (a link to a file, a folder) is refused here, before the scan (DfscanError)."""
+        from ..report_targets import STREAM, ReportPathError, report_target
+
+        if path is None or is_stdout(path):
+            return False
+        try:
+            return report_target(path) == STREAM
+        except ReportPathError as exc:
+            raise DfscanError(f"cannot write a report at {shown(path)}: {exc.strerror}") from exc
 
 
 def run_scan(paths, config, out: Outputs, interrupts: Interrupts) -> int:
@@ -98,7 +112,7 @@ def _scan_and_report(paths, config, out: Outputs, interrupts: Interrupts) -> int
 
     err = stderr_console()  # shared with the log and phase lines, which then print above the spinner
     started = time.perf_counter()
-    live = None if is_stdout(out.csv) else partial_path(out.csv)
+    live = None if is_stdout(out.csv) or out.stream(out.csv) else partial_path(out.csv)
     try:  # both live files are created now: an output that cannot be written stops us before the scan
         live_csv = LiveCsv(live) if live is not None else NoLiveCsv()
     except OSError as exc:
@@ -109,7 +123,7 @@ def _scan_and_report(paths, config, out: Outputs, interrupts: Interrupts) -> int
             jsonl = StdoutJsonl()
         elif out.jsonl:
             try:
-                jsonl = LiveJsonl(out.jsonl, out.overwrite)
+                jsonl = StreamJsonl(out.jsonl) if out.stream(out.jsonl) else LiveJsonl(out.jsonl, out.overwrite)
             except OSError as exc:
                 raise DfscanError(_cannot_create(out.jsonl, exc)) from exc
         # huggingface_hub's own download bar would draw over the spinner: the phase line says it instead
@@ -170,11 +184,30 @@ def _report(scanner, paths, out: Outputs, times: tuple[float, float], interrupts
 
 
 def _missing(paths) -> list:
-    """The named paths that do not exist, each said on stderr."""
-    missing = [p for p in paths if not isinstance(p, str) and not os.path.exists(p)]  # str: a link
-    for p in missing:
-        logging.getLogger("dfscan").warning("no such file or folder: %s", shown(p))
+    """The named paths that do not exist (not those we may not see: those are rows), said on stderr: the first
+    MISSING_SAID by name, the rest counted (a queue's list may hold a million stale names)."""
+    missing = [p for p in paths if not isinstance(p, str) and not_there(p)]  # str: a link
+    log = logging.getLogger("dfscan")
+    for p in missing[:MISSING_SAID]:
+        log.warning("no such file or folder: %s", shown(p))
+    if len(missing) > MISSING_SAID:
+        log.warning("… and %d more paths that do not exist (each has its ERROR row)", len(missing) - MISSING_SAID)
     return missing
+
+
+MISSING_SAID = 10
+
+
+def not_there(path) -> bool:
+    """Nothing at `path` (or a link to nothing, or a name no file can have); False where a folder on the way may
+    not be entered: that path may well exist, and gets its "permission denied" row."""
+    try:
+        os.stat(path)
+    except PermissionError:
+        return False
+    except (OSError, ValueError):
+        return True
+    return False
 
 
 class _Sink:
@@ -267,7 +300,7 @@ def _finish(report, paths, out: Outputs, live: Path | None, store, missing: bool
 
     files = {fmt: path for fmt, path in out.reports.items() if not is_stdout(path)}
     failed = write_reports(report, files, overwrite=out.overwrite)
-    if "csv" in failed:
+    if "csv" in failed and live is not None:
         failed["csv"] += f"; every row is in {shown(live)}"
     elif live is not None:
         live.unlink()
@@ -291,17 +324,25 @@ def _finish(report, paths, out: Outputs, live: Path | None, store, missing: bool
     return EXIT_UNCERTAIN if counts[Verdict.UNCERTAIN] else EXIT_CLEAN
 
 
+TABLE_ROWS = 1000  # a terminal table of a million rows took minutes and gigabytes to draw, and no one reads it
+
+
 def _print_results(report, paths, out: Outputs, written: dict, store, setup_s: float | None) -> None:
     """The table and the summary on stdout; with a report on stdout (`-`), the summary alone, on stderr."""
     from rich.console import Console
 
     from ..report import results_table, summary
+    from ..report_terminal import suspicion_order
 
     console = Console() if out.to_stdout is None else stderr_console()
     wrap = not console.is_terminal  # a terminal wraps the summary at spaces; a file or pipe gets whole lines
     try:
-        if report.results and out.to_stdout is None:
-            console.print(results_table(report.results, paths, width=console.width), soft_wrap=True)
+        if report.results and out.to_stdout is None:  # the most suspicious first: a bounded table, whole reports
+            shown = suspicion_order(report.results)[:TABLE_ROWS]
+            console.print(results_table(shown, paths, width=console.width), soft_wrap=True)
+            if len(report.results) > len(shown):
+                console.print(f"… and {len(report.results) - len(shown):,} less suspicious videos, in the reports "
+                              "only", markup=False, highlight=False, soft_wrap=wrap)
         console.print(summary(report, written, store=str(store.path) if store is not None else None,
                               store_problem=store.problem if store is not None else None, setup_s=setup_s),
                       soft_wrap=wrap)

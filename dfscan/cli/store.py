@@ -130,14 +130,17 @@ def store_clear(path: Path, yes: bool) -> None:
     from rich.console import Console
 
     from ..report_text import printable
-    from ..store import remove_store
+    from ..store import StoreUnusable, remove_store
 
     # A script (no terminal) cannot answer: it asked for the deletion by running the command.
     if path.exists() and not yes and sys.stdin.isatty():
         if not click.confirm(f"Delete every result kept in {printable(str(path))}?", err=True):
             click.echo("nothing was deleted", err=True)
             return
-    removed = remove_store(path)
+    try:
+        removed = remove_store(path)
+    except StoreUnusable as exc:
+        raise DfscanError(str(exc)) from exc
     Console().print(f"removed {', '.join(printable(str(p)) for p in removed)}" if removed
                     else f"no result store at {printable(str(path))}", markup=False, highlight=False)
 

@@ -5,6 +5,7 @@ that stdout holds the report alone, and the summary goes to stderr.
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -57,6 +58,39 @@ class StdoutJsonl:
 
     def set_aside(self) -> None:
         """Nothing to set aside: the lines are already with the reader."""
+        return None
+
+
+class StreamJsonl:
+    """--jsonl into a device or pipe: one line per video as it finishes; nothing to resume or set aside."""
+
+    resumed = 0
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        from ..report_targets import open_stream
+
+        self._fh = os.fdopen(open_stream(path), "w", encoding="utf-8", errors="backslashreplace")
+
+    def start(self, found) -> None:
+        pass
+
+    def add(self, result) -> None:
+        from ..report import jsonl_line
+
+        self._fh.write(jsonl_line(result))
+        self._fh.flush()
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self._fh.close()
+
+    def discard(self) -> None:
+        self.close()
+
+    def set_aside(self) -> None:
+        """Nothing to set aside: the lines are already with the reader."""
+        self.close()
         return None
 
 
