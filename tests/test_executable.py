@@ -11,10 +11,12 @@ import importlib.util
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -163,6 +165,10 @@ def test_frozen_scan_with_a_local_model(built, clips, colour_model):
     assert all(r["model"].startswith("colour.keras sha256:") for r in rows)
     fake = next(r for r in rows if r["path"].endswith("fake_red.mp4"))
     assert float(fake["score"]) > 0.9 and fake["frame_indices"] == "0 30 60 90 120 150 180 210 240 270"
+    # The seen-before fingerprints need imagehash and Pillow in the build: a failing hash is skipped quietly
+    store = Path(built["env"]["HOME"]) / ".local" / "share" / "dfscan" / "results.sqlite"
+    with closing(sqlite3.connect(store)) as db:
+        assert db.execute("SELECT COUNT(*) FROM fingerprints WHERE length(hashes) > 0").fetchone()[0] >= 4
     assert fake["decoder"] == "pyav"  # PyAV and its FFmpeg libraries made it into the build
     # OpenVINO's CPU plugin and frontends made it too (converted the model, read the detector)
     assert "OpenVINO" in " ".join(done.stdout.split()), done.stdout[-2000:]
