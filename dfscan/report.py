@@ -355,8 +355,13 @@ def video_data(r: VideoResult) -> dict:
 
 def jsonl_line(result: VideoResult) -> str:
     """One video as one JSON line (the --jsonl stream)."""
-    return json.dumps({"schema": "dfscan.video", "version": JSON_SCHEMA_VERSION, **video_data(result)},
-                      ensure_ascii=False) + "\n"
+    text = json.dumps({"schema": "dfscan.video", "version": JSON_SCHEMA_VERSION, **video_data(result)},
+                      ensure_ascii=False)
+    # JSON allows these raw inside strings, but line-splitting readers (str.splitlines, JavaScript) end a line there.
+    return text.translate(_LINE_BREAKS) + "\n"
+
+
+_LINE_BREAKS = {ord(c): f"\\u{ord(c):04x}" for c in "\u0085\u2028\u2029"}  # json escapes the C0 ones
 
 
 DFDC_UNKNOWN = 0.5  # NO_FACE and ERROR: the answer that costs least log loss when nothing is known
