@@ -35,7 +35,8 @@ max_faces = click.option("--max-faces", default=2, show_default=True, type=click
                          help="Score the K largest faces of each frame.")
 margin = click.option("--margin", type=click.FloatRange(*RANGES["margin"]),
                       help="Crop margin around a face box, as a share of its size.  [default: the model's, else 0.16]")
-face_confidence = click.option("--face-confidence", default=0.5, show_default=True, type=click.FloatRange(*RANGES["face_confidence"]),
+face_confidence = click.option("--face-confidence", default=0.5, show_default=True,
+                               type=click.FloatRange(*RANGES["face_confidence"]),
                                help="Minimum face-detector confidence.")
 detect_size = click.option(
     "--detect-size", default=640, show_default=True, type=click.IntRange(*RANGES["detect_size"]),
@@ -78,7 +79,8 @@ verbose = click.option("--verbose", "-v", is_flag=True, help="More detail on std
 
 
 def batch_size(help: str | None = None) -> Callable:
-    return click.option("--batch-size", default=32, show_default=True, type=click.IntRange(*RANGES["batch_size"]), help=help)
+    return click.option("--batch-size", default=32, show_default=True, type=click.IntRange(*RANGES["batch_size"]),
+                        help=help)
 
 
 def quiet(help: str) -> Callable:

@@ -122,6 +122,7 @@ def _scan_config(options: dict, **kept):
 def _check_outputs(out: Outputs, store: str | None) -> None:
     """Refuse, before anything is scanned, outputs that clash, exist, or could not be written."""
     from ..report import partial_path, probe_writable
+    from ..report_lock import left_by_killed_scan  # its file is continued (report_lock.Locks.stale)
 
     _check_stdout(out)
     names = {role: Path(os.path.abspath(p)) for role, p in out.written().items()}
@@ -138,7 +139,7 @@ def _check_outputs(out: Outputs, store: str | None) -> None:
         if os.path.lexists(path) and not out.overwrite:
             raise click.UsageError(f"{shown(path)} exists; pass --overwrite to replace it or choose another name")
     jsonl = None if is_stdout(out.jsonl) else out.jsonl
-    if jsonl is not None and os.path.lexists(jsonl) and not out.overwrite:
+    if jsonl is not None and os.path.lexists(jsonl) and not out.overwrite and not left_by_killed_scan(jsonl):
         raise click.UsageError(f"{shown(out.jsonl)} exists; pass --overwrite to replace it or choose another name")
     for fmt, path in files.items():  # each is written through a temporary file beside it, at the end
         try:
