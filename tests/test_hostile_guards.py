@@ -124,8 +124,8 @@ def test_hub_ids_inside_the_grammar_are_kept(text):
     assert str(HubRef.parse(text)).startswith(text.split("@")[0])
 
 
-@pytest.mark.parametrize("source", [{"hub": "o/r", "revision": "../../../../dev/zero"},
-                                    {"hub": "o/r", "file": "../x.keras"}, {"hub": "../r"}])
+@pytest.mark.parametrize("source", [{"hub": "o/r", "file": "m.keras", "revision": "../../../../dev/zero"},
+                                    {"hub": "o/r", "file": "../x.keras"}, {"hub": "../r", "file": "m.keras"}])
 def test_registry_revisions_and_files_are_held_to_the_grammar(tmp_path, monkeypatch, source):
     from dfscan.errors import ModelError
     from dfscan.registry import load_registry
@@ -148,10 +148,11 @@ def test_cached_ref_that_is_not_a_file_is_not_read(tmp_path, monkeypatch):
     reader = threading.Thread(target=lambda: got.append(_cached_snapshot(HubRef("o/r"))), daemon=True)
     reader.start()
     reader.join(20)
-    if reader.is_alive():  # the old code: blocked opening the FIFO; release it, then fail
+    hung = reader.is_alive()
+    if hung:  # the old code: blocked opening the FIFO; release it, then fail
         os.close(os.open(refs / "main", os.O_WRONLY | os.O_NONBLOCK))
         reader.join(5)
-    assert got == [None] and not reader.is_alive()
+    assert not hung and got == [None]
 
 
 # --- the store's key covers what the sidecar says the output means -----------------------------------
@@ -287,3 +288,113 @@ def test_a_dead_process_leftovers_are_swept_at_start_and_live_ones_kept(folder, 
     assert done.returncode == 1, done.stderr
     assert not [p for p in dead if p.exists()]
     assert all(p.exists() for p in live + [young])
+
+
+# --- evaluate and train: malformed label and metadata files are data errors naming file and line ----------
+
+HUGE = "x" * 200_000  # past csv's own field limit (131,072): csv.Error, an internal error before
+
+
+@pytest.mark.parametrize("content, said", [
+    (b"path,label,label\na.mp4,FAKE,REAL\n", "line 1: column label is named twice"),
+    (b"path,label\na.mp4,FAKE\nb\xff.mp4,REAL\n", "line 3: not UTF-8"),
+    (b"path,label\na.mp4," + HUGE.encode() + b"\n", "line 2"),
+    (b"path,label\na.mp4,MAYBE\n", "line 2: label 'MAYBE'"),
+    (b"path,label\n/etc/passwd,FAKE\n", "line 2: /etc/passwd is not inside the dataset folder"),
+    (b"path,label\n../outside.mp4,FAKE\n", "line 2: ../outside.mp4 is not inside the dataset folder"),
+    (b"\xef\xbb\xbfpath,label\n../x.mp4,REAL\n", "line 2: ../x.mp4 is not inside"),  # the BOM is read as such
+])
+def test_evaluate_refuses_malformed_labels_naming_file_and_line(tmp_path, content, said, capsys):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    write_opencv(videos / "a.mp4", frames_for(3))
+    labels = tmp_path / "labels.csv"
+    labels.write_bytes(content)
+    assert main(["evaluate", str(videos), "--labels", str(labels), "--kind", "videos",
+                 "--output", str(tmp_path / "out")]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert str(labels) in err and said in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_labels_json_names_outside_the_folder_are_refused(tmp_path):
+    from dfscan.errors import DataError
+    from dfscan.evaluate import read_labels
+
+    (tmp_path / "metadata.json").write_text(json.dumps({"/dev/zero": {"label": "FAKE"}}))
+    with pytest.raises(DataError, match="entry '/dev/zero': /dev/zero is not inside the dataset folder"):
+        read_labels(tmp_path / "metadata.json", tmp_path)
+
+
+def _read_labels_file(name: str) -> None:
+    from pathlib import Path as P
+
+    from dfscan.evaluate import read_labels
+
+    read_labels(P(name), P("."))
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "fifo"])
+def test_a_labels_file_that_is_not_a_file_is_refused_at_once(tmp_path, device):
+    if device == "fifo":
+        device = str(tmp_path / "labels.csv")
+        os.mkfifo(device)
+    code = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); " \
+           f"from test_hostile_guards import _read_labels_file; _read_labels_file({device!r})"
+    try:  # the old code: read /dev/zero to the memory limit, or blocked on the FIFO
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env(), timeout=60,
+                              preexec_fn=_limited_memory)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"reading {device} as labels did not end")
+    assert "DataError" in done.stderr and "is not a regular file" in done.stderr, done.stderr
+
+
+def kaggle_layout(root: Path, metadata: bytes) -> Path:
+    images = root / "images"
+    (images / "a").mkdir(parents=True)
+    (images / "metadata34.csv").write_bytes(metadata)
+    return root
+
+
+@pytest.mark.parametrize("metadata, said", [
+    (b"filename,label,split,original\n../../etc.mp4,FAKE,train,b.mp4\n", "line 2: ../../etc is not inside"),
+    (b"filename,label,split,original\n/etc/x.mp4,FAKE,train,b.mp4\n", "line 2: /etc/x is not inside"),
+    (b"filename,label,label,original\na.mp4,FAKE,REAL,\n", "line 1: column label is named twice"),
+    (b"filename,label,split,original\na.mp4,REAL,train,\nb\xe9.mp4,FAKE,train,a.mp4\n", "line 3: not UTF-8"),
+    (b"filename,label,split\na.mp4,REAL,train\n", "needs column(s) original"),
+    (b"filename,label,split,original\na.mp4,REAL,train," + HUGE.encode() + b"\n", "line 2"),
+    (b"filename,label,split,original\na.mp4,real-ish,train,\n", "line 2: label 'real-ish'"),
+])
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+def test_train_and_evaluate_refuse_malformed_metadata(tmp_path, metadata, said, command, capsys):
+    data = kaggle_layout(tmp_path / "data", metadata)
+    args = ["train", str(data)] if command == "train" else ["evaluate", str(data), "--kind", "crops"]
+    assert main([*args, "--output", str(tmp_path / "out")]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "metadata34.csv" in err and said in err
+
+
+def test_a_subset_that_is_not_utf8_is_a_data_error(tmp_path):
+    from dfscan.errors import DataError
+    from dfscan.evaluate import read_subset
+
+    (tmp_path / "split.csv").write_bytes(b"image,side\na/0.jpg,test\na/\xff.jpg,test\n")
+    with pytest.raises(DataError, match="line 3: not UTF-8"):
+        read_subset(tmp_path / "split.csv")
+
+
+def test_crops_are_shrunk_to_the_model_size_as_they_are_read_with_the_same_input(tmp_path):
+    import cv2
+    import numpy as np
+
+    from dfscan.dataset import read_crops
+    from dfscan.model_info import Preprocess
+
+    rng = np.random.default_rng(0)
+    big = rng.integers(0, 256, (1500, 1200, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "0.jpg"), big)
+    [(_, whole)] = read_crops([tmp_path / "0.jpg"])
+    [(_, fitted)] = read_crops([tmp_path / "0.jpg"], fit=(224, 224))
+    assert whole.shape == (1500, 1200, 3) and fitted.shape == (224, 224, 3)
+    prep = Preprocess()
+    assert np.array_equal(prep.apply(whole), prep.apply(fitted))  # the model sees the same input
