@@ -298,7 +298,7 @@ HUGE = "x" * 200_000  # past csv's own field limit (131,072): csv.Error, an inte
 @pytest.mark.parametrize("content, said", [
     (b"path,label,label\na.mp4,FAKE,REAL\n", "line 1: column label is named twice"),
     (b"path,label\na.mp4,FAKE\nb\xff.mp4,REAL\n", "line 3: not UTF-8"),
-    (b"path,label\na.mp4," + HUGE.encode() + b"\n", "line 2"),
+    pytest.param(b"path,label\na.mp4," + HUGE.encode() + b"\n", "line 2", id="huge-cell"),
     (b"path,label\na.mp4,MAYBE\n", "line 2: label 'MAYBE'"),
     (b"path,label\n/etc/passwd,FAKE\n", "line 2: /etc/passwd is not inside the dataset folder"),
     (b"path,label\n../outside.mp4,FAKE\n", "line 2: ../outside.mp4 is not inside the dataset folder"),
@@ -362,7 +362,8 @@ def kaggle_layout(root: Path, metadata: bytes) -> Path:
     (b"filename,label,label,original\na.mp4,FAKE,REAL,\n", "line 1: column label is named twice"),
     (b"filename,label,split,original\na.mp4,REAL,train,\nb\xe9.mp4,FAKE,train,a.mp4\n", "line 3: not UTF-8"),
     (b"filename,label,split\na.mp4,REAL,train\n", "needs column(s) original"),
-    (b"filename,label,split,original\na.mp4,REAL,train," + HUGE.encode() + b"\n", "line 2"),
+    pytest.param(b"filename,label,split,original\na.mp4,REAL,train," + HUGE.encode() + b"\n", "line 2",
+                 id="huge-cell"),
     (b"filename,label,split,original\na.mp4,real-ish,train,\n", "line 2: label 'real-ish'"),
 ])
 @pytest.mark.parametrize("command", ["train", "evaluate"])
@@ -398,3 +399,59 @@ def test_crops_are_shrunk_to_the_model_size_as_they_are_read_with_the_same_input
     assert whole.shape == (1500, 1200, 3) and fitted.shape == (224, 224, 3)
     prep = Preprocess()
     assert np.array_equal(prep.apply(whole), prep.apply(fitted))  # the model sees the same input
+
+
+# --- `models info FILE` refuses what `scan` refuses, with the same reason and exit code ------------------
+
+def _bad_model(kind: str, path: Path) -> Path:
+    import keras
+    import numpy as np
+
+    if kind == "two-inputs":
+        a, b = keras.Input((224, 224, 3)), keras.Input((224, 224, 3))
+        pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Add()([a, b]))
+        model = keras.Model([a, b], keras.layers.Dense(1, activation="sigmoid")(pooled))
+    elif kind == "channels-first":
+        x = keras.Input((3, 224, 224))
+        pooled = keras.layers.GlobalAveragePooling2D(data_format="channels_first")(x)
+        model = keras.Model(x, keras.layers.Dense(1, activation="sigmoid")(pooled))
+    else:
+        x = keras.Input((224, 224, 3))
+        pooled = keras.layers.GlobalAveragePooling2D()(x)
+        model = keras.Model(x, keras.layers.Dense(1, activation="softmax" if kind == "softmax" else "sigmoid")(pooled))
+        if kind == "nan":
+            model.layers[-1].set_weights([np.full((3, 1), np.nan, np.float32), np.zeros(1, np.float32)])
+    model.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def bad_models(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("bad-models")
+    kinds = {"softmax": "m.keras", "nan": "m.keras", "two-inputs": "m.keras", "channels-first": "m.keras",
+             "legacy-h5": "m.h5"}
+    out = {}
+    for kind, name in kinds.items():
+        (d / kind).mkdir()
+        out[kind] = _bad_model(kind, d / kind / name)
+    return out
+
+
+REASONS = {"softmax": "'softmax' activation", "nan": "NaN or infinite scores", "two-inputs": "input",
+           "channels-first": "input", "legacy-h5": "m.h5"}
+
+
+@pytest.mark.parametrize("kind", sorted(REASONS))
+def test_models_info_refuses_what_scan_refuses(bad_models, kind, capsys):
+    assert main(["models", "info", str(bad_models[kind])]) == 2  # was: 0, the table of a model scan refuses
+    assert REASONS[kind] in " ".join(capsys.readouterr().err.split())
+
+
+@pytest.mark.parametrize("kind", ["softmax", "nan"])
+def test_scan_refuses_with_the_same_reason(bad_models, clips, tmp_path, kind, capsys):
+    args = ["scan", str(clips["fake_mp4"]), "--model", str(bad_models[kind]), "--csv", str(tmp_path / "r.csv"),
+            "--no-store", "--frames", "0:31:30", "-q"]
+    assert main(args) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert REASONS[kind] in err
+    assert "OpenVINO" not in err and "TensorFlow" not in err  # a NaN model is not a runtime's fault
