@@ -21,6 +21,9 @@ RANGES: dict[str, tuple[float, float]] = {
     "workers": (1, 256),
     "threshold": (0.0, 1.0),
     "num_frames": (1, 10_000),  # video.MAX_SAMPLED
+    "actors": (1, 256),
+    "epochs": (1, 10_000),
+    "input_size": (32, 1024),  # model_info.MAX_INPUT_SIDE
 }
 
 

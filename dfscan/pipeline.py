@@ -89,8 +89,7 @@ class ScanConfig:
             raise ConfigError(f"unknown engine {self.engine!r} (expected one of {ENGINES})")
         if self.engine != "ray" and (self.address is not None or self.actors is not None):
             raise ConfigError("--address and --actors need --engine ray")
-        if self.actors is not None and self.actors < 1:
-            raise ConfigError("--actors must be at least 1")
+        check_ranges({"actors": self.actors})
 
 
 @dataclass

@@ -11,6 +11,7 @@ import click
 
 from ..constants import ENGINES
 from ..errors import DfscanError
+from ..limits import RANGES
 from . import options as opt
 from . import sources_options
 from .common import default_store, setup_logging, shown
@@ -35,7 +36,7 @@ from .to_stdout import STDOUT_FORMATS, is_stdout
 @click.option("--address", metavar="ADDR",
               help="ray engine: the cluster, ray://HOST:PORT, HOST:PORT or auto.  [default: start Ray on this "
                    "machine]")
-@click.option("--actors", type=click.IntRange(min=1), metavar="N",
+@click.option("--actors", type=click.IntRange(*RANGES["actors"]), metavar="N",
               help="ray engine: scanning workers, each with its own model.  [default: one per GPU, else one "
                    "per node]")
 @click.option("--store", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
