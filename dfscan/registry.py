@@ -176,7 +176,8 @@ def entry_model(entry: Entry, offline: bool = False, accept: bool = False, revis
     if ref is None:
         path = Path(entry.source.get("path", "")).expanduser()
         if not path.is_file():
-            raise ModelError(f"registry model {entry.name}: file not found: {path}")
+            what = "not a regular file" if path.exists() else "file not found"  # /dev/zero exists: not "not found"
+            raise ModelError(f"registry model {entry.name}: {what}: {path}")
         info = model_info(path, entry.data, default_name=entry.name, source=str(path))
         return _checked(info, entry)
     got = download(ref, offline, hint=entry.name)

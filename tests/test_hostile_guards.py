@@ -455,3 +455,14 @@ def test_scan_refuses_with_the_same_reason(bad_models, clips, tmp_path, kind, ca
     err = " ".join(capsys.readouterr().err.split())
     assert REASONS[kind] in err
     assert "OpenVINO" not in err and "TensorFlow" not in err  # a NaN model is not a runtime's fault
+
+
+def test_a_registry_path_that_is_a_device_is_not_called_missing(tmp_path, monkeypatch):
+    from dfscan.errors import ModelError
+    from dfscan.registry import resolve_model
+
+    registry = tmp_path / "registry.json"
+    registry.write_text(json.dumps({"models": [{"name": "m", "source": {"path": "/dev/zero"}}]}))
+    monkeypatch.setenv("DFSCAN_REGISTRY", str(registry))
+    with pytest.raises(ModelError, match="not a regular file: /dev/zero"):  # was "file not found"
+        resolve_model("m")
