@@ -31,8 +31,8 @@ def prefix(kind: str) -> str:
 
 def alive(pid: int) -> bool:
     """Whether a process with this pid runs (one of another user counts)."""
-    if pid <= 0:
-        return True  # never a real maker: keep
+    if pid <= 0 or os.name == "nt":  # on Windows os.kill(pid, 0) sends CTRL_C_EVENT: never sweep there
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
