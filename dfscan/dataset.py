@@ -9,10 +9,10 @@ so `dfscan.model_info.Preprocess` turns them into exactly what the model sees.
 """
 from __future__ import annotations
 
-import csv
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
@@ -56,26 +56,27 @@ def images_dir(data_dir: str | os.PathLike) -> Path:
 
 
 def read_metadata(images: Path) -> list[VideoRow]:
-    """metadata34.csv in file order; a malformed file is a DataError naming the line."""
+    """metadata34.csv in file order; a malformed file is a DataError naming the file and line (data_files)."""
+    from .data_files import csv_rows, read_text
+
     path = images / METADATA_NAME
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
-            missing = [c for c in ("filename", "label", "original") if c not in (reader.fieldnames or ())]
-            if missing:
-                raise DataError(f"{path}: missing column(s) {', '.join(missing)} (expected {','.join(METADATA_COLUMNS)})")
-            return [_row(path, n, line) for n, line in enumerate(reader, start=2)]
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    _, rows = csv_rows(path, read_text(path, "the metadata"), ("filename", "label", "original"),
+                       f"{METADATA_NAME} ({','.join(METADATA_COLUMNS)})")
+    return [_row(images, path, n, line) for n, line in rows]
 
 
-def _row(path: Path, n: int, line: dict[str, str]) -> VideoRow:
+def _row(images: Path, path: Path, n: int, line: dict[str, str]) -> VideoRow:
+    from .data_files import inside
+
     label = (line.get("label") or "").strip().upper()
     if label not in LABELS:
-        raise DataError(f"{path}, line {n}: label {line.get('label')!r} is neither REAL nor FAKE")
+        raise DataError(f"{path}, line {n}: label {(line.get('label') or '')[:40]!r} is neither REAL nor FAKE")
     name = strip_mp4(line.get("filename") or "")
     if not name:
         raise DataError(f"{path}, line {n}: empty filename")
+    if "/" in name or "\\" in name or "\0" in name or name in (".", ".."):  # a video's folder of crops, right under images/
+        inside(images, name, path, f"line {n}")  # says "not inside the dataset folder" for ../ and absolute names
+        raise DataError(f"{path}, line {n}: filename {name[:80]!r} is a path; a name of a video is expected")
     original = strip_mp4(line.get("original") or "")
     # pandas writes a missing original as "NaN" or "nan" when the CSV is re-saved
     original = None if original.lower() in ("", "nan", "none") else original
@@ -129,10 +130,26 @@ def check_images(paths: Sequence[Path], workers: int = 4,
     return problems
 
 
-def read_crops(paths: Iterable[Path], workers: int = 4, chunk: int = 256) -> Iterator[tuple[Path, np.ndarray | None]]:
-    """(path, RGB crop or None) in order, decoded in threads a chunk at a time (memory stays flat)."""
+def read_crops(paths: Iterable[Path], workers: int = 4, chunk: int = 256,
+               fit: tuple[int, int] | None = None) -> Iterator[tuple[Path, np.ndarray | None]]:
+    """(path, RGB crop or None) in order, decoded in threads a chunk at a time (memory stays flat).
+
+    `fit` (height, width): each crop is resized to it in the thread that decoded it, so that a chunk of
+    huge crops (6000x6000 is 108 MB) never waits whole in memory. With the model's input size and its
+    bilinear rule the scores do not change: Preprocess.apply's resize to the same size is a copy.
+    """
     paths = list(paths)
+    read = read_face_crop if fit is None else partial(_read_fitted, size=fit)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for start in range(0, len(paths), chunk):
             part = paths[start: start + chunk]
-            yield from zip(part, pool.map(read_face_crop, part))
+            yield from zip(part, pool.map(read, part))
+
+
+def _read_fitted(path: Path, size: tuple[int, int]) -> np.ndarray | None:
+    import cv2
+
+    crop = read_face_crop(path)
+    if crop is None or crop.shape[:2] == tuple(size):
+        return crop
+    return cv2.resize(crop, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)

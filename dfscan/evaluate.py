@@ -15,7 +15,6 @@ would have had to. Nothing here prints, parses argv or exits.
 from __future__ import annotations
 
 import csv
-import json
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 from .constants import EVAL_KINDS as KINDS
 from .discover import Found, discover
 from .errors import ConfigError, DataError
+from .labels import FAKE_WORDS, VIDEO_COLUMNS, read_labels, read_subset  # noqa: F401 - moved there, kept here
 from .metrics import LOG_LOSS_NOTE, THRESHOLD_RULE, binary_metrics, clipped_log_loss
 from .pipeline import ScanConfig
 from .results import VideoResult
@@ -36,9 +36,6 @@ UNSCORED_POLICY = ("videos with no score (NO_FACE: no face in any sampled frame;
                    "readable face crop) are left out of the metrics above, which cover scored videos only; "
                    "they are counted and listed here. log_loss_with_unscored_at_0_5 scores them 0.5, as a "
                    "DFDC submission had to give every video a probability")
-FAKE_WORDS = {"FAKE": 1, "1": 1, "TRUE": 1, "REAL": 0, "0": 0, "FALSE": 0}
-# The video's column in a labels CSV, by preference: dfscan's own `path`, the common `file`, DFDC's `filename`.
-VIDEO_COLUMNS = ("path", "file", "filename")
 
 
 @dataclass(frozen=True)
@@ -87,63 +84,6 @@ class EvalResult:
     roc_path: Path
     predictions_path: Path
     report: dict[str, Any]
-
-
-# ---------------------------------------------------------------------------------------------
-# Labels of a folder of videos
-
-
-def read_labels(path: Path, base: Path) -> dict[Path, int]:
-    """{resolved video path: 0 REAL / 1 FAKE} from a DFDC metadata.json or a CSV `path` (or `file`),`label`.
-
-    Relative paths are taken relative to `base`, the folder of videos.
-    """
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise DataError(f"cannot read labels {path}: {exc.strerror or exc}") from exc
-    pairs = _json_labels(path, text) if path.suffix.lower() == ".json" else _csv_labels(path, text)
-    out: dict[Path, int] = {}
-    for where, name, raw in pairs:
-        label = FAKE_WORDS.get(str(raw).strip().upper())
-        if label is None:
-            raise DataError(f"{path}, {where}: label {raw!r} is neither FAKE nor REAL")
-        video = Path(name).expanduser()
-        out[(video if video.is_absolute() else base / video).resolve()] = label
-    if not out:
-        raise DataError(f"{path} lists no labelled video")
-    return out
-
-
-def _json_labels(path: Path, text: str) -> list[tuple[str, str, Any]]:
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise DataError(f"{path} is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise DataError(f"{path}: expected a DFDC metadata.json object {{\"file.mp4\": {{\"label\": ...}}}}")
-    rows = []
-    for name, entry in data.items():
-        if not isinstance(entry, dict) or "label" not in entry:
-            raise DataError(f"{path}, entry {name!r}: no \"label\"")
-        rows.append((f"entry {name!r}", name, entry["label"]))
-    return rows
-
-
-def _csv_labels(path: Path, text: str) -> list[tuple[str, str, Any]]:
-    reader = csv.DictReader(text.splitlines())
-    fields = [f.strip().lower() for f in reader.fieldnames or ()]
-    column = next((c for c in VIDEO_COLUMNS if c in fields), None)
-    if column is None or "label" not in fields:
-        raise DataError(f"{path}: a labels CSV needs a video column ({' or '.join(VIDEO_COLUMNS)}) and a label "
-                        f"column (found {', '.join(fields) or 'none'})")
-    rows = []
-    for n, line in enumerate(reader, start=2):
-        line = {k.strip().lower(): v for k, v in line.items() if k}
-        if not (line.get(column) or "").strip():
-            raise DataError(f"{path}, line {n}: empty {column}")
-        rows.append((f"line {n}", line[column].strip(), line.get("label") or ""))
-    return rows
 
 
 # ---------------------------------------------------------------------------------------------
@@ -269,7 +209,8 @@ def _score_crops(classifier, paths: list[Path], images: Path, config: EvalConfig
         batch.clear()
         progress(EvalProgress("scoring crops", len(scores) + len(unreadable), len(paths)))
 
-    for path, crop in read_crops(paths, workers=config.read_workers):
+    fit = classifier.info.preprocess.input_size  # crops shrink as they are read, not when a batch is full
+    for path, crop in read_crops(paths, workers=config.read_workers, fit=fit):
         if crop is None:
             unreadable.append({"image": path.relative_to(images).as_posix(), "reason": "unreadable (cv2.imread failed)"})
         else:
@@ -339,18 +280,6 @@ class _ScanProgress:
     def add(self, result: VideoResult) -> None:
         self.done += 1
         self.progress(EvalProgress("scanning videos", self.done, self.total, result.path.name))
-
-
-def read_subset(path: Path) -> set[str]:
-    """Image paths (`<video>/<frame>.jpg`) from a CSV with an `image` column; only `test` rows if it has `side`."""
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
-            if "image" not in (reader.fieldnames or ()):
-                raise DataError(f"{path}: a subset CSV needs an image column (as a train run's split.csv has)")
-            return {r["image"].strip() for r in reader if r.get("side", "test").strip() == "test"}
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from exc
 
 
 def _labels_path(config: EvalConfig) -> Path:

@@ -42,6 +42,11 @@ class FaceConfig:
     min_confidence: float = 0.5
     min_face_px: int = 24  # smaller boxes (in full-resolution pixels) are ignored
 
+    def __post_init__(self):
+        from .limits import check_all
+
+        check_all({"max_faces": self.max_faces, "detect_size": self.detect_size, "margin": self.margin})
+
 
 @dataclass(frozen=True)
 class Face:

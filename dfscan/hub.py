@@ -42,8 +42,48 @@ class HubRef:
             raise ModelError(f"cannot read hub id {text!r}: use hf://owner/repo[/file.keras][@revision]")
         return cls(m.group(1), (m.group(2) or "/" + DEFAULT_FILE)[1:], (m.group(3) or "@")[1:] or None)
 
+    def __post_init__(self):
+        problem = repo_problem(self.repo) or file_problem(self.file) or revision_problem(self.revision)
+        if problem:
+            raise ModelError(f"hub id hf://{printable(str(self.repo))[:100]}: {problem}")
+
     def __str__(self) -> str:
         return f"hf://{self.repo}/{self.file}" + (f"@{self.revision}" if self.revision else "")
+
+
+# The hub's own grammar (huggingface_hub's validate_repo_id; git's check-ref-format for revisions). Checked
+# before anything touches the cache: a `..` would otherwise make `refs/<revision>` a path out of it.
+_REPO_PART = r"[A-Za-z0-9_](?:[\w.-]*[A-Za-z0-9_])?"
+_REPO_ID = re.compile(rf"{_REPO_PART}/{_REPO_PART}", re.ASCII)
+_REF_PART = re.compile(r"[\w-][\w.-]*", re.ASCII)
+
+
+def repo_problem(repo: object) -> str | None:
+    """Why `repo` is not a hub repository id (owner/name), or None."""
+    if (not isinstance(repo, str) or len(repo) > 96 or not _REPO_ID.fullmatch(repo) or "--" in repo
+            or ".." in repo or repo.endswith(".git")):
+        return ("the repository must be owner/repo: letters, digits, '-', '_' and '.', at most 96 characters, "
+                "without '--' or '..', not starting or ending with '-' or '.'")
+    return None
+
+
+def revision_problem(revision: object) -> str | None:
+    """Why `revision` is not a branch, tag or commit name the hub accepts (git's ref rules), or None."""
+    if revision is None:
+        return None
+    parts = revision.split("/") if isinstance(revision, str) and len(revision) <= 255 else [""]
+    if not all(_REF_PART.fullmatch(p) and not p.endswith((".", ".lock")) for p in parts) or ".." in revision:
+        return ("the revision must be a branch, tag or commit: parts of letters, digits, '-', '_' and '.' "
+                "separated by '/', none starting with '.', without '..'")
+    return None
+
+
+def file_problem(file: object) -> str | None:
+    """Why `file` is not a path inside a repository, or None."""
+    parts = file.split("/") if isinstance(file, str) and len(file) <= 1000 else [""]
+    if any(p in ("", ".", "..") or not p.isprintable() or "\\" in p for p in parts):
+        return "the file must be a path inside the repository (no empty, '.' or '..' parts, no '\\')"
+    return None
 
 
 def is_offline(offline: bool = False) -> bool:
@@ -205,8 +245,12 @@ def _cached_snapshot(ref: HubRef) -> Path | None:
     revision = ref.revision or "main"
     commit = revision if re.fullmatch(r"[0-9a-f]{40}", revision) else None
     if commit is None:
+        ref_file = storage / "refs" / revision
+        if not ref_file.is_file():  # a FIFO would hang the open, /dev/zero never end
+            return None
         try:
-            commit = (storage / "refs" / revision).read_text().strip()
+            with open(ref_file, "rb") as fh:
+                commit = fh.read(64).decode("ascii", "replace").strip()  # a commit's length is enough
         except OSError:
             return None
     snap = storage / "snapshots" / commit

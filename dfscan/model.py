@@ -45,7 +45,7 @@ class Classifier:
         if self.runtime == "openvino":
             self._predict = self._openvino(strict=runtime == "openvino")  # may hand the model to TensorFlow
         if self.runtime == "tensorflow":
-            _check_interface(self.model, info)
+            check_network(self.model, info)
             self._predict = self._compile()
 
     @property
@@ -60,7 +60,7 @@ class Classifier:
         return self._keras
 
     def _load_checked(self):
-        _check_interface(self.model, self.info)
+        check_network(self.model, self.info)
         return self.model
 
     def _export_twin(self, model):
@@ -209,6 +209,27 @@ def _check_interface(model, info: ModelInfo) -> None:
     if activation is not None and activation not in PROBABILITY_ACTIVATIONS:
         raise ModelError(f"{info.path}: the model's output comes from a {activation!r} activation, not a "
                          "probability (expected sigmoid): refused")
+
+
+def check_network(model, info: ModelInfo) -> None:
+    """What every loaded network must pass before it scores anything (a scan, `dfscan models info`):
+    the interface, and finite scores on a probe (NaN weights are the model's fault, not a runtime's)."""
+    _check_interface(model, info)
+    h, w = info.preprocess.input_size
+    probe = np.random.default_rng(0).random((2, h, w, 3), dtype=np.float32)
+    try:
+        scores = np.asarray(model(probe, training=False), dtype=np.float64)
+    except Exception as exc:  # noqa: BLE001 - Keras raises many kinds for a network that cannot run
+        raise ModelError(f"{info.path}: the model cannot run on a {h}x{w} image: {printable(first_line(exc, 200))}"
+                         ) from exc
+    if not np.all(np.isfinite(scores)):
+        raise ModelError(f"{info.path}: the model gives NaN or infinite scores on a test image: its weights are "
+                         "broken (no runtime can fix that)")
+
+
+def check_model_file(info: ModelInfo) -> None:
+    """Load the model as a scan does (Keras, safely) and check it as a scan does: `dfscan models info`."""
+    check_network(_load_keras(info), info)
 
 
 def _check_ir_interface(ir, info: ModelInfo) -> None:

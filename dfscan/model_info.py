@@ -51,11 +51,12 @@ class Preprocess:
                 or not all(MIN_INPUT_SIDE <= v <= MAX_INPUT_SIDE for v in size)):
             raise ModelError(f"input_size must be two whole numbers of pixels from {MIN_INPUT_SIDE} to "
                              f"{MAX_INPUT_SIDE}, not {_shown(size)}")
-        if self.color_order not in COLOR_ORDERS:
+        # isinstance first: a JSON list or object is unhashable, and `in` a dict would raise TypeError
+        if not isinstance(self.color_order, str) or self.color_order not in COLOR_ORDERS:
             raise ModelError(f"unknown colour order {_shown(self.color_order)} (expected one of {COLOR_ORDERS})")
-        if self.scale not in SCALES:
+        if not isinstance(self.scale, str) or self.scale not in SCALES:
             raise ModelError(f"unknown input scale {_shown(self.scale)} (expected one of {tuple(SCALES)})")
-        if self.resize not in RESIZES:
+        if not isinstance(self.resize, str) or self.resize not in RESIZES:
             raise ModelError(f"unknown resize rule {_shown(self.resize)} (expected one of {RESIZES})")
 
     def apply(self, crop_rgb: np.ndarray) -> np.ndarray:
@@ -180,11 +181,11 @@ def model_info(path: Path, meta: Any, *, default_name: str, source: str,
         if margin is not None:
             margin = _number(margin, "margin", *MARGIN_RANGE)
         architecture = meta.get("architecture")
-        if architecture is not None and architecture not in ARCHITECTURES:
+        if architecture is not None and (not isinstance(architecture, str) or architecture not in ARCHITECTURES):
             raise ModelError(f"architecture {_shown(architecture)} is not one dfscan builds "
                              f"(known: {', '.join(ARCHITECTURES)})")
         output = meta.get("output", "p_fake")
-        if output not in OUTPUTS:
+        if not isinstance(output, str) or output not in OUTPUTS:
             raise ModelError(f"output must be one of {OUTPUTS}, not {_shown(output)}")
         uncertain = _band(meta.get("uncertain"), threshold)
     except ModelError as exc:

@@ -24,6 +24,7 @@ from .discover import VIDEO_EXTENSIONS, Found, discover
 from .errors import ConfigError, VideoError, file_reason
 from .faces import FaceConfig, FaceDetector, thumbnail
 from .files import video_sha256
+from .limits import check_all as check_ranges
 from .model import Classifier
 from .model_info import ModelInfo
 from .registry import resolve_model
@@ -81,16 +82,8 @@ class ScanConfig:
             self.uncertain.check(self.threshold)
         if self.aggregate not in AGGREGATES:
             raise ConfigError(f"unknown aggregation {self.aggregate!r} (expected one of {AGGREGATES})")
-        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
-            raise ConfigError("--threshold must be between 0 and 1")
-        if self.margin is not None and not 0.0 <= self.margin <= 3.0:
-            raise ConfigError("--margin must be between 0 and 3")
-        if self.batch_size < 1:
-            raise ConfigError("--batch-size must be at least 1")
-        if self.workers is not None and self.workers < 1:
-            raise ConfigError("--workers must be at least 1")
-        if self.faces.max_faces < 1:
-            raise ConfigError("--max-faces must be at least 1")
+        check_ranges({"threshold": self.threshold, "margin": self.margin, "batch_size": self.batch_size,
+                      "workers": self.workers, "face_confidence": self.faces.min_confidence})  # FaceConfig: the rest
         if self.decoder not in DECODERS:
             raise ConfigError(f"unknown decoder {self.decoder!r}")
         runtime_check(self.runtime)
@@ -98,10 +91,7 @@ class ScanConfig:
             raise ConfigError(f"unknown engine {self.engine!r} (expected one of {ENGINES})")
         if self.engine != "ray" and (self.address is not None or self.actors is not None):
             raise ConfigError("--address and --actors need --engine ray")
-        if self.actors is not None and self.actors < 1:
-            raise ConfigError("--actors must be at least 1")
-        if self.video_timeout is not None and not self.video_timeout > 0:
-            raise ConfigError("--video-timeout must be more than 0 seconds")
+        check_ranges({"actors": self.actors, "video_timeout": self.video_timeout})
 
 
 @dataclass
@@ -152,6 +142,8 @@ class ScanPlan:
             "frames": list(c.frames.indices), "num_frames": c.frames.count, "decoder": c.decoder,
             "faces": asdict(self.face_config), "aggregate": c.aggregate, "threshold": self.threshold,
             "preprocess": asdict(self.model_info.preprocess), "people": people.RULE,
+            # what the network's output means and which network reads the weights: a fixed sidecar changes scores
+            "output": self.model_info.output, "architecture": self.model_info.architecture,
         }
 
     def report(self, results: list[VideoResult], paths: list[str], elapsed_s: float) -> ScanReport:

@@ -20,8 +20,8 @@ from typing import Any
 
 from . import pins
 from .errors import ModelError, first_line
-from .hub import (DEFAULT_FILE, Fetched, HubRef, HubUnreachable, download, hub_cache_dir,  # noqa: F401 - API
-                  is_offline)
+from .hub import (DEFAULT_FILE, Fetched, HubRef, HubUnreachable, download, file_problem,  # noqa: F401 - API
+                  hub_cache_dir, is_offline, repo_problem, revision_problem)
 from .model_info import ModelInfo, describe_local_model, file_sha256, model_info
 from .report_text import printable
 from .verdicts.calibrated import calibrated_model, is_calibration_spec
@@ -29,7 +29,6 @@ from .verdicts.calibrated import calibrated_model, is_calibration_spec
 REGISTRY_ENV = "DFSCAN_REGISTRY"  # another registry file (a site's own list, or tests)
 BESIDE_EXECUTABLE = "dfscan.keras"  # a model a user drops next to the standalone executable
 BUNDLED_MODEL = Path("models") / "bundled.keras"  # DFSCAN_BUNDLE_MODEL, inside the bundle
-_REPO = re.compile(r"[\w.-]+/[\w.-]+")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -97,13 +96,12 @@ def _entry_problem(entry: Entry) -> str | None:
     if not isinstance(src, dict):
         return "source must be an object"
     if "hub" in src:
-        if not (isinstance(src["hub"], str) and _REPO.fullmatch(src["hub"])):
-            return "source.hub must be owner/repo"
+        if repo_problem(src["hub"]):
+            return f"source.hub: {repo_problem(src['hub'])}"
         if not (isinstance(src.get("file", ""), str) and str(src.get("file", "x")).endswith(".keras")):
             return "source.file must be the path of a .keras file in the repository"
-        if src.get("revision") is not None and not (isinstance(src["revision"], str)
-                                                     and re.fullmatch(r"[\w./-]+", src["revision"])):
-            return "source.revision must be a branch, tag or commit"
+        if revision_problem(src.get("revision")) or file_problem(src.get("file", DEFAULT_FILE)):
+            return f"source: {revision_problem(src.get('revision')) or file_problem(src.get('file'))}"
     elif not isinstance(src.get("path"), str):
         return "source needs hub (owner/repo) or path"
     sha = src.get("sha256")

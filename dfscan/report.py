@@ -160,7 +160,8 @@ class LiveJsonl:
     then moves it back and continues it: lines already there are not written again.
     """
 
-    def __init__(self, path: Path, overwrite: bool = False):
+    def __init__(self, path: Path, overwrite: bool = False, killed: bool = False):
+        """`killed`: a scan writing `path` was killed (report_lock); its file is continued where it is."""
         self.path = Path(path)
         self.done: set[str] = set()  # paths (as written) of the lines already in the file
         self.resumed = 0
@@ -171,10 +172,14 @@ class LiveJsonl:
         if not os.path.lexists(self.path) and _is_own_file(leftover):
             self._resume(leftover)
             return
+        if killed and not os.path.lexists(leftover) and _is_own_file(self.path):
+            self._resume(None)
+            return
         self._fh: IO[str] = os.fdopen(create_new(self.path), "w", encoding="utf-8", errors="backslashreplace")
 
-    def _resume(self, leftover: Path) -> None:
-        _move_no_clobber(str(leftover), self.path, keep_source=False)
+    def _resume(self, leftover: Path | None) -> None:
+        if leftover is not None:
+            _move_no_clobber(str(leftover), self.path, keep_source=False)
         fd = os.open(self.path, os.O_RDWR | _NOFOLLOW)
         with open(fd, "rb", closefd=False) as fh:
             data = fh.read()
@@ -320,7 +325,8 @@ def _new_temp(path: Path, mode: int) -> tuple[int, str]:
     """
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
     for _ in range(100):
-        tmp = os.path.join(path.parent or ".", f".{path.name}.{secrets.token_hex(6)}.tmp")
+        # the pid: a killed scan's temp file is swept by a later one (dfscan/leftovers.py)
+        tmp = os.path.join(path.parent or ".", f".{path.name}.{os.getpid()}-{secrets.token_hex(6)}.tmp")
         try:
             return os.open(tmp, flags, mode), tmp
         except FileExistsError:
@@ -376,8 +382,13 @@ def video_data(r: VideoResult) -> dict:
 
 def jsonl_line(result: VideoResult) -> str:
     """One video as one JSON line (the --jsonl stream)."""
-    return json.dumps({"schema": "dfscan.video", "version": JSON_SCHEMA_VERSION, **video_data(result)},
-                      ensure_ascii=False) + "\n"
+    text = json.dumps({"schema": "dfscan.video", "version": JSON_SCHEMA_VERSION, **video_data(result)},
+                      ensure_ascii=False)
+    # JSON allows these raw inside strings, but line-splitting readers (str.splitlines, JavaScript) end a line there.
+    return text.translate(_LINE_BREAKS) + "\n"
+
+
+_LINE_BREAKS = {ord(c): f"\\u{ord(c):04x}" for c in "\u0085\u2028\u2029"}  # json escapes the C0 ones
 
 
 DFDC_UNKNOWN = 0.5  # NO_FACE and ERROR: the answer that costs least log loss when nothing is known

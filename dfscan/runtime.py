@@ -27,6 +27,7 @@ import numpy as np
 from .constants import RUNTIMES
 from .dirs import cache_dir, private_dir
 from .errors import ConfigError, ModelError, first_line
+from .leftovers import prefix as leftover_prefix
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +235,7 @@ def _export_openvino(keras, keras_model, input_size: tuple[int, int]):
     """Keras' own IR export (OpenVINO backend: no TensorFlow), then given a free batch dimension."""
     ov = require()
     h, w = input_size
-    with tempfile.TemporaryDirectory(prefix="dfscan-export-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=leftover_prefix("dfscan-export-")) as tmp:
         xml = os.path.join(tmp, "model.xml")
         with contextlib.redirect_stdout(io.StringIO()):  # Keras prints "Saved OpenVINO IR at ..."
             keras_model.export(xml, format="openvino",
@@ -273,7 +274,7 @@ def _save(model, path: Path) -> None:
     ov = require()
     try:
         private_dir(path.parent.parent)
-        tmp = Path(tempfile.mkdtemp(dir=path.parent.parent, prefix=".partial-"))
+        tmp = Path(tempfile.mkdtemp(dir=path.parent.parent, prefix=leftover_prefix(".partial-")))
         ov.save_model(model, str(tmp / path.name), compress_to_fp16=False)
         try:
             tmp.rename(path.parent)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from .errors import ModelError, first_line
+from .leftovers import prefix as leftover_prefix
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -167,7 +168,8 @@ def extracted_weights(path: Path) -> Iterator[Path]:
     """model.weights.h5, inflated into a private temporary folder that is removed afterwards."""
     entries = check_archive(path)
     info = entries[WEIGHTS]
-    folder = Path(tempfile.mkdtemp(prefix="dfscan-weights-"))  # 0700: other users cannot read or swap it
+    # 0700: other users cannot read or swap it; the pid in the name lets a later scan sweep it (dfscan/leftovers.py)
+    folder = Path(tempfile.mkdtemp(prefix=leftover_prefix("dfscan-weights-")))
     try:
         target = folder / WEIGHTS
         _inflate(path, info, target)
@@ -298,7 +300,7 @@ def build_known(keras, path: Path, architecture: str, input_size: tuple[int, int
     if builder is None:
         raise ModelError(f"unknown architecture {architecture!r} (known: {', '.join(ARCHITECTURES)})")
     model = builder(keras, tuple(input_size))
-    with tempfile.TemporaryDirectory(prefix="dfscan-layout-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=leftover_prefix("dfscan-layout-")) as tmp:
         reference = Path(tmp) / "expected.weights.h5"
         model.save_weights(reference)  # the layout this network's weights file must have
         expected = weights_layout(reference)

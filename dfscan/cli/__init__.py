@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+import threading
 
 import click
 
@@ -48,6 +50,7 @@ _NO_ARGS = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click >= 8.2; e
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and map every exception to one exit code."""
     _broken_pipe_is_an_error()
+    previous = _stop_signals_interrupt()
     try:
         cli.main(args=argv, prog_name="dfscan", standalone_mode=False)
     except SystemExit as exc:
@@ -75,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug: never exit 1, which means "a FAKE was found"
         _internal_error(exc)
         return EXIT_INTERNAL
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     return EXIT_CLEAN
 
 
@@ -90,6 +96,21 @@ def _no_terminal() -> bool:
 
     return not tty(sys.stdin) and not tty(sys.stdout) and display_available() \
         and not os.environ.get("DFSCAN_NO_WINDOW")
+
+
+def _stop_signals_interrupt() -> dict:
+    """SIGTERM and SIGHUP raise KeyboardInterrupt, as Ctrl-C does, in every command: the `finally`
+    blocks that remove temporary files (a model's weight copy, a conversion) then run. Returns the
+    handlers replaced. A scan installs its own (scan_run.Interrupts), which also remembers the signal."""
+    from .scan_run import stop_signals
+
+    def stop(signum, frame) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {signum: signal.signal(signum, stop) for signum in stop_signals() if signum != signal.SIGINT
+            and signal.getsignal(signum) is signal.SIG_DFL}
 
 
 def _internal_error(exc: Exception) -> None:

@@ -121,7 +121,10 @@ def _local_info(path) -> dict:
     """What `models info` shows of a local file: its sidecar's fields, and what dfscan makes of them."""
     from ..model_info import describe_local_model
 
-    info = describe_local_model(path)  # validates the sidecar; refuses what a scan would refuse
+    from ..model import check_model_file
+
+    info = describe_local_model(path)  # validates the sidecar
+    check_model_file(info)  # and the network, with the checks a scan makes: what scan refuses, info refuses
     p = info.preprocess
     return {**info.metadata, "name": info.name, "file": str(info.path), "sha256": info.sha256,
             "architecture": info.architecture, "output": info.output, "threshold": info.threshold,

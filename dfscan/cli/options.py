@@ -7,6 +7,7 @@ from typing import Any, Callable
 import click
 
 from ..constants import AGGREGATES, DECODERS, DEVICES, RUNTIMES
+from ..limits import RANGES
 
 
 def _frames(ctx, param, value):
@@ -28,16 +29,17 @@ offline = click.option("--offline", is_flag=True,
                        help="Never touch the network; use the hub cache only (as HF_HUB_OFFLINE=1).")
 frames = click.option("--frames", callback=_frames, metavar="SPEC",
                       help="Frames to sample: START:STOP:STEP or a list 0,30,60.  [default: 0:271:30]")
-num_frames = click.option("--num-frames", type=click.IntRange(min=1), metavar="N",
+num_frames = click.option("--num-frames", type=click.IntRange(*RANGES["num_frames"]), metavar="N",
                           help="Instead of --frames, sample N frames spread over the whole clip.")
-max_faces = click.option("--max-faces", default=2, show_default=True, type=click.IntRange(min=1),
+max_faces = click.option("--max-faces", default=2, show_default=True, type=click.IntRange(*RANGES["max_faces"]),
                          help="Score the K largest faces of each frame.")
-margin = click.option("--margin", type=click.FloatRange(0, 3),
+margin = click.option("--margin", type=click.FloatRange(*RANGES["margin"]),
                       help="Crop margin around a face box, as a share of its size.  [default: the model's, else 0.16]")
-face_confidence = click.option("--face-confidence", default=0.5, show_default=True, type=click.FloatRange(0.05, 0.99),
+face_confidence = click.option("--face-confidence", default=0.5, show_default=True,
+                               type=click.FloatRange(*RANGES["face_confidence"]),
                                help="Minimum face-detector confidence.")
 detect_size = click.option(
-    "--detect-size", default=640, show_default=True, type=click.IntRange(min=64),
+    "--detect-size", default=640, show_default=True, type=click.IntRange(*RANGES["detect_size"]),
     help="Longest side of the frame copy the face detector sees, for frames up to full HD (larger "
          "frames are scaled as full HD is). Smaller is faster but misses small faces (in 1080p: 640 "
          "finds faces from ~60 px tall, 480 from ~80).")
@@ -48,7 +50,7 @@ runtime = click.option(
          "OpenCV; auto: OpenVINO unless a GPU is used. Same scores either way.")
 aggregate = click.option("--aggregate", type=click.Choice(AGGREGATES), default=AGGREGATES[0], show_default=True,
                          help="How face scores become one video score.")
-threshold = click.option("--threshold", type=click.FloatRange(0, 1), metavar="P",
+threshold = click.option("--threshold", type=click.FloatRange(*RANGES["threshold"]), metavar="P",
                          help="FAKE when the video score is above P.  [default: the model's, 0.5]")
 
 
@@ -69,19 +71,20 @@ uncertain = click.option(
     help="Video scores in (LOW, HIGH] are UNCERTAIN (a person must look), above HIGH FAKE, at or below LOW "
          "REAL; the band must hold the threshold. none: no band.  [default: the model's band, see `dfscan "
          "models info`]")
-workers = click.option("--workers", type=click.IntRange(min=1), metavar="N",
+workers = click.option("--workers", type=click.IntRange(*RANGES["workers"]), metavar="N",
                        help="Videos decoded at the same time.  [default: one per CPU core, plus one]")
 decoder = click.option("--decoder", type=click.Choice(DECODERS), default="auto", show_default=True,
                        help="auto: PyAV, then decord, then OpenCV for files the earlier cannot read.")
 video_timeout = click.option(
-    "--video-timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+    "--video-timeout", type=click.FloatRange(*RANGES["video_timeout"]), metavar="SECONDS",
     help="Give up on a video whose decoding takes longer (an ERROR row; the scan goes on).  "
          "[default: 60 s plus 0.05 s per full-HD frame asked]")
 verbose = click.option("--verbose", "-v", is_flag=True, help="More detail on stderr.")
 
 
 def batch_size(help: str | None = None) -> Callable:
-    return click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1), help=help)
+    return click.option("--batch-size", default=32, show_default=True, type=click.IntRange(*RANGES["batch_size"]),
+                        help=help)
 
 
 def quiet(help: str) -> Callable:

@@ -11,6 +11,7 @@ import click
 
 from ..constants import ENGINES
 from ..errors import DfscanError
+from ..limits import RANGES
 from . import options as opt
 from . import sources_options
 from .common import default_store, setup_logging, shown
@@ -39,7 +40,7 @@ from .to_stdout import STDOUT_FORMATS, is_stdout
 @click.option("--address", metavar="ADDR",
               help="ray engine: the cluster, ray://HOST:PORT, HOST:PORT or auto.  [default: start Ray on this "
                    "machine]")
-@click.option("--actors", type=click.IntRange(min=1), metavar="N",
+@click.option("--actors", type=click.IntRange(*RANGES["actors"]), metavar="N",
               help="ray engine: scanning workers, each with its own model.  [default: one per GPU, else one "
                    "per node]")
 @click.option("--store", type=click.Path(path_type=Path, dir_okay=False), metavar="FILE",
@@ -127,6 +128,7 @@ def _scan_config(options: dict, **kept):
 def _check_outputs(out: Outputs, store: str | None) -> None:
     """Refuse, before anything is scanned, outputs that clash, exist, or could not be written."""
     from ..report import partial_path, probe_writable
+    from ..report_lock import left_by_killed_scan  # its file is continued (report_lock.Locks.stale)
 
     _check_stdout(out)
     names = {role: Path(os.path.abspath(p)) for role, p in out.written().items()}
@@ -143,7 +145,7 @@ def _check_outputs(out: Outputs, store: str | None) -> None:
         if os.path.lexists(path) and not out.overwrite:
             raise click.UsageError(f"{shown(path)} exists; pass --overwrite to replace it or choose another name")
     jsonl = None if is_stdout(out.jsonl) or out.stream(out.jsonl) else out.jsonl
-    if jsonl is not None and os.path.lexists(jsonl) and not out.overwrite:
+    if jsonl is not None and os.path.lexists(jsonl) and not out.overwrite and not left_by_killed_scan(jsonl):
         raise click.UsageError(f"{shown(out.jsonl)} exists; pass --overwrite to replace it or choose another name")
     for fmt, path in files.items():  # each is written through a temporary file beside it, at the end
         try:

@@ -19,7 +19,8 @@ from .to_stdout import NoLiveCsv, StdoutJsonl, StreamJsonl, is_stdout, write_to_
 
 
 class Interrupts:
-    """Ctrl-C during a scan: raise KeyboardInterrupt, and remember it.
+    """Ctrl-C during a scan (and SIGTERM, SIGHUP: a closed terminal, a `kill`): raise KeyboardInterrupt, and
+    remember it. Each is handled alike: what is done is kept, temporary files are removed.
 
     The memory matters: Python runs a signal handler at whatever bytecode the main thread
     reaches next, and a KeyboardInterrupt raised there inside a finalizer (`__del__`, a
@@ -29,13 +30,14 @@ class Interrupts:
 
     def __init__(self):
         self.seen = threading.Event()
-        self._previous = None
+        self._previous: dict[int, object] = {}
 
     @classmethod
     def install(cls) -> "Interrupts":
         self = cls()
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handler)
+            for signum in stop_signals():
+                self._previous[signum] = signal.signal(signum, self._handler)
         return self
 
     def _handler(self, signum, frame) -> None:
@@ -47,9 +49,18 @@ class Interrupts:
             raise KeyboardInterrupt
 
     def restore(self) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous = {}
+
+
+def stop_signals() -> list[int]:
+    """SIGINT, SIGTERM and SIGHUP, less a SIGHUP the caller ignores (`nohup dfscan …` keeps running)."""
+    found = [signal.SIGINT, signal.SIGTERM]
+    hup = getattr(signal, "SIGHUP", None)  # absent on Windows
+    if hup is not None and signal.getsignal(hup) is not signal.SIG_IGN:
+        found.append(hup)
+    return found
 
 
 @dataclass(frozen=True)
@@ -73,6 +84,10 @@ class Outputs:
         if is_stdout(self.jsonl):
             return "jsonl"
         return next((fmt for fmt, path in self.reports.items() if is_stdout(path)), None)
+
+    def names(self) -> list[Path]:
+        """The report files this scan writes (not their live or set-aside copies): the names it locks."""
+        return [path for role, path in self.written().items() if not role.endswith(".partial")]
 
     def written(self) -> dict[str, Path]:
         """Every file the scan may write, by role: the reports, the CSV's live copy, the JSONL's set-aside copy."""
@@ -102,11 +117,17 @@ class Outputs:
 
 
 def run_scan(paths, config, out: Outputs, interrupts: Interrupts) -> int:
-    with native_stderr_silenced(enabled=not out.verbose):
-        return _scan_and_report(paths, config, out, interrupts)
+    from ..leftovers import sweep_all
+    from ..report_lock import locked
+
+    with locked(out.names()) as locks, native_stderr_silenced(enabled=not out.verbose):
+        for path in sweep_all(out.names()):  # what killed scans left (their pids are in the names)
+            logging.getLogger("dfscan").debug("removed %s, left by a dfscan process that is gone", path)
+        killed = out.jsonl is not None and Path(out.jsonl) in locks.stale
+        return _scan_and_report(paths, config, out, interrupts, killed)
 
 
-def _scan_and_report(paths, config, out: Outputs, interrupts: Interrupts) -> int:
+def _scan_and_report(paths, config, out: Outputs, interrupts: Interrupts, killed: bool = False) -> int:
     from ..api import open_scanner
     from ..report import LiveCsv, LiveJsonl, partial_path
 
@@ -123,7 +144,7 @@ def _scan_and_report(paths, config, out: Outputs, interrupts: Interrupts) -> int
             jsonl = StdoutJsonl()
         elif out.jsonl:
             try:
-                jsonl = StreamJsonl(out.jsonl) if out.stream(out.jsonl) else LiveJsonl(out.jsonl, out.overwrite)
+                jsonl = StreamJsonl(out.jsonl) if out.stream(out.jsonl) else LiveJsonl(out.jsonl, out.overwrite, killed)
             except OSError as exc:
                 raise DfscanError(_cannot_create(out.jsonl, exc)) from exc
         # huggingface_hub's own download bar would draw over the spinner: the phase line says it instead
@@ -170,8 +191,11 @@ def _report(scanner, paths, out: Outputs, times: tuple[float, float], interrupts
             raise  # stopped before the scan began: the caller removes the files it created
         bar.stop()
         aside = jsonl.set_aside() if jsonl else None
-        err.print(_interrupted_hint(watch.done, watch.total, live_csv.path, aside, store, scanner.config),
-                  markup=False, highlight=False, soft_wrap=True)
+        try:
+            err.print(_interrupted_hint(watch.done, watch.total, live_csv.path, aside, store, scanner.config),
+                      markup=False, highlight=False, soft_wrap=True)
+        except OSError:  # SIGHUP: the terminal is gone
+            pass
         return EXIT_INTERRUPTED
     finally:
         bar.stop()

@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from ..constants import TRAIN_PROFILES, TRAIN_SPLITS
+from ..limits import RANGES
 from . import options as opt
 from .common import fmt, native_stderr_silenced, setup_logging
 
@@ -21,12 +22,12 @@ from .common import fmt, native_stderr_silenced, setup_logging
               help="reference: BGR scaled to 0..1 (the notebook); keras: RGB in 0..255, what EfficientNet expects.")
 @click.option("--weights", default="imagenet", show_default=True, metavar="imagenet|none|PATH",
               help="EfficientNetB0 start: ImageNet (downloaded by Keras), random, or a no-top weights file.")
-@click.option("--epochs", type=click.IntRange(min=1), metavar="N", help="Cap each phase at N epochs.  [default: 100, 50]")
+@click.option("--epochs", type=click.IntRange(*RANGES["epochs"]), metavar="N", help="Cap each phase at N epochs.  [default: 100, 50]")
 @opt.batch_size()
 @click.option("--seed", type=click.IntRange(min=0), metavar="N",
               help="Seed of the pairing picks, shuffling, initialisation and dropout.  [default: drawn, recorded]")
 @click.option("--split-seed", default=63, show_default=True, type=click.IntRange(min=0), help="random_state of the split.")
-@click.option("--input-size", default=224, show_default=True, type=click.IntRange(min=32), metavar="PX",
+@click.option("--input-size", default=224, show_default=True, type=click.IntRange(*RANGES["input_size"]), metavar="PX",
               help="Side of the square model input (224 reproduces the reference).")
 @click.option("--mixed-precision", is_flag=True, help="float16 compute on a GPU (refused on a CPU).")
 @click.option("--deterministic", is_flag=True, help="TensorFlow op determinism: same seed, same weights (slower on GPU).")

@@ -13,8 +13,8 @@ from ..errors import VideoError
 
 REFERENCE_FRAMES: tuple[int, ...] = tuple(range(0, 271, 30))
 
-# Frames a clip may hold or a decoder may walk: 46 hours at 30 fps (the other limits: container.py).
-MAX_FRAMES = 5_000_000
+MAX_FRAMES, MAX_SAMPLED = 5_000_000, 10_000  # a clip's frames (46 h at 30 fps; see container.py), frames sampled
+MAX_INDEX = MAX_FRAMES - 1  # the largest frame index a sample may name (fixed: tests lower MAX_FRAMES to decode)
 
 
 @dataclass(frozen=True)
@@ -31,22 +31,23 @@ class FrameSpec:
         if re.fullmatch(r"\d*:\d*(:\d*)?", text):
             parts = [int(p) if p else None for p in text.split(":")]
             start, stop = parts[0] or 0, parts[1]
-            step = (parts[2] if len(parts) > 2 else None) or 1
             if stop is None:
                 raise ValueError("a frame range needs an end, e.g. 0:271:30")
-            indices = tuple(range(start, stop, step))
+            indices = range(start, stop, (parts[2] if len(parts) > 2 else None) or 1)  # a tuple could exhaust memory
         elif re.fullmatch(r"\d+(\s*,\s*\d+)*", text):
-            indices = tuple(sorted({int(p) for p in text.split(",")}))
+            indices = sorted({int(p) for p in text.split(",")})
         else:
             raise ValueError(f"cannot read frames {text!r}: use START:STOP:STEP or a list like 0,30,60")
         if not indices:
             raise ValueError(f"frames {text!r} select no frame")
-        return cls(indices=indices)
+        if len(indices) > MAX_SAMPLED or indices[-1] > MAX_INDEX:  # a usage error, not a MemoryError later
+            raise ValueError(f"frames {text[:30]!r}: sample 1 to {MAX_SAMPLED:,} frames of 0 to {MAX_INDEX:,}")
+        return cls(indices=tuple(indices))
 
     @classmethod
     def spread(cls, count: int) -> "FrameSpec":
-        if count < 1:
-            raise ValueError("the number of frames must be at least 1")
+        if not 1 <= count <= MAX_SAMPLED:
+            raise ValueError(f"the number of frames must be from 1 to {MAX_SAMPLED:,}, not {count}")
         return cls(indices=(), count=count)
 
     def resolve(self, total_frames: int) -> tuple[int, ...]:
