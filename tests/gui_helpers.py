@@ -58,8 +58,9 @@ def window_ids(env: dict, title: str, proc: subprocess.Popen, timeout: float = 6
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.5)
-        found = subprocess.run(["xdotool", "search", "--name", title], env=env, capture_output=True,
-                               text=True).stdout.strip()
+        # xdotool is the test's tool, found on the test's PATH (a frozen program's env has an empty one)
+        found = subprocess.run(["xdotool", "search", "--name", title], env={**os.environ, "DISPLAY": env["DISPLAY"]},
+                               capture_output=True, text=True).stdout.strip()
         if found:
             return found
     return ""
