@@ -73,7 +73,7 @@ def scanned(corpus, colour_model, tmp_path_factory):
 
     d, _ = corpus
     out = tmp_path_factory.mktemp("out") / "report.csv"
-    real_sha = pipeline.file_sha256
+    real_sha = pipeline.video_sha256
 
     def unreadable(path):  # the tests run as root, who reads everything: simulate a locked file
         if path.name == "locked.mp4":
@@ -81,7 +81,7 @@ def scanned(corpus, colour_model, tmp_path_factory):
         return real_sha(path)
 
     with pytest.MonkeyPatch.context() as patch:  # undone even if the scan fails
-        patch.setattr(pipeline, "file_sha256", unreadable)
+        patch.setattr(pipeline, "video_sha256", unreadable)
         code = main(["scan", str(d), "--model", str(colour_model), "--csv", str(out), "--no-store", "-q"])
     with open(out, newline="", encoding="utf-8") as fh:
         rows = {os.path.basename(restore(r["path"])): r for r in csv.DictReader(fh)}

@@ -86,7 +86,7 @@ def test_face_config_checks_its_settings():
 
     with pytest.raises(ConfigError, match="64 to 4096"):
         FaceConfig(detect_size=0)
-    with pytest.raises(ConfigError, match="1 to 20"):
+    with pytest.raises(ConfigError, match="1 to 100"):
         FaceConfig(max_faces=10**6)
 
 

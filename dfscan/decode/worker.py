@@ -166,6 +166,8 @@ def _kept(keep, frame):
 def serve(conn, memory: int) -> None:
     """A worker's loop: decode each job sent, until the parent closes the pipe."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle (it kills us if it must)
+    for stop in (signal.SIGTERM, signal.SIGHUP):  # a forked worker inherits the CLI's "stop as Ctrl-C" handlers:
+        signal.signal(stop, signal.SIG_DFL)  # the parent's terminate() must end it quietly, not raise in it
     _cap_memory(memory)
     global _start_rss
     _start_rss = _status("VmRSS:")  # a forked worker starts with its parent's pages: only its growth is its own
