@@ -7,6 +7,7 @@ from typing import Iterable
 
 from .report_text import CAVEAT, UNCERTAIN_MEANING, flat_note, local_time, printable, suspicion_order
 from .results import ScanReport, Verdict, VideoResult
+from .queue.cells import queue_detail  # a person's label, a seen-before match
 from .sources.report import c2pa_cell, source_detail
 
 VERDICT_STYLE = {
@@ -115,9 +116,10 @@ def _counts_text(r: VideoResult) -> str:
 
 
 def _detail(r: VideoResult, moved: list[str]) -> list[str]:
-    """What goes under a video's name: its link, the columns that did not fit, the reason, notes, reuse."""
+    """What goes under a video's name: its link, a label or earlier match, the columns that did not fit, the
+    reason, notes, reuse."""
     notes = _shorten("; ".join(r.notes), 120) if r.notes else None
-    return [x for x in (source_detail(r), *moved, r.error, notes, _reused_note(r)) if x]
+    return [x for x in (source_detail(r), queue_detail(r), *moved, r.error, notes, _reused_note(r)) if x]
 
 
 def _caption(ordered: list[VideoResult], counts, c2pa: bool) -> str | None:

@@ -85,6 +85,9 @@ def test_labels_follow_content_across_a_rename_and_copies(variants, colour_model
     assert main(["label", "--list", "--store", str(store)]) == 0
     listed = capsys.readouterr().out
     assert "REAL" in listed and "clip.mp4" in listed and "checked by desk" in listed
+    main(["scan", str(renamed), "--model", str(colour_model), "--store", str(store), "--csv", str(tmp_path / "t.csv")])
+    table = "".join(capsys.readouterr().out.split())  # the terminal table, its lines folded at any width
+    assert "humanlabelREAL(=checkedbydesk)" in table and "seenbeforeas" in table
 
 
 def test_csv_columns_keep_their_order():

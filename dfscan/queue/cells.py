@@ -37,3 +37,16 @@ def queue_html(r: VideoResult) -> str:
                      f"(similarity {seen.get('similarity', 0):.2f}, verdict {verdict}{label}, "
                      f"SHA-256 <code>{escape(seen.get('sha256') or '-')}</code>)")
     return "".join(f"<p class='queue'>{line}</p>" for line in lines)
+
+
+def queue_detail(r: VideoResult) -> str | None:
+    """The terminal's line under a video for a person's label and a seen-before match (None: neither)."""
+    parts = []
+    if r.human_label:
+        parts.append(f"human label {r.human_label}" + (f" ({r.human_note})" if r.human_note else ""))
+    seen = r.seen_before
+    if seen:
+        label = f", labelled {seen['human_label']}" if seen.get("human_label") else ""
+        parts.append(f"seen before as {path_text(seen.get('path') or '')} ({seen.get('verdict') or '-'}{label}, "
+                     f"similarity {seen.get('similarity', 0):.2f})")
+    return " · ".join(parts) or None
