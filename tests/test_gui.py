@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import gc
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -213,6 +215,54 @@ def test_dfscan_alone_without_a_terminal_opens_the_window(display, tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def _wait(done, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, "never got there"
+        time.sleep(0.1)
+
+
+def _running(pid: int) -> bool:
+    """Whether `pid` is alive (a zombie waiting for a reaper is not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _children(pid: int) -> set[int]:
+    """The processes whose parent is `pid` (Linux /proc)."""
+    out = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.add(int(stat.parent.name))
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree from /proc")
+def test_sigterm_mid_scan_ends_the_window_and_its_scan_at_once(display, colour_model, clips, tmp_path):
+    """A window being scanned in ends on SIGTERM as `dfscan scan` does (Tk alone would swallow the interrupt)."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "DISPLAY": display,
+           "DFSCAN_STORE": str(tmp_path / "store.sqlite")}
+    proc = subprocess.Popen([sys.executable, "-m", "dfscan", "gui", str(clips["root"]), "--model", str(colour_model)],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                            cwd=tmp_path)
+    try:
+        assert window_ids(env, "^dfscan: find deepfaked", proc), proc.poll()
+        _wait(lambda: _children(proc.pid), 60)  # the scan's process has started
+        scan = _children(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)  # before the fix: the window stayed open
+        _wait(lambda: not any(_running(pid) for pid in scan), 15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
 
 
 def test_every_action_has_a_key_and_200_percent_scales_text_and_rows(window):

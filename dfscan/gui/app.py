@@ -353,7 +353,28 @@ def run(paths: Iterable = (), settings: Settings = Settings(), scale: float = 1.
     app = App(root, paths, settings, scale=scale, offline=offline)
     if app.paths:
         root.after(100, app.scan)
+    _end_on_signals(root, app)
     root.mainloop()
+
+
+def _end_on_signals(root, app: "App") -> None:
+    """SIGTERM, SIGHUP (a closed terminal) and Ctrl-C end the window at once, as they end `dfscan scan`: the
+    scan is interrupted (finished results stay stored) and the window goes. Tk swallows a KeyboardInterrupt
+    raised in its callbacks, so the CLI's own handlers would leave the window open."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def end(signum, frame) -> None:
+        if app.worker is not None:
+            app.worker.interrupt()
+        root.after(0, root.destroy)
+
+    for signum in (signal.SIGTERM, signal.SIGINT, getattr(signal, "SIGHUP", None)):
+        if signum is not None and signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.signal(signum, end)
 
 
 def _root():

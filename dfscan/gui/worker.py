@@ -83,10 +83,23 @@ class ScanWorker(threading.Thread):
         self.paths, self.config = list(paths), config
         self.out: queue.Queue = out if out is not None else queue.Queue()
         self.stop_requested = threading.Event()
+        self.child = None
 
     def stop(self) -> None:
         """End the scan after the video it is on (what is done is kept)."""
         self.stop_requested.set()
+
+    def interrupt(self, grace: float = 5.0) -> None:
+        """End the scan now, as Ctrl-C ends `dfscan scan` (SIGTERM or SIGHUP to the window): the finished
+        results are stored, the video in hand is not; a scan still running after `grace` seconds is killed."""
+        import signal
+
+        self.stop_requested.set()
+        child = self.child
+        if child is None or not child.is_alive():
+            return
+        os.kill(child.pid, signal.SIGINT)  # KeyboardInterrupt in the scan: its `finally` blocks clean up
+        threading.Thread(target=_kill_after, args=(child, grace), daemon=True).start()
 
     def run(self) -> None:
         import multiprocessing
@@ -99,6 +112,7 @@ class ScanWorker(threading.Thread):
                                 name="dfscan-scan", daemon=False)
         try:
             child.start()
+            self.child = child
             self._relay(child, messages, stop)
         except Exception as exc:  # noqa: BLE001 - e.g. no process could be started: said in words
             self.out.put(Message("error", exc))
@@ -141,6 +155,12 @@ def scan_in_child(paths: list, config, out, stop) -> None:
         for logger, level in saved:
             logger.setLevel(level)
         out.put(Message("finished"))
+
+
+def _kill_after(child, grace: float) -> None:
+    child.join(grace)
+    if child.is_alive():
+        child.kill()
 
 
 def _stop_if_orphaned(parent: int, stop) -> None:
