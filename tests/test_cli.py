@@ -20,9 +20,9 @@ def read_csv(path):
         return list(csv.DictReader(fh))
 
 
-def run_cli(*args, cwd=None):
-    """The real command in a fresh process, as a user runs it."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def run_cli(*args, cwd=None, columns: int | None = None):
+    """The real command in a fresh process, as a user runs it (its report `columns` wide, if given)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **({"COLUMNS": str(columns)} if columns else {})}
     return subprocess.run([sys.executable, "-m", "dfscan", *map(str, args)], capture_output=True, text=True,
                           cwd=cwd, env=env, timeout=300, stdin=subprocess.DEVNULL)  # a script: no terminal
 
@@ -199,8 +199,9 @@ def test_reused_results_are_counted_marked_and_the_store_is_named(clips, colour_
     assert f"results kept in {store}" in text
     rows1 = read_csv(tmp_path / "1.csv")
     assert {r["reused"] for r in rows1} == {"no"} and all(r["scanned_at"] for r in rows1)
+    # wide enough that no note under a video's name wraps (a seen-before line comes before the reuse note)
     again = run_cli(*scan_args(colour_model, clips["root"], "--csv", tmp_path / "2.csv", "--json",
-                               tmp_path / "2.json", "--jsonl", tmp_path / "2.jsonl", *common))
+                               tmp_path / "2.json", "--jsonl", tmp_path / "2.jsonl", *common), columns=400)
     assert again.returncode == 1, again.stderr
     text = " ".join(again.stdout.split())
     assert "3 reused from the result store (scanned before), 0 scanned now" in text
