@@ -10,7 +10,9 @@ itself, a 10,000-line concat playlist, 12 frames of 8000x8000, 3 frames of 16000
 clip with a face filling the frame (accepted: its crops must stay small), 999 video streams, and
 an MP4 of one ftyp box and millions of 8-byte free boxes; issue 27 added an MP4 whose sample table
 claims 89 million samples of one size (decoding workers' peaks are added to the scan's own). The model
-is bench_scan's full-size EfficientNetB0. Writes bench/hostile_memory.json (or --json).
+is bench_scan's full-size EfficientNetB0. Then the other memory items of issue 27, each by its own
+script: `evaluate --kind crops` (eval_crops_memory.py) and `--from-file` naming missing files
+(from_file_missing.py); `--no-others` leaves them out. Writes bench/hostile_memory.json (or --json).
 """
 from __future__ import annotations
 
@@ -142,6 +144,8 @@ def main() -> None:
     ap.add_argument("--folder", type=Path, default=Path("/tmp/dfscan-hostile"))
     ap.add_argument("--boxes", type=int, default=25_000_000)
     ap.add_argument("--json", type=Path, default=HERE / "hostile_memory.json")
+    ap.add_argument("--missing", type=int, default=200_000, help="names of missing files for the --from-file case")
+    ap.add_argument("--no-others", action="store_true", help="only the crafted files beside a good clip")
     args = ap.parse_args()
     from bench_scan import make_model
 
@@ -161,7 +165,24 @@ def main() -> None:
         said = f"{row['verdict']}: {row['error']}" if row else f"no row ({r['stderr_tail'][-80:]!r})"
         peak = f"{r['peak_mib']:7.0f} MiB  x{r['peak_mib'] / alone['peak_mib']:.2f}" if r["peak_mib"] else "crashed"
         print(f"{name:40s} exit {r['exit']:4d}  {r['seconds']:6.1f} s  {peak:>18s}  {said[:110]}", flush=True)
-    args.json.write_text(json.dumps({"code": str(args.code), "results": results}, indent=1))
+    others = {} if args.no_others else other_memory_items(args.code, model, args.missing)
+    args.json.write_text(json.dumps({"code": str(args.code), "results": results, "others": others}, indent=1))
+
+
+def other_memory_items(code: Path, model: Path, missing: int) -> dict[str, str]:
+    """Issue 27's memory items that are not one crafted file beside a good clip, each measured by its own
+    bench in its own process: evaluate --kind crops on 6000-px-class crops, and --from-file naming files
+    that do not exist (see those scripts for what they print)."""
+    out = {}
+    for name, command in (
+        ("evaluate --kind crops, 30 crops of 4000x4000", ["eval_crops_memory.py", "--code", str(code)]),
+        (f"--from-file naming {missing:,} missing files",
+         ["from_file_missing.py", str(model), "--n", str(missing), "--code", str(code)]),
+    ):
+        done = subprocess.run([sys.executable, str(HERE / command[0]), *command[1:]], capture_output=True, text=True)
+        out[name] = (done.stdout.strip().splitlines() or [done.stderr.strip()[-300:]])[-1]
+        print(f"{name:40s} {out[name]}", flush=True)
+    return out
 
 
 if __name__ == "__main__":
