@@ -17,6 +17,7 @@ from pathlib import Path
 from .errors import VideoError
 
 CHECK_CONTAINER_FIRST = 32 * 2**20  # bytes: from here on, hashing costs more than opening the container
+CHECK_TIMEOUT_S = 60.0  # seconds that check may take (a container FFmpeg cannot open in a minute is an ERROR row)
 HASH_PROGRESS_FROM = 2**30  # bytes: hashing a file this large says how far it got
 HASH_PROGRESS_EVERY_S = 10.0
 _CHUNK = 1 << 20
@@ -61,10 +62,10 @@ def video_sha256(path: Path) -> str:
     fd = open_regular(path)
     with os.fdopen(fd, "rb") as fh:
         size = os.fstat(fh.fileno()).st_size
-        if size >= CHECK_CONTAINER_FIRST:
-            from .container import open_checked
+        if size >= CHECK_CONTAINER_FIRST:  # in a worker process, with a deadline: FFmpeg opens an untrusted file
+            from .decode.worker import check_in_worker
 
-            open_checked(str(path)).close()  # VideoError: not a video; not a byte hashed
+            check_in_worker(str(path), CHECK_TIMEOUT_S)  # VideoError: not a video; not a byte hashed
         return _sha256(fh, size, path)
 
 

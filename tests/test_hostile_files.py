@@ -178,6 +178,32 @@ def test_pipes_sockets_devices_and_a_terabyte_of_zeros_get_their_own_rows_at_onc
     assert "empty" not in " ".join(r["error"] for r in rows.values())
 
 
+def test_a_big_files_container_check_that_hangs_is_abandoned_and_the_next_file_is_checked(clips, monkeypatch,
+                                                                                          tmp_path):
+    """The check before hashing opens the file with FFmpeg: in a worker process with a deadline, as decoding."""
+    import hashlib
+    import shutil
+
+    from dfscan import files
+    from dfscan.decode.worker import DecodeTimeout
+    from dfscan.errors import VideoError
+
+    stuck = tmp_path / "stuck-open.mp4"
+    shutil.copy(clips["fake_mp4"], stuck)
+    monkeypatch.setattr(files, "CHECK_CONTAINER_FIRST", 1)  # every file is "big"
+    monkeypatch.setattr(files, "CHECK_TIMEOUT_S", 2.0)
+    monkeypatch.setenv("DFSCAN_TEST_SLOW_DECODE", "stuck-open.mp4")  # the worker's open of this file hangs
+    with pytest.raises(DecodeTimeout, match="did not finish in 2 s"):
+        files.video_sha256(stuck)
+    good = Path(shutil.copy(clips["fake_mp4"], tmp_path / "good.mp4"))
+    assert files.video_sha256(good) == hashlib.sha256(good.read_bytes()).hexdigest()  # a fresh worker checks it
+    zeros = tmp_path / "zeros.mp4"
+    zeros.write_bytes(bytes(4096))
+    with pytest.raises(VideoError) as refused:  # refused by the check in the worker, before a byte is hashed
+        files.video_sha256(zeros)
+    assert not isinstance(refused.value, DecodeTimeout)
+
+
 def test_hashing_a_big_file_says_how_far_it_got(clips, monkeypatch, caplog):
     import hashlib
     import logging

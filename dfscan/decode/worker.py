@@ -120,6 +120,28 @@ def read_in_worker(path: str, spec, backend: str, threads: int, keep: Callable[[
     return outcome
 
 
+def check_in_worker(path: str, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+    """container.open_checked in a worker process, within `timeout` seconds: FFmpeg's open of an untrusted
+    file runs where it can be killed, as decoding does (files.video_sha256 checks big files before hashing)."""
+    worker = _acquire()
+    try:
+        slow = os.environ.get(SLOW_DECODE_ENV)
+        worker.conn.send((None, os.fspath(path), bool(slow and os.fspath(path).endswith(slow))))  # None: a check
+        if not worker.conn.poll(timeout):
+            raise DecodeTimeout(f"checking the file's container did not finish in {timeout:g} s")
+        kind, value = worker.conn.recv()
+    except (EOFError, OSError) as exc:
+        worker.kill()
+        raise VideoError("the container check crashed: a damaged file, or one that needs more than "
+                         f"{WORKER_MEMORY >> 30} GiB to open (limit)") from exc
+    except BaseException:
+        worker.kill()  # mid-job: its state is unknown
+        raise
+    _release(worker)
+    if kind == "error":
+        raise value
+
+
 def _receive(worker: _Worker, keep, limit: float, scaled: bool, asked: int):
     """The clip, or the exception the worker answered with; DecodeTimeout, a crash or KeepError raise here."""
     kept: dict[int, Any] = {}
@@ -176,7 +198,27 @@ def serve(conn, memory: int) -> None:
             job = conn.recv()
         except (EOFError, OSError):
             return
-        _run(conn, *job)
+        if job[0] is None:  # a container check (check_in_worker), not a decode
+            _check(conn, *job[1:])
+        else:
+            _run(conn, *job)
+
+
+def _check(conn, path: str, slow: bool) -> None:
+    from ..container import open_checked
+
+    try:
+        if slow:  # test-only (SLOW_DECODE_ENV): an open that hangs
+            time.sleep(3600)
+        open_checked(path).close()
+        answer = ("done", None)
+    except VideoError as exc:
+        answer = ("error", exc)
+    except MemoryError:
+        answer = ("error", VideoError(f"opening it needs more than {WORKER_MEMORY >> 30} GiB of memory (limit)"))
+    except Exception as exc:  # noqa: BLE001 - a checker bug: said as such, the scan goes on
+        answer = ("error", VideoError(f"the container could not be checked: {type(exc).__name__}: {exc}"))
+    conn.send(answer)
 
 
 def _run(conn, path: str, spec, backend: str, threads: int, inspect, slow: bool) -> None:
