@@ -265,6 +265,24 @@ def test_sigterm_mid_scan_ends_the_window_and_its_scan_at_once(display, colour_m
             proc.kill()
 
 
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree from /proc")
+def test_a_window_killed_mid_scan_leaves_no_scan_running(display, colour_model, clips, tmp_path):
+    """kill -9 of the window (no handler runs): its scan process sees it gone, stops and exits on its own."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "DISPLAY": display,
+           "DFSCAN_STORE": str(tmp_path / "store.sqlite")}
+    proc = subprocess.Popen([sys.executable, "-m", "dfscan", "gui", str(clips["root"]), "--model", str(colour_model)],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                            cwd=tmp_path)
+    try:
+        assert window_ids(env, "^dfscan: find deepfaked", proc), proc.poll()
+        _wait(lambda: _children(proc.pid), 60)
+        scan = _children(proc.pid)
+    finally:
+        proc.kill()
+        proc.wait(10)
+    _wait(lambda: not any(_running(pid) for pid in scan), 90)  # before the fix: it waited at exit for good
+
+
 def test_every_action_has_a_key_and_200_percent_scales_text_and_rows(window):
     import tkinter.font as tkfont
     from tkinter import ttk

@@ -108,7 +108,7 @@ class ScanWorker(threading.Thread):
         messages, stop = context.Queue(), context.Event()
         # Not a daemon: the scan starts decoding workers of its own, which a daemonic process may not;
         # it ends with the window all the same (stopped on close, or on seeing its parent gone).
-        child = context.Process(target=scan_in_child, args=(self.paths, self.config, messages, stop),
+        child = context.Process(target=scan_in_child, args=(self.paths, self.config, messages, stop, os.getpid()),
                                 name="dfscan-scan", daemon=False)
         try:
             child.start()
@@ -138,10 +138,11 @@ class ScanWorker(threading.Thread):
             self.out.put(message)
 
 
-def scan_in_child(paths: list, config, out, stop) -> None:
+def scan_in_child(paths: list, config, out, stop, window: int | None = None) -> None:
     """The scan, in the child process: dfscan.api, with every message sent back through `out`."""
     handler, saved = _listen(out)
-    threading.Thread(target=_stop_if_orphaned, args=(os.getppid(), stop), name="dfscan-parent-watch",
+    # the window's pid, from the window: it may be gone before this process gets here
+    threading.Thread(target=_stop_if_orphaned, args=(window or os.getppid(), stop, out), name="dfscan-parent-watch",
                      daemon=True).start()
     try:
         _scan(paths, config, out, stop)
@@ -163,11 +164,12 @@ def _kill_after(child, grace: float) -> None:
         child.kill()
 
 
-def _stop_if_orphaned(parent: int, stop) -> None:
+def _stop_if_orphaned(parent: int, stop, out) -> None:
     """Stop the scan (keeping what is done) once the window's process is gone (killed, crashed)."""
-    while not stop.wait(1.0):
-        if os.getppid() != parent:
-            stop.set()
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    stop.set()
+    out.cancel_join_thread()  # nobody reads the messages now: this process must not wait at exit to send them
 
 
 def _picklable(exc: Exception) -> Exception:
