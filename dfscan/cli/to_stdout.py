@@ -35,34 +35,9 @@ class NoLiveCsv:
         self.closed = True
 
 
-class StdoutJsonl:
-    """`--jsonl -`: one line per video on stdout as it finishes (flushed, for a reader that follows)."""
-
-    path = STDOUT
-    resumed = 0
-
-    def start(self, found) -> None:
-        pass
-
-    def add(self, result) -> None:
-        from ..report import jsonl_line
-
-        sys.stdout.write(jsonl_line(result))
-        sys.stdout.flush()
-
-    def close(self) -> None:
-        sys.stdout.flush()
-
-    def discard(self) -> None:
-        pass
-
-    def set_aside(self) -> None:
-        """Nothing to set aside: the lines are already with the reader."""
-        return None
-
-
 class StreamJsonl:
-    """--jsonl into a device or pipe: one line per video as it finishes; nothing to resume or set aside."""
+    """--jsonl into a device or pipe: one line per video as it finishes (flushed, for a reader that follows);
+    nothing to resume or set aside: the lines are already with the reader."""
 
     resumed = 0
 
@@ -89,9 +64,18 @@ class StreamJsonl:
         self.close()
 
     def set_aside(self) -> None:
-        """Nothing to set aside: the lines are already with the reader."""
         self.close()
         return None
+
+
+class StdoutJsonl(StreamJsonl):
+    """`--jsonl -`: the same lines on stdout, which stays open for the summary and the caller."""
+
+    def __init__(self):
+        self.path, self._fh = STDOUT, sys.stdout
+
+    def close(self) -> None:
+        sys.stdout.flush()
 
 
 def write_to_stdout(report, fmt: str) -> None:
