@@ -245,18 +245,27 @@ def _children(pid: int) -> set[int]:
     return out
 
 
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree from /proc")
-def test_sigterm_mid_scan_ends_the_window_and_its_scan_at_once(display, colour_model, clips, tmp_path):
-    """A window being scanned in ends on SIGTERM as `dfscan scan` does (Tk alone would swallow the interrupt)."""
+def _window_scanning(display: str, model: Path, folder: Path, tmp_path: Path) -> tuple[subprocess.Popen, set[int]]:
+    """`dfscan gui FOLDER` in a process of its own, once its window shows and its scan's process has started."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "DISPLAY": display,
            "DFSCAN_STORE": str(tmp_path / "store.sqlite")}
-    proc = subprocess.Popen([sys.executable, "-m", "dfscan", "gui", str(clips["root"]), "--model", str(colour_model)],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "dfscan", "gui", str(folder), "--model", str(model)],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
                             cwd=tmp_path)
     try:
         assert window_ids(env, "^dfscan: find deepfaked", proc), proc.poll()
-        _wait(lambda: _children(proc.pid), 60)  # the scan's process has started
-        scan = _children(proc.pid)
+        _wait(lambda: _children(proc.pid), 60)
+    except BaseException:
+        proc.kill()
+        raise
+    return proc, _children(proc.pid)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree from /proc")
+def test_sigterm_mid_scan_ends_the_window_and_its_scan_at_once(display, colour_model, clips, tmp_path):
+    """A window being scanned in ends on SIGTERM as `dfscan scan` does (Tk alone would swallow the interrupt)."""
+    proc, scan = _window_scanning(display, colour_model, clips["root"], tmp_path)
+    try:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)  # before the fix: the window stayed open
         _wait(lambda: not any(_running(pid) for pid in scan), 15)
@@ -268,18 +277,9 @@ def test_sigterm_mid_scan_ends_the_window_and_its_scan_at_once(display, colour_m
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree from /proc")
 def test_a_window_killed_mid_scan_leaves_no_scan_running(display, colour_model, clips, tmp_path):
     """kill -9 of the window (no handler runs): its scan process sees it gone, stops and exits on its own."""
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "DISPLAY": display,
-           "DFSCAN_STORE": str(tmp_path / "store.sqlite")}
-    proc = subprocess.Popen([sys.executable, "-m", "dfscan", "gui", str(clips["root"]), "--model", str(colour_model)],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-                            cwd=tmp_path)
-    try:
-        assert window_ids(env, "^dfscan: find deepfaked", proc), proc.poll()
-        _wait(lambda: _children(proc.pid), 60)
-        scan = _children(proc.pid)
-    finally:
-        proc.kill()
-        proc.wait(10)
+    proc, scan = _window_scanning(display, colour_model, clips["root"], tmp_path)
+    proc.kill()
+    proc.wait(10)
     _wait(lambda: not any(_running(pid) for pid in scan), 90)  # before the fix: it waited at exit for good
 
 
