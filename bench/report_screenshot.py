@@ -57,7 +57,8 @@ def scan(work: Path) -> Path:
     return html
 
 
-def screenshot(html: Path, out: Path, width: int, height: int) -> None:
+def screenshot(html: Path, out: Path, width: int, height: int, selector: str | None = None) -> None:
+    """The page (its viewport) in a real Chromium, or only the first element matching `selector`."""
     from playwright.sync_api import sync_playwright
 
     browser_path = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
@@ -69,7 +70,10 @@ def screenshot(html: Path, out: Path, width: int, height: int) -> None:
             page = browser.new_page(viewport={"width": width, "height": height})
             page.goto(html.as_uri())
             page.wait_for_load_state("load")
-            page.screenshot(path=str(out), full_page=False)
+            if selector:
+                page.locator(selector).first.screenshot(path=str(out))
+            else:
+                page.screenshot(path=str(out), full_page=False)
         finally:
             browser.close()
 

@@ -12,14 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
 
 
 def make_clip(path: Path, n: int = 300, size=(960, 540)) -> Path:
@@ -64,29 +63,14 @@ def scan(work: Path) -> Path:
     return html
 
 
-def screenshot(html: Path, out: Path) -> None:
-    from playwright.sync_api import sync_playwright
-
-    browser_path = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-    if browser_path is None:
-        raise SystemExit("no Chromium found (apt-get install chromium)")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=browser_path, args=["--no-sandbox", "--disable-gpu"])
-        try:
-            page = browser.new_page(viewport={"width": 1100, "height": 900})
-            page.goto(html.as_uri())
-            page.wait_for_load_state("load")
-            page.locator(".people").first.screenshot(path=str(out))
-        finally:
-            browser.close()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "people.png")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="dfscan-people-") as tmp:
-        screenshot(scan(Path(tmp)), args.out)
+        from report_screenshot import screenshot  # the report's own picture, taken the same way
+
+        screenshot(scan(Path(tmp)), args.out, 1100, 900, selector=".people")
     print(f"wrote {args.out}")
 
 
