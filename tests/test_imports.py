@@ -125,3 +125,14 @@ def test_the_length_check_sees_a_long_module_and_a_long_method(tmp_path):
              "long": write("long", ["class C:", "    def g(self):", *("    " + b for b in body), "        return 1"],
                            451)}
     assert too_long(known) == ["long: 451 lines", "long.g (line 2): 61 lines"]
+
+
+def test_setup_cfg_lists_every_subpackage_once():
+    """setuptools' own reading of setup.cfg names each package on disk (a package left out is
+    missing from the wheel; a malformed list breaks `pip install` on a clean machine)."""
+    from setuptools.config.setupcfg import read_configuration
+
+    root = PACKAGE.parent
+    listed = read_configuration(str(root / "setup.cfg"))["options"]["packages"]
+    on_disk = {module_name(p) for p in PACKAGE.rglob("__init__.py")} | {"dfscan.models"}
+    assert sorted(listed) == sorted(on_disk)
