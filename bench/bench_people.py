@@ -55,8 +55,8 @@ def install(timer: Timer):
     """Make the people step switchable ("before": main's single aggregate) and timed ("after")."""
     import numpy as np
 
-    import dfscan.pipeline as pipeline
-    from dfscan.aggregate import aggregate
+    import dfscan.scanning.pipeline as pipeline
+    from dfscan.verdicts.aggregate import aggregate
     from dfscan.verdicts import people
 
     real_signature, real_find, real_judge = pipeline.signature, people.find_people, people.judge
@@ -89,7 +89,7 @@ def made_up(work: Path) -> tuple[list[Path], Path]:
 
 
 def measure(config, paths: list[Path], rounds: int, timer: Timer) -> dict:
-    from dfscan.pipeline import Scanner
+    from dfscan.scanning.pipeline import Scanner
 
     with Scanner(config) as scanner:
         found = scanner.discover([str(p) for p in paths])
@@ -119,7 +119,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "people_results.json")
     args = parser.parse_args()
     from dfscan import ScanConfig
-    from dfscan.faces import FaceConfig
+    from dfscan.scanning.faces import FaceConfig
 
     timer = Timer()
     install(timer)

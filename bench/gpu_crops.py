@@ -66,7 +66,9 @@ def prepare(out: str, videos: str, limit: int = 64) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     import cv2
     from bench_scan import make_model
-    from dfscan import faces, model as dm, video
+    from dfscan.scanning import faces
+    from dfscan.classifier import model as dm
+    from dfscan.decode import read as video
 
     detector, crops = faces.FaceDetector(), []
     for path in sorted(Path(videos).glob("*.mp4")):

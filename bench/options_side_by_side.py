@@ -32,8 +32,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
     os.environ["DFSCAN_CACHE_DIR"] = str(args.cache / "converted")  # bench_scan.py's conversion
-    from dfscan.discover import Found
-    from dfscan.pipeline import ScanConfig, Scanner
+    from dfscan.results import Found
+    from dfscan.scanning.pipeline import ScanConfig, Scanner
 
     clips = sorted((args.cache / "sets" / args.set).glob("*.mp4"))
     if not clips:

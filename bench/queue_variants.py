@@ -52,7 +52,7 @@ def make_variants(clip: Path, work: Path) -> dict[str, Path]:
 def fingerprint(path: Path) -> list[int]:
     """The frame hashes a scan keeps for `path` (cached beside the variants, by size and mtime)."""
     from dfscan.queue.fingerprint import frame_hash
-    from dfscan.video import FrameSpec, read_frames
+    from dfscan.decode.read import FrameSpec, read_frames
 
     st = path.stat()
     cache = Path(tempfile.gettempdir()) / "dfscan-bench-queue" / "prints.json"

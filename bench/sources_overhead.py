@@ -30,9 +30,9 @@ import bench_scan  # noqa: E402  (puts the checkout and tests/ on sys.path)
 
 
 def scan(clips: list[Path], model: Path, anchors: str, sources: bool) -> dict:
-    from dfscan import pipeline
-    from dfscan.concurrency import StageTimes
-    from dfscan.discover import Found
+    from dfscan.scanning import pipeline
+    from dfscan.scanning.concurrency import StageTimes
+    from dfscan.results import Found
 
     saved = pipeline.read_credentials, pipeline.container_facts
     if not sources:

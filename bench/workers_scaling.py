@@ -30,9 +30,9 @@ def prepare(out: Path, videos: Path) -> None:
     """The tiny model, its OpenVINO form, the detector's weights and the videos, in `out`."""
     import keras
 
-    from dfscan.faces import detector_weights
-    from dfscan.model import Classifier
-    from dfscan.model_info import describe_local_model
+    from dfscan.scanning.faces import detector_weights
+    from dfscan.classifier.model import Classifier
+    from dfscan.classifier.model_info import describe_local_model
 
     (out / "videos").mkdir(parents=True, exist_ok=True)
     for clip in sorted(videos.glob("*.mp4")):
@@ -48,7 +48,8 @@ def prepare(out: Path, videos: Path) -> None:
 
 def detector_streams(streams: int) -> None:
     """Experiment: compile the face detector with OpenVINO's NUM_STREAMS (each stream gets cores / streams threads)."""
-    from dfscan import faces, runtime
+    from dfscan.scanning import faces
+    from dfscan.classifier import runtime
 
     def compiled(self, strict):
         model = runtime.read_onnx(self.weights, [1, 3, -1, -1])
@@ -68,7 +69,7 @@ def scan_seconds(clips: list[Path], model: Path, workers: int, streams: bool = F
 def run(folder: Path, workers: list[int], n: int, out: Path | None, streams: bool = False) -> None:
     os.environ["DFSCAN_CACHE_DIR"] = str(folder / "cache")
     os.environ["DFSCAN_FACE_DETECTOR"] = str(folder / "face_detector.onnx")
-    from dfscan.concurrency import available_cores, decode_threads
+    from dfscan.scanning.concurrency import available_cores, decode_threads
 
     clips = linked_copies(sorted((folder / "videos").glob("*.mp4")), folder / "links", n)
     rows = {}

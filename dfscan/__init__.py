@@ -13,8 +13,8 @@ __all__ = ["scan", "scan_with", "open_scanner", "ResultSink", "ScanConfig", "Sca
            "FaceScore", "Verdict", "FrameSpec", "__version__", "Band", "Person"]
 
 _LAZY = {
-    "scan": "api", "scan_with": "api", "open_scanner": "api", "ResultSink": "api", "ScanConfig": "pipeline",
-    "Scanner": "pipeline", "FrameSpec": "video",
+    "scan": "api", "scan_with": "api", "open_scanner": "api", "ResultSink": "api", "ScanConfig": "scanning.pipeline",
+    "Scanner": "scanning.pipeline", "FrameSpec": "decode.read",
     "ScanReport": "results", "VideoResult": "results", "FaceScore": "results", "Verdict": "results",
     "Person": "results",
     "Band": "verdicts.band",

@@ -9,10 +9,9 @@ import time
 from pathlib import Path
 from typing import Iterable, Iterator, Protocol, Sequence
 
-from .discover import Found
-from .pipeline import ScanConfig, ScanPlan, Scanner
-from .report_text import path_text
-from .results import ScanReport, VideoResult
+from .common.text import path_text
+from .results import Found, ScanReport, VideoResult
+from .scanning.pipeline import ScanConfig, Scanner, ScanPlan
 
 
 class ResultSink(Protocol):
@@ -89,11 +88,11 @@ def open_scanner(config: ScanConfig = ScanConfig()) -> ScanPlan:
     Close it when done (or use it as a context manager): the ray engine then stops its workers.
     """
     if config.engine == "ray":
-        from .distributed import RayScanner  # Ray is optional and heavy: imported only when asked for
+        from .scanning.distributed import RayScanner  # Ray is optional and heavy: imported only when asked for
 
         return RayScanner(config)
     if config.store:  # seen-before fingerprints and people's labels live in the store
-        from .queue.scanner import QueueScanner
+        from .scanning.queue_scanner import QueueScanner
 
         return QueueScanner(config)
     return Scanner(config)

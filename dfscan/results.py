@@ -12,6 +12,15 @@ from pathlib import Path
 from typing import Any
 
 
+@dataclass(frozen=True)
+class Found:
+    """A path to scan, or a path that could not be walked (then `error` says why)."""
+
+    path: Path
+    error: str | None = None
+    origin: Any = None  # the fetch record of a link's file (dfscan.sources.links.Origin)
+
+
 class Verdict(str, Enum):
     REAL = "REAL"
     FAKE = "FAKE"

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .dirs import data_dir, private_dir, tighten
+from .common.dirs import data_dir, private_dir, tighten
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def settings_key(settings: dict[str, Any]) -> tuple[str, str]:
 
 def path_key(path: str | os.PathLike) -> str:
     """A path as the store keeps it: absolute, and valid UTF-8 (bad bytes as \\xNN, as in the reports)."""
-    from .report_text import path_text
+    from .common.text import path_text
 
     return path_text(os.path.abspath(path))
 
@@ -196,7 +196,7 @@ class ResultStore:
         SHA-256 too (so copies and renamed files scanned elsewhere go as well). The freed pages
         are overwritten (secure_delete) and the file compacted.
         """
-        from .model_info import file_sha256
+        from .classifier.model_info import file_sha256
         from .queue.tables import forget as forget_queue  # fingerprints, labels, the watcher's ledger
 
         db = self._connect()

@@ -1,6 +1,6 @@
 import pytest
 
-from dfscan.aggregate import Verdict, aggregate, verdict
+from dfscan.verdicts.aggregate import Verdict, aggregate, verdict
 
 
 def test_mean_and_max():
@@ -41,7 +41,7 @@ def test_verdict_is_fake_only_above_the_threshold():
 
 
 def test_flat_scores_are_flagged_only_when_many_faces_barely_vary():
-    from dfscan.aggregate import flat_scores_note
+    from dfscan.verdicts.aggregate import flat_scores_note
 
     assert flat_scores_note([0.5] * 19) is None  # too few faces to tell
     note = flat_scores_note([0.5, 0.5049] + [0.502] * 18)

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import cli_in_fresh_process
 from dfscan.cli import main
-from dfscan.report import CSV_COLUMNS
+from dfscan.reports.writers import CSV_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -236,12 +236,12 @@ def test_the_table_shows_whole_names_relative_to_the_folder(clips, colour_model,
 
 
 def test_an_internal_error_never_reads_as_a_finding(real_only, colour_model, tmp_path, monkeypatch, capsys):
-    import dfscan.report
+    import dfscan.reports.writers
 
     def broken(*args, **kwargs):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(dfscan.report, "results_table", broken)
+    monkeypatch.setattr(dfscan.reports.writers, "results_table", broken)
     assert main(scan_args(colour_model, real_only, "--csv", tmp_path / "r.csv", "--no-store")) == 3
     err = capsys.readouterr().err
     assert "dfscan: internal error: RuntimeError: a bug" in err and "not a finding" in err
@@ -298,7 +298,7 @@ def test_a_report_that_fails_late_keeps_what_was_written_and_says_so(real_only, 
                                                                     monkeypatch):
     import errno
 
-    from dfscan import report
+    from dfscan.reports import writers as report
 
     def disk_full(_report):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -392,7 +392,7 @@ def test_store_info_forget_and_clear(clips, colour_model, tmp_path):
     assert info.returncode == 0, info.stderr
     assert f"result store: {store}" in info.stdout and "2 results of 2 files" in info.stdout
     assert "no face images" in info.stdout and "converted models" in info.stdout
-    from dfscan.pins import pins_path
+    from dfscan.classifier.pins import pins_path
 
     assert f"model pins (each hub model's SHA-256 at its first use): {pins_path()}" in info.stdout
     forget = run_cli("store", "--store", store, "forget", folder / "a.mp4")

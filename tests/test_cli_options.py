@@ -2,7 +2,7 @@
 library's own choices, and both turn them into the same ScanConfig."""
 import click
 
-from dfscan import constants
+from dfscan.common import constants
 from dfscan.cli import cli
 from dfscan.cli.options import SETTING_NAMES, pop_settings, scan_config
 

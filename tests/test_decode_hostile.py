@@ -10,9 +10,9 @@ import pytest
 
 from conftest import H264, frames_for, write_ffmpeg
 from dfscan.cli import main
-from dfscan.container import LimitExceeded
-from dfscan.errors import VideoError
-from dfscan.video import FrameSpec, read_frames
+from dfscan.decode.container import LimitExceeded
+from dfscan.common.errors import VideoError
+from dfscan.decode.read import FrameSpec, read_frames
 
 
 def level(i: int) -> int:
@@ -155,7 +155,7 @@ def test_a_sample_table_claiming_89_million_frames_is_refused_before_ffmpeg_open
 
 
 def test_a_failing_keep_in_the_scan_process_is_not_blamed_on_the_decoder(made):
-    from dfscan.video import KeepError
+    from dfscan.decode.read import KeepError
 
     def keep(frame):
         raise RuntimeError("detector broke")

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from dfscan import dirs, pins, store
+from dfscan.common import dirs
+from dfscan.classifier import pins
+from dfscan import store
 
 
 @pytest.fixture

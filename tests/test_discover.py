@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from dfscan.discover import BROKEN_LINK, discover, normalise_extensions, read_path_list
+from dfscan.scanning.discover import BROKEN_LINK, discover, normalise_extensions, read_path_list
 
 
 def touch(path: Path, data: bytes = b"x") -> Path:
@@ -101,7 +101,7 @@ class Endless:
 
 
 def test_path_lists_are_read_within_bounds():
-    from dfscan.discover import MAX_LIST_LINE, PathListError
+    from dfscan.scanning.discover import MAX_LIST_LINE, PathListError
 
     zero = Endless()
     with pytest.raises(PathListError, match="line 1: a NUL byte"):
@@ -120,7 +120,7 @@ def test_path_lists_are_read_within_bounds():
 
 
 def test_path_lists_larger_than_any_queue_are_refused(monkeypatch):
-    import dfscan.discover as discover_mod
+    import dfscan.scanning.discover as discover_mod
 
     monkeypatch.setattr(discover_mod, "MAX_LIST_ENTRIES", 3)
     assert len(read_path_list(io.BytesIO(b"a\nb\nc\n# not a path\n\n"))) == 3

@@ -22,10 +22,10 @@ import pytest
 
 from conftest import frames_for, write_opencv
 from dfscan import ScanConfig, Verdict, scan
-from dfscan.distributed import RayScanner, _model_copy
-from dfscan.errors import DfscanError
-from dfscan.model_info import describe_local_model
-from dfscan.report import to_csv_text
+from dfscan.scanning.distributed import RayScanner, _model_copy
+from dfscan.common.errors import DfscanError
+from dfscan.classifier.model_info import describe_local_model
+from dfscan.reports.writers import to_csv_text
 
 # Ray itself is imported where it is used: importing it costs every test run, not only these tests.
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("ray") is None,

@@ -1,6 +1,6 @@
 """One-line messages from exceptions: errors.first_line, and the helpers that know a library's messages."""
-from dfscan.distributed import _ray_message
-from dfscan.errors import UNREADABLE, VideoError, file_reason, first_line
+from dfscan.scanning.distributed import _ray_message
+from dfscan.common.errors import UNREADABLE, VideoError, file_reason, first_line
 
 
 def test_first_line_is_the_first_line_that_says_something():
@@ -19,6 +19,6 @@ def test_a_file_that_cannot_be_read_says_so_without_its_path():
 def test_a_ray_error_gives_its_cause_not_its_traceback():
     exc = RuntimeError("The actor died unexpectedly before finishing this task.\n"
                        "Traceback (most recent call last):\n  File \"worker.py\", line 3, in load\n"
-                       "dfscan.errors.ModelError: cannot load the model m.keras: bad zip\n")
+                       "dfscan.common.errors.ModelError: cannot load the model m.keras: bad zip\n")
     assert _ray_message(exc) == "ModelError: cannot load the model m.keras: bad zip"
     assert _ray_message(ConnectionError("nothing answers at h:1\n")) == "nothing answers at h:1"

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dfscan.aggregate import aggregate
+from dfscan.verdicts.aggregate import aggregate
 from dfscan.cli import main
-from dfscan.errors import DataError
-from dfscan.evaluate import read_labels
-from dfscan.metrics import LOG_LOSS_EPS, best_thresholds, binary_metrics, clipped_log_loss
+from dfscan.common.errors import DataError
+from dfscan.labelled.evaluate import read_labels
+from dfscan.labelled.metrics import LOG_LOSS_EPS, best_thresholds, binary_metrics, clipped_log_loss
 
 SHARED_DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "dev"
 
@@ -195,8 +195,8 @@ def test_folder_of_videos_through_the_scanner(clips, colour_model, tmp_path, cap
 
 
 def test_a_folder_of_videos_reports_its_progress_video_by_video(clips, colour_model, tmp_path):
-    from dfscan.evaluate import EvalConfig, evaluate
-    from dfscan.pipeline import ScanConfig
+    from dfscan.labelled.evaluate import EvalConfig, evaluate
+    from dfscan.scanning.pipeline import ScanConfig
 
     folder = tmp_path / "videos"
     folder.mkdir()

@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 
 from dfscan import __version__
-from dfscan.faces import detector_weights
-from dfscan.registry import frozen_models, registry_file, resolve_model
+from dfscan.scanning.faces import detector_weights
+from dfscan.classifier.registry import frozen_models, registry_file, resolve_model
 from gui_helpers import display  # noqa: F401 - a fixture: an X display (Xvfb) for the windowed executable
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import face_photo
-from dfscan.faces import WEIGHTS, FaceConfig, FaceDetector, detector_weights, square_crop
+from dfscan.scanning.faces import WEIGHTS, FaceConfig, FaceDetector, detector_weights, square_crop
 
 DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "dev"
 FACELESS_CLIPS = {"imageio__cockatoo.mp4", "imageio__test.webm", "aristov__sample.mov", "horstepipe__sample.mkv"}
@@ -148,7 +148,7 @@ def test_the_detector_ships_inside_the_package_with_its_licence(monkeypatch):
 
 @pytest.mark.skipif(not DEV.is_dir(), reason="needs ../shared/data/dev")
 def test_a_face_in_every_sampled_frame_of_the_face_clips_and_none_in_the_others(detector):
-    from dfscan.video import FrameSpec, read_frames
+    from dfscan.decode.read import FrameSpec, read_frames
 
     clips = sorted(p for p in DEV.rglob("*") if p.suffix in {".mp4", ".mov", ".mkv", ".webm"})
     found = {c.name: [bool(detector.faces(f)) for f in read_frames(c, FrameSpec()).frames] for c in clips}

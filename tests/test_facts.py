@@ -8,7 +8,7 @@ import av
 import pytest
 
 from dfscan.sources.facts import container_facts, reencoding_hint
-from dfscan.video import FrameSpec, read_frames
+from dfscan.decode.read import FrameSpec, read_frames
 
 
 def ffmpeg(*args: str) -> None:

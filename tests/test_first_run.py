@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from dfscan.cli import main
-from dfscan.report import CSV_COLUMNS
+from dfscan.reports.writers import CSV_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07")

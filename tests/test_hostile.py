@@ -13,7 +13,7 @@ import pytest
 
 from conftest import H264, frames_for, write_ffmpeg, write_opencv
 from dfscan.cli import main
-from dfscan.report import restore
+from dfscan.reports.writers import restore
 
 HOSTILE_NAMES = ["with space.mp4", "com,ma.mp4", "quo\"te's.mp4", "new\nline.mp4", "видео 東京.mp4",
                  "=cmd.mp4", "+sum.mp4", "-minus.mp4", "@at.mp4", "\x1b[31mred.mp4"]
@@ -69,7 +69,7 @@ def corpus(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def scanned(corpus, colour_model, tmp_path_factory):
-    import dfscan.pipeline as pipeline
+    import dfscan.scanning.pipeline as pipeline
 
     d, _ = corpus
     out = tmp_path_factory.mktemp("out") / "report.csv"
@@ -143,7 +143,7 @@ def test_partial_and_odd_streams_are_sampled_honestly(scanned):
 
 
 def test_portrait_phone_clip_is_decoded_upright(corpus):
-    from dfscan.video import FrameSpec, read_frames
+    from dfscan.decode.read import FrameSpec, read_frames
 
     d, upright = corpus
     for backend in ("decord", "opencv"):
@@ -181,7 +181,7 @@ SCAN_IN_FRESH_PROCESS = """
 import resource, sys
 _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the crash needed 8192 handles or more
-import dfscan.container as container
+import dfscan.decode.container as container
 container.MAX_MP4_BOXES = 10_000  # the box file stays small; the real limit is 1,000,000
 import dfscan.decode.worker as worker
 worker.START_METHOD = "fork"  # the decoding workers inherit the patches above and below
@@ -326,9 +326,9 @@ def test_listed_names_no_file_can_have_become_rows(crafted, colour_model, tmp_pa
 
 def test_face_crops_are_kept_at_the_models_input_size_and_score_the_same(colour_model, tmp_path):
     from conftest import face_photo
-    from dfscan.discover import Found
-    from dfscan.pipeline import ScanConfig, Scanner
-    from dfscan.video import FrameSpec, read_frames
+    from dfscan.results import Found
+    from dfscan.scanning.pipeline import ScanConfig, Scanner
+    from dfscan.decode.read import FrameSpec, read_frames
 
     frame = np.full((720, 1280, 3), 90, np.uint8)
     face = cv2.resize(face_photo(), (560, 610))  # a close-up: crops of ~340 px

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dfscan.discover import LINK_LOOP, discover
+from dfscan.scanning.discover import LINK_LOOP, discover
 
 
 def touch(path: Path, data: bytes = b"x") -> Path:
@@ -184,9 +184,9 @@ def test_a_big_files_container_check_that_hangs_is_abandoned_and_the_next_file_i
     import hashlib
     import shutil
 
-    from dfscan import files
+    from dfscan.scanning import files
     from dfscan.decode.worker import DecodeTimeout
-    from dfscan.errors import VideoError
+    from dfscan.common.errors import VideoError
 
     stuck = tmp_path / "stuck-open.mp4"
     shutil.copy(clips["fake_mp4"], stuck)
@@ -208,7 +208,7 @@ def test_hashing_a_big_file_says_how_far_it_got(clips, monkeypatch, caplog):
     import hashlib
     import logging
 
-    from dfscan import files
+    from dfscan.scanning import files
 
     monkeypatch.setattr(files, "HASH_PROGRESS_FROM", 1)  # every file is "big", every block worth a line
     monkeypatch.setattr(files, "HASH_PROGRESS_EVERY_S", 0.0)
@@ -310,7 +310,7 @@ def test_a_device_as_the_store_is_refused_untouched_and_the_scan_goes_on(clips, 
 def test_a_cache_folder_given_by_the_user_keeps_its_mode(tmp_path, monkeypatch):
     import stat
 
-    from dfscan import dirs
+    from dfscan.common import dirs
 
     given = tmp_path / "shared"
     given.mkdir()
@@ -439,8 +439,8 @@ def test_what_an_ordinary_user_may_not_read_is_one_error_row_each(unprivileged, 
 def test_a_device_as_a_registry_models_file_is_called_one(tmp_path, monkeypatch):
     import json
 
-    from dfscan import registry
-    from dfscan.errors import ModelError
+    from dfscan.classifier import registry
+    from dfscan.common.errors import ModelError
 
     listed = tmp_path / "registry.json"
     listed.write_text(json.dumps({"models": [{"name": "zero", "source": {"path": "/dev/zero"}}]}))

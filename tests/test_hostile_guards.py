@@ -28,7 +28,7 @@ def env() -> dict:
 # --- JSON lines ---------------------------------------------------------------------------------------
 
 def test_jsonl_lines_hold_no_unicode_line_breaks(tmp_path):
-    from dfscan.report import jsonl_line
+    from dfscan.reports.writers import jsonl_line
     from dfscan.results import Verdict, VideoResult
 
     odd = tmp_path / "a\u2028b\u2029c\u0085d.mp4"
@@ -55,7 +55,7 @@ def test_huge_frame_choices_are_usage_errors(tmp_path, frames):
 
 def test_num_frames_has_the_same_bound():
     assert main(["scan", "--num-frames", "10001", "."]) == 2
-    from dfscan.video import FrameSpec
+    from dfscan.decode.read import FrameSpec
 
     with pytest.raises(ValueError, match="1 to 10,000"):
         FrameSpec.spread(10**9)
@@ -74,15 +74,15 @@ def test_flags_have_an_upper_bound(flag, value, capsys):
                                                  ("threshold", float("nan"), "0 to 1")])
 def test_scan_config_says_the_range(field, value, shown):
     from dfscan import ScanConfig
-    from dfscan.errors import ConfigError
+    from dfscan.common.errors import ConfigError
 
     with pytest.raises(ConfigError, match=shown):
         ScanConfig(**{field: value})
 
 
 def test_face_config_checks_its_settings():
-    from dfscan.errors import ConfigError
-    from dfscan.faces import FaceConfig
+    from dfscan.common.errors import ConfigError
+    from dfscan.scanning.faces import FaceConfig
 
     with pytest.raises(ConfigError, match="64 to 4096"):
         FaceConfig(detect_size=0)
@@ -109,8 +109,8 @@ def test_unhashable_sidecar_values_are_model_errors(colour_model, tmp_path, meta
                                   "hf://../etc", "hf://o/..", "hf://o--x/r", "hf://o/r/../../x.keras",
                                   "hf://o/r/a//b.keras", "hf://o/r@a.lock"])
 def test_hub_ids_outside_the_grammar_are_refused(text):
-    from dfscan.errors import ModelError
-    from dfscan.hub import HubRef
+    from dfscan.common.errors import ModelError
+    from dfscan.classifier.hub import HubRef
 
     with pytest.raises(ModelError):
         HubRef.parse(text)
@@ -119,7 +119,7 @@ def test_hub_ids_outside_the_grammar_are_refused(text):
 @pytest.mark.parametrize("text", ["hf://owner/repo", "hf://o.x/r_y-z@v1.0", "hf://o/r/sub/m.keras@refs/pr/1",
                                   "hf://o/r@0123456789abcdef0123456789abcdef01234567"])
 def test_hub_ids_inside_the_grammar_are_kept(text):
-    from dfscan.hub import HubRef
+    from dfscan.classifier.hub import HubRef
 
     assert str(HubRef.parse(text)).startswith(text.split("@")[0])
 
@@ -127,8 +127,8 @@ def test_hub_ids_inside_the_grammar_are_kept(text):
 @pytest.mark.parametrize("source", [{"hub": "o/r", "file": "m.keras", "revision": "../../../../dev/zero"},
                                     {"hub": "o/r", "file": "../x.keras"}, {"hub": "../r", "file": "m.keras"}])
 def test_registry_revisions_and_files_are_held_to_the_grammar(tmp_path, monkeypatch, source):
-    from dfscan.errors import ModelError
-    from dfscan.registry import load_registry
+    from dfscan.common.errors import ModelError
+    from dfscan.classifier.registry import load_registry
 
     registry = tmp_path / "registry.json"
     registry.write_text(json.dumps({"models": [{"name": "m", "source": source}]}))
@@ -138,7 +138,7 @@ def test_registry_revisions_and_files_are_held_to_the_grammar(tmp_path, monkeypa
 
 def test_cached_ref_that_is_not_a_file_is_not_read(tmp_path, monkeypatch):
     """A FIFO planted as a cached branch ref would hang the read: it is treated as not cached."""
-    from dfscan.hub import HubRef, _cached_snapshot
+    from dfscan.classifier.hub import HubRef, _cached_snapshot
 
     refs = tmp_path / "models--o--r" / "refs"
     refs.mkdir(parents=True)
@@ -176,7 +176,7 @@ def test_fixed_sidecar_output_is_not_answered_from_the_store(colour_model, clips
 
 
 def _few_frames():
-    from dfscan.video import FrameSpec
+    from dfscan.decode.read import FrameSpec
 
     return FrameSpec.parse("0:91:30")
 
@@ -318,8 +318,8 @@ def test_evaluate_refuses_malformed_labels_naming_file_and_line(tmp_path, conten
 
 
 def test_labels_json_names_outside_the_folder_are_refused(tmp_path):
-    from dfscan.errors import DataError
-    from dfscan.evaluate import read_labels
+    from dfscan.common.errors import DataError
+    from dfscan.labelled.evaluate import read_labels
 
     (tmp_path / "metadata.json").write_text(json.dumps({"/dev/zero": {"label": "FAKE"}}))
     with pytest.raises(DataError, match="entry '/dev/zero': /dev/zero is not inside the dataset folder"):
@@ -329,7 +329,7 @@ def test_labels_json_names_outside_the_folder_are_refused(tmp_path):
 def _read_labels_file(name: str) -> None:
     from pathlib import Path as P
 
-    from dfscan.evaluate import read_labels
+    from dfscan.labelled.evaluate import read_labels
 
     read_labels(P(name), P("."))
 
@@ -376,8 +376,8 @@ def test_train_and_evaluate_refuse_malformed_metadata(tmp_path, metadata, said, 
 
 
 def test_a_subset_that_is_not_utf8_is_a_data_error(tmp_path):
-    from dfscan.errors import DataError
-    from dfscan.evaluate import read_subset
+    from dfscan.common.errors import DataError
+    from dfscan.labelled.evaluate import read_subset
 
     (tmp_path / "split.csv").write_bytes(b"image,side\na/0.jpg,test\na/\xff.jpg,test\n")
     with pytest.raises(DataError, match="line 3: not UTF-8"):
@@ -388,8 +388,8 @@ def test_crops_are_shrunk_to_the_model_size_as_they_are_read_with_the_same_input
     import cv2
     import numpy as np
 
-    from dfscan.dataset import read_crops
-    from dfscan.model_info import Preprocess
+    from dfscan.labelled.dataset import read_crops
+    from dfscan.classifier.model_info import Preprocess
 
     rng = np.random.default_rng(0)
     big = rng.integers(0, 256, (1500, 1200, 3), dtype=np.uint8)
@@ -458,8 +458,8 @@ def test_scan_refuses_with_the_same_reason(bad_models, clips, tmp_path, kind, ca
 
 
 def test_a_registry_path_that_is_a_device_is_not_called_missing(tmp_path, monkeypatch):
-    from dfscan.errors import ModelError
-    from dfscan.registry import resolve_model
+    from dfscan.common.errors import ModelError
+    from dfscan.classifier.registry import resolve_model
 
     registry = tmp_path / "registry.json"
     registry.write_text(json.dumps({"models": [{"name": "m", "source": {"path": "/dev/zero"}}]}))

@@ -69,7 +69,7 @@ def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
 
 def test_the_package_has_no_import_cycle():
     edges = import_edges(modules())
-    assert len(edges) > 20 and edges["dfscan.report"], "the walk found the package's modules and their imports"
+    assert len(edges) > 20 and edges["dfscan.reports.writers"], "the walk found the package's modules and their imports"
     assert find_cycle(edges) is None, " -> ".join(find_cycle(edges))
 
 
@@ -136,3 +136,49 @@ def test_setup_cfg_lists_every_subpackage_once():
     listed = read_configuration(str(root / "setup.cfg"))["options"]["packages"]
     on_disk = {module_name(p) for p in PACKAGE.rglob("__init__.py")} | {"dfscan.models"}
     assert sorted(listed) == sorted(on_disk)
+
+
+# The layers of the package, bottom first (docs/architecture.md): a module imports from its own layer
+# or the layers below, never from a layer above; a new package or top-level module must be placed here.
+LAYERS = (
+    ("base: shared helpers and the data model", {"common", "results"}),
+    ("the stages and their records", {"decode", "classifier", "verdicts", "sources", "queue", "store", "reports"}),
+    ("the scan path", {"scanning"}),
+    ("the library's entry", {"api"}),
+    ("commands over scans", {"labelled", "train", "watch"}),
+    ("interfaces", {"cli", "gui", "__main__"}),
+)
+
+
+def family(module: str) -> str:
+    """`dfscan.scanning.pipeline` -> `scanning`; `dfscan.results` -> `results`; the package root -> ``."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def upward_imports(edges: dict[str, set[str]], layers=LAYERS) -> list[str]:
+    """Each import that goes from a lower layer to a higher one, and each family placed in no layer."""
+    rank = {name: i for i, (_, names) in enumerate(layers) for name in names}
+    found = []
+    for importer, targets in sorted(edges.items()):
+        src = family(importer)
+        if src and src not in rank:
+            found.append(f"{importer}: its family {src!r} is in no layer")
+            continue
+        for target in sorted(targets):
+            dst = family(target)
+            if src and dst and rank.get(dst, -1) > rank[src]:
+                found.append(f"{importer} -> {target} ({layers[rank[src]][0]} -> {layers[rank[dst]][0]})")
+    return found
+
+
+def test_imports_go_down_the_layers():
+    assert upward_imports(import_edges(modules())) == []
+
+
+def test_the_layer_check_sees_an_upward_import_and_an_unplaced_family():
+    edges = {"dfscan.common.errors": {"dfscan.scanning.pipeline"}, "dfscan.scanning.pipeline": {"dfscan.common.errors"},
+             "dfscan.newthing.x": set()}
+    assert upward_imports(edges) == [
+        "dfscan.common.errors -> dfscan.scanning.pipeline (base: shared helpers and the data model -> the scan path)",
+        "dfscan.newthing.x: its family 'newthing' is in no layer"]

@@ -16,7 +16,7 @@ from conftest import frames_for  # noqa: E402
 from sources_helpers import LoopbackServer, redirect, stall  # noqa: E402
 
 from dfscan.cli import main  # noqa: E402
-from dfscan.model_info import file_sha256  # noqa: E402
+from dfscan.classifier.model_info import file_sha256  # noqa: E402
 from dfscan.sources.links import LinkConfig, fetch, is_link  # noqa: E402
 
 
@@ -148,7 +148,7 @@ def test_cookies_are_sent_only_when_given(site, tmp_path):
 
 
 def test_discovery_fetches_links_after_the_files_and_reports_download_progress(site, clips, colour_model, tmp_path):
-    from dfscan.pipeline import ScanConfig, ScanPlan
+    from dfscan.scanning.pipeline import ScanConfig, ScanPlan
 
     heard = []
     with ScanPlan(ScanConfig(model=str(colour_model), links=LinkConfig(media_dir=str(tmp_path)))) as plan:

@@ -69,7 +69,7 @@ def meso4(tmp_path_factory) -> Path:
 
 def test_meso4_scores_on_dev_clips_end_to_end(meso4):
     from dfscan import ScanConfig, scan
-    from dfscan.video import FrameSpec
+    from dfscan.decode.read import FrameSpec
 
     report = scan([DEV / name for name in PINNED], ScanConfig(model=str(meso4), frames=FrameSpec.parse("0:271:90")))
     got = {r.path.name: (r.verdict.value, [(f.frame, round(f.score, 4)) for f in r.faces]) for r in report.results}

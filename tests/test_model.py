@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from conftest import build_colour_model, face_photo
-from dfscan.errors import ModelError
+from dfscan.common.errors import ModelError
 from dfscan.cli import main
-from dfscan.model import Classifier
-from dfscan.model_info import REFERENCE_PREPROCESS, Preprocess, describe_local_model, sidecar_path
+from dfscan.classifier.model import Classifier
+from dfscan.classifier.model_info import REFERENCE_PREPROCESS, Preprocess, describe_local_model, sidecar_path
 
 
 def test_reference_preprocessing_matches_the_model_card_recipe_bit_for_bit(tmp_path):
@@ -168,8 +168,8 @@ def test_a_file_saved_while_training_keeps_its_optimizer_state_and_still_loads(t
     of the network: the known network is built from the rest and scores as the trained model."""
     import h5py
 
-    from dfscan.model import _load_keras
-    from dfscan.safe_load import ARCHITECTURES
+    from dfscan.classifier.model import _load_keras
+    from dfscan.classifier.safe_load import ARCHITECTURES
 
     keras.utils.set_random_seed(2)
     model = ARCHITECTURES[REFERENCE_ARCH](keras, (32, 32))

@@ -209,7 +209,7 @@ def scan_one(path: Path, model: Path, **config):
 
 
 def test_two_faces_side_by_side_are_two_people_who_count(two_faces, colour_model):
-    from dfscan.report import to_csv_text
+    from dfscan.reports.writers import to_csv_text
 
     _, r = scan_one(two_faces, colour_model)
     assert [len(p.frames) for p in r.people] == [10, 10] and not any(p.weak for p in r.people)
@@ -221,7 +221,7 @@ def test_two_faces_side_by_side_are_two_people_who_count(two_faces, colour_model
 
 
 def test_a_crowd_of_50_faces_per_frame_is_50_people_within_memory(people_clips, colour_model):
-    from dfscan.faces import FaceConfig
+    from dfscan.scanning.faces import FaceConfig
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     _, r = scan_one(people_clips["crowd"], colour_model, faces=FaceConfig(max_faces=50))
@@ -257,7 +257,7 @@ def test_one_detection_no_longer_decides_a_video_alone(people_clips, colour_mode
 
 
 def test_a_tiny_face_alone_is_weak_and_the_video_has_no_face(people_clips, colour_model):
-    from dfscan.faces import FaceConfig
+    from dfscan.scanning.faces import FaceConfig
 
     _, r = scan_one(people_clips["tiny"], colour_model, faces=FaceConfig(detect_size=1920))  # finds small faces
     assert r.faces, "the detector should still see the tiny face"
@@ -267,9 +267,9 @@ def test_a_tiny_face_alone_is_weak_and_the_video_has_no_face(people_clips, colou
 
 
 def test_reports_show_the_people(two_faces, colour_model, tmp_path):
-    from dfscan.report import to_json
-    from dfscan.report_html import render_html
-    from dfscan.report_terminal import results_table
+    from dfscan.reports.writers import to_json
+    from dfscan.reports.html import render_html
+    from dfscan.reports.terminal import results_table
     from rich.console import Console
 
     report, r = scan_one(two_faces, colour_model, thumbnails=True)
@@ -288,7 +288,7 @@ def test_reports_show_the_people(two_faces, colour_model, tmp_path):
 
 def test_a_stored_result_keeps_its_people_and_the_rule_is_in_the_store_key(two_faces, colour_model, tmp_path):
     from dfscan import ScanConfig, scan
-    from dfscan.pipeline import ScanPlan
+    from dfscan.scanning.pipeline import ScanPlan
 
     config = ScanConfig(model=str(colour_model), store=str(tmp_path / "s.sqlite"))
     first = scan([two_faces], config).results[0]

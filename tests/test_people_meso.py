@@ -40,7 +40,7 @@ def scan(paths, model: Path, **config):
 
 
 def test_the_faceless_dev_clips_at_120_frames_are_never_fake_nor_uncertain(meso4):
-    from dfscan.video import FrameSpec
+    from dfscan.decode.read import FrameSpec
 
     results = scan([DEV / name for name in ORDINARY], meso4, frames=FrameSpec.spread(120))
     got = {r.path.name: (r.verdict.value, [(p.person, len(p.frames), p.weak_reason) for p in r.people])

@@ -6,9 +6,9 @@ from dataclasses import replace
 import pytest
 
 from dfscan import ScanConfig, Verdict, scan
-from dfscan.model import Classifier
-from dfscan.model_info import ModelInfo
-from dfscan.pipeline import DEFAULT_MARGIN, ScanPlan, Scanner
+from dfscan.classifier.model import Classifier
+from dfscan.classifier.model_info import ModelInfo
+from dfscan.scanning.pipeline import DEFAULT_MARGIN, ScanPlan, Scanner
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +109,7 @@ def test_margin_comes_from_config_then_model_then_default(tmp_path):
 
 
 def test_more_faces_per_frame_are_scored_up_to_k(two_faces, colour_model):
-    from dfscan.faces import FaceConfig
+    from dfscan.scanning.faces import FaceConfig
 
     one, two = (scan([two_faces], ScanConfig(model=str(colour_model), faces=FaceConfig(max_faces=k))).results[0]
                 for k in (1, 2))
@@ -120,7 +120,7 @@ def test_more_faces_per_frame_are_scored_up_to_k(two_faces, colour_model):
 
 
 def test_num_frames_spreads_over_the_clip(clips, colour_model):
-    from dfscan.video import FrameSpec
+    from dfscan.decode.read import FrameSpec
 
     report = scan([clips["fake_mp4"]], ScanConfig(model=str(colour_model), frames=FrameSpec.spread(4)))
     assert report.results[0].frames == (0, 100, 199, 299)
@@ -134,8 +134,8 @@ def test_scanner_reuses_one_model_for_many_scans(clips, colour_model):
 
 
 def test_the_cores_are_shared_among_the_videos_decoded_at_once(clips, colour_model, monkeypatch):
-    import dfscan.pipeline as pipeline
-    from dfscan import concurrency
+    import dfscan.scanning.pipeline as pipeline
+    from dfscan.scanning import concurrency
 
     asked = []
     real_read = pipeline.read_frames
@@ -160,7 +160,7 @@ def test_the_cores_are_shared_among_the_videos_decoded_at_once(clips, colour_mod
 def test_reused_results_get_their_crops_back_as_a_scan_finds_them(clips, colour_model, tmp_path, monkeypatch):
     """The store keeps no face images; recomputing them for the HTML report decodes as a scan does:
     faces found as each frame is decoded (`keep`), never every full-size frame held at once."""
-    import dfscan.pipeline as pipeline
+    import dfscan.scanning.pipeline as pipeline
 
     config = ScanConfig(model=str(colour_model), store=str(tmp_path / "store.sqlite"), thumbnails=True,
                         explain=True)

@@ -7,10 +7,10 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dfscan.aggregate import AGGREGATES, aggregate
-from dfscan.discover import VIDEO_EXTENSIONS, discover
+from dfscan.verdicts.aggregate import AGGREGATES, aggregate
+from dfscan.scanning.discover import VIDEO_EXTENSIONS, discover
 from dfscan import Verdict, VideoResult
-from dfscan.report import neutralise, restore, to_csv_text
+from dfscan.reports.writers import neutralise, restore, to_csv_text
 
 scores = st.lists(st.floats(0.0, 1.0, allow_nan=False), min_size=1, max_size=40)
 

@@ -14,9 +14,9 @@ import pytest
 from conftest import H264, frames_for, write_ffmpeg
 from dfscan.api import scan
 from dfscan.cli import main
-from dfscan.pipeline import ScanConfig
+from dfscan.scanning.pipeline import ScanConfig
 from dfscan.queue.fingerprint import band_keys, similarity
-from dfscan.report import CSV_COLUMNS, CSV_SCHEMA
+from dfscan.reports.writers import CSV_COLUMNS, CSV_SCHEMA
 
 
 def _ffmpeg(src, dst, *args) -> None:
@@ -126,7 +126,7 @@ def test_forget_removes_fingerprints_and_labels(variants, colour_model, tmp_path
 
 
 def test_the_watch_queue_is_bounded_and_waits_for_files_open_for_writing(tmp_path):
-    from dfscan.queue.watch import Pending, open_for_writing
+    from dfscan.watch.watcher import Pending, open_for_writing
 
     pending = Pending(limit=3)
     for i in range(5):

@@ -19,9 +19,9 @@ import pytest
 
 from dfscan import ScanConfig, Verdict, scan
 from dfscan.cli import main
-from dfscan.errors import ModelError
-from dfscan.model_info import file_sha256
-from dfscan.registry import HubRef, load_registry, resolve_model
+from dfscan.common.errors import ModelError
+from dfscan.classifier.model_info import file_sha256
+from dfscan.classifier.registry import HubRef, load_registry, resolve_model
 from hub_server import HubStandIn, SilentPort, closed_port_url
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -278,7 +278,7 @@ def test_models_commands(offline_cache, colour_model, colour_as_reference, capsy
 
 
 def test_models_info_reads_as_text_and_takes_a_local_file(colour_model, tmp_path, capsys):
-    from dfscan.model_info import file_sha256 as sha
+    from dfscan.classifier.model_info import file_sha256 as sha
 
     model = Path(shutil.copy(colour_model, tmp_path / "mine.keras"))
     model.with_suffix(".json").write_text(json.dumps({"name": "mine\x1b[2J", "threshold": 0.7,

@@ -10,7 +10,7 @@ import pytest
 
 from dfscan import ScanConfig, scan
 from dfscan.cli import main
-from dfscan.report import DFDC_UNKNOWN, restore, to_csv_text, to_dfdc, write_reports
+from dfscan.reports.writers import DFDC_UNKNOWN, restore, to_csv_text, to_dfdc, write_reports
 
 HOSTILE = "<img src=x onerror=\"document.title='pwned'\">.mp4"
 
@@ -50,7 +50,7 @@ def test_json_document_matches_the_csv(scanned):
     import pandas as pd
 
     doc = json.loads(scanned["json"].read_text())
-    assert (doc["schema"], doc["version"]) == ("dfscan.report", 1)
+    assert (doc["schema"], doc["version"]) == ("dfscan.reports.writers", 1)
     assert doc["counts"] == {"REAL": 2, "FAKE": 3, "UNCERTAIN": 0, "NO_FACE": 1, "ERROR": 1}
     assert doc["model"].startswith("conv.keras sha256:") and doc["settings"]["aggregate"] == "confident"
     csv = pd.read_csv(scanned["csv"], dtype=str, keep_default_na=False)
@@ -68,7 +68,7 @@ def test_jsonl_has_one_line_per_video(scanned):
 
     lines = scanned["jsonl"].read_text().splitlines()
     rows = [json.loads(line) for line in lines]
-    assert len(rows) == 7 and all(r["schema"] == "dfscan.video" and r["version"] == 1 for r in rows)
+    assert len(rows) == 7 and all(r["schema"] == "dfscan.decode.read" and r["version"] == 1 for r in rows)
     frame = pd.read_json(scanned["jsonl"], lines=True)
     doc = json.loads(scanned["json"].read_text())
     assert list(frame["verdict"]) == [v["verdict"] for v in doc["videos"]]  # same videos, same order
@@ -111,7 +111,7 @@ def test_write_reports_writes_each_format_with_its_own_writer(tmp_path, colour_m
 
 
 def test_gradcam_points_at_what_drives_the_score(tmp_path):
-    from dfscan.explain import gradcam
+    from dfscan.classifier.explain import gradcam
 
     model = build_conv_colour_model(tmp_path / "m.keras")
     import keras
@@ -127,7 +127,7 @@ def test_gradcam_points_at_what_drives_the_score(tmp_path):
 def test_gradcam_reaches_into_a_nested_backbone():
     import keras
 
-    from dfscan.explain import gradcam
+    from dfscan.classifier.explain import gradcam
 
     inner_in = keras.Input((64, 64, 3))
     inner = keras.Model(inner_in, keras.layers.Conv2D(4, 3, strides=2, activation="relu")(inner_in), name="backbone")
@@ -220,7 +220,7 @@ def test_html_of_a_scan_from_the_store_is_complete_in_a_browser(clips, colour_mo
 
 def test_an_empty_scan_reports_the_resolved_threshold_and_settings(tmp_path, colour_model):
     """The summary reads the threshold from the report itself, not from a result: none here."""
-    from dfscan.report_terminal import summary
+    from dfscan.reports.terminal import summary
 
     (tmp_path / "empty").mkdir()
     report = scan([tmp_path / "empty"], ScanConfig(model=str(colour_model), threshold=0.7))
@@ -236,10 +236,10 @@ def test_every_report_writes_times_in_the_same_local_forms(tmp_path, monkeypatch
 
     from rich.console import Console
 
-    from dfscan.report import default_csv_path, to_json
-    from dfscan.report_html import render_html
-    from dfscan.report_terminal import results_table
-    from dfscan.report_text import file_stamp, iso_time, local_time
+    from dfscan.reports.writers import default_csv_path, to_json
+    from dfscan.reports.html import render_html
+    from dfscan.reports.terminal import results_table
+    from dfscan.common.text import file_stamp, iso_time, local_time
     from dfscan.results import ScanReport, Verdict, VideoResult
 
     monkeypatch.setenv("TZ", "CET-1")  # one hour east of UTC, named CET, no summer time

@@ -190,7 +190,8 @@ def test_the_hint_under_rescan_does_not_promise_reuse(folder, colour_model, tmp_
 
 SWALLOWED = """
 import os, signal, sys
-from dfscan import cli, pipeline
+from dfscan import cli
+from dfscan.scanning import pipeline
 
 scan = pipeline.Scanner.iter_scan
 

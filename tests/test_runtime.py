@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 
 from conftest import face_photo
-from dfscan import runtime
-from dfscan.dirs import CACHE_ENV
-from dfscan.errors import ConfigError, ModelError
-from dfscan.faces import FaceDetector
-from dfscan.model import Classifier
-from dfscan.model_info import describe_local_model
+from dfscan.classifier import runtime
+from dfscan.common.dirs import CACHE_ENV
+from dfscan.common.errors import ConfigError, ModelError
+from dfscan.scanning.faces import FaceDetector
+from dfscan.classifier.model import Classifier
+from dfscan.classifier.model_info import describe_local_model
 from dfscan import ScanConfig, scan
 
 pytest.importorskip("openvino")
@@ -111,7 +111,8 @@ def test_without_tensorflow_keras_runs_on_openvino_and_scores_equal_tensorflow(e
     want = Classifier(describe_local_model(effnet), "cpu", runtime="tensorflow", batch_size=5).predict(
         list(np.load(tmp_path / "crops.npy")))
     code = ("import json, numpy as np\n"
-            "from dfscan.model import Classifier; from dfscan.model_info import describe_local_model\n"
+            "from dfscan.classifier.model import Classifier\n"
+            "from dfscan.classifier.model_info import describe_local_model\n"
             f"c = Classifier(describe_local_model({str(effnet)!r}), 'cpu', batch_size=5)\n"
             "s = c.predict(list(np.load('crops.npy')))\n"
             "import keras\n"
@@ -136,7 +137,8 @@ def test_without_tensorflow_the_known_network_is_built_from_a_lambda_file_and_sc
     want = Classifier(describe_local_model(model), "cpu", runtime="tensorflow").predict(
         list(np.load(tmp_path / "crops.npy")))
     code = ("import json, numpy as np\n"
-            "from dfscan.model import Classifier; from dfscan.model_info import describe_local_model\n"
+            "from dfscan.classifier.model import Classifier\n"
+            "from dfscan.classifier.model_info import describe_local_model\n"
             "c = Classifier(describe_local_model('lam.keras'), 'cpu')\n"
             "s = c.predict(list(np.load('crops.npy')))\n"
             "import keras\n"
@@ -161,7 +163,7 @@ def data_transposes(xml: Path) -> int:
 
 
 def test_the_keras_backend_rule(monkeypatch):
-    from dfscan import backend
+    from dfscan.classifier import backend
 
     monkeypatch.delitem(sys.modules, "keras", raising=False)  # as before Keras' first import (nothing is imported here)
     monkeypatch.delenv("KERAS_BACKEND", raising=False)
@@ -182,7 +184,7 @@ def test_the_keras_backend_rule(monkeypatch):
 
 
 def test_a_feature_that_needs_tensorflow_names_the_extra(monkeypatch, colour_model):
-    from dfscan import backend
+    from dfscan.classifier import backend
 
     monkeypatch.delitem(sys.modules, "tensorflow")
     monkeypatch.setattr(runtime, "tensorflow_installed", lambda: False)
@@ -193,7 +195,7 @@ def test_a_feature_that_needs_tensorflow_names_the_extra(monkeypatch, colour_mod
 
 
 def test_a_model_openvino_cannot_take_without_tensorflow_names_the_extra(colour_model, monkeypatch):
-    from dfscan import model as model_mod
+    from dfscan.classifier import model as model_mod
 
     def refuse(*args, **kwargs):
         raise runtime.ConversionError("OpenVINO cannot convert this model: unsupported op")
@@ -208,7 +210,7 @@ def test_occlusion_maps_where_the_score_comes_from(tmp_path):
     """A model that reads only the crop's top-left quarter: greying it out is what lowers the score."""
     import keras
 
-    from dfscan.explain import GRADCAM, OCCLUSION, explain_crop, method, occlusion
+    from dfscan.classifier.explain import GRADCAM, OCCLUSION, explain_crop, method, occlusion
 
     inputs = keras.Input((64, 64, 3))
     corner = keras.layers.Cropping2D(((0, 32), (0, 32)))(inputs)
@@ -252,8 +254,8 @@ def test_a_converted_model_is_cached_and_then_needs_no_tensorflow(colour_model, 
     cached = runtime.converted_path(info.sha256)
     assert cached.is_file() and cached.with_suffix(".bin").is_file()
     np.save(tmp_path / "crops.npy", np.stack([cv2.resize(c, (160, 160)) for c in crops(4)]))
-    code = ("import sys, json, numpy as np; from dfscan.model import Classifier; "
-            "from dfscan.model_info import describe_local_model; "
+    code = ("import sys, json, numpy as np; from dfscan.classifier.model import Classifier; "
+            "from dfscan.classifier.model_info import describe_local_model; "
             f"c = Classifier(describe_local_model({str(colour_model)!r}), 'cpu'); "
             f"s = c.predict(list(np.load({str(tmp_path / 'crops.npy')!r}))); "
             "print(json.dumps([c.runtime, 'tensorflow' in sys.modules, s.tolist()]))")
@@ -400,3 +402,4 @@ def test_a_detector_openvino_cannot_compile_falls_back_to_opencv(monkeypatch, ca
     assert FaceDetector(runtime="auto").runtime == "opencv" and "with OpenCV instead" in caplog.text
     with pytest.raises(ModelError, match="no CPU plugin"):
         FaceDetector(runtime="openvino")
+

@@ -4,8 +4,8 @@ import json
 import pytest
 
 from dfscan.cli import main
-from dfscan.errors import DfscanError
-from dfscan.pipeline import ScanPlan, Scanner
+from dfscan.common.errors import DfscanError
+from dfscan.scanning.pipeline import ScanPlan, Scanner
 
 
 @pytest.fixture

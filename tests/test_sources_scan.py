@@ -14,7 +14,7 @@ pytest.importorskip("cryptography")
 from sources_helpers import ThrowawayCA  # noqa: E402
 
 from dfscan.cli import main  # noqa: E402
-from dfscan.report import CSV_COLUMNS  # noqa: E402
+from dfscan.reports.writers import CSV_COLUMNS  # noqa: E402
 from dfscan.results import Verdict, VideoResult  # noqa: E402
 
 NEW_COLUMNS = ("source_url", "final_url", "extractor", "fetched_at", "provenance", "provenance_ai",

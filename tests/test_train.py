@@ -16,8 +16,8 @@ import cv2
 
 from conftest import KAGGLE_FAKES, cli_in_fresh_process, face_photo, make_kaggle_dataset
 from dfscan.cli import main
-from dfscan.dataset import VideoRow
-from dfscan.errors import ConfigError
+from dfscan.labelled.dataset import VideoRow
+from dfscan.common.errors import ConfigError
 from dfscan.train import TrainConfig, build_model, pair_frames, prepare_data, train, with_head
 
 FRAMES = tuple(range(0, 271, 30))
@@ -189,8 +189,8 @@ def test_the_scanner_builds_the_trained_network_from_its_sidecar(tmp_path):
     code, reads only the weights, and scores as the trained model does."""
     import keras
 
-    from dfscan.model import Classifier, _load_keras
-    from dfscan.model_info import describe_local_model
+    from dfscan.classifier.model import Classifier, _load_keras
+    from dfscan.classifier.model_info import describe_local_model
 
     config = TrainConfig(Path("."), weights="none", input_size=32)
     keras.utils.set_random_seed(4)
@@ -229,7 +229,7 @@ def test_weights_from_a_file(tmp_path):
 
 def test_an_input_size_dfscan_cannot_scan_with_is_refused_before_anything_is_written(tmp_path):
     """A model trained at a size the scanner refuses (model_info.MAX_INPUT_SIDE) would be useless."""
-    from dfscan.model_info import MAX_INPUT_SIDE
+    from dfscan.classifier.model_info import MAX_INPUT_SIDE
 
     TrainConfig(tmp_path, input_size=MAX_INPUT_SIDE)
     with pytest.raises(ConfigError, match="at most"):

@@ -17,9 +17,9 @@ import pytest
 
 from conftest import FRAME_SIZE, face_photo, make_kaggle_dataset, write_opencv
 from dfscan.cli import EXIT_UNCERTAIN, main
-from dfscan.errors import ConfigError
+from dfscan.common.errors import ConfigError
 from dfscan.verdicts.band import OFF, Band
-from dfscan.verdicts.calibrate import propose
+from dfscan.labelled.calibrate import propose
 
 ROOT = Path(__file__).resolve().parents[1]
 FEW = ["--frames", "0,10,20", "--no-store", "-q"]
@@ -156,8 +156,8 @@ def test_a_rescan_with_another_band_reuses_the_score_not_the_verdict(toned, colo
 
 def test_the_python_api_takes_a_band(toned, colour_model):
     from dfscan.api import scan as api_scan
-    from dfscan.pipeline import ScanConfig
-    from dfscan.video import FrameSpec
+    from dfscan.scanning.pipeline import ScanConfig
+    from dfscan.decode.read import FrameSpec
 
     report = api_scan([toned["mid"]], ScanConfig(model=str(colour_model), frames=FrameSpec.parse("0,10,20"),
                                                 uncertain=Band(0.4, 0.7)))
@@ -318,8 +318,8 @@ def test_ray_gives_the_same_verdicts_and_rejudges_stored_scores(toned, colour_mo
     from dataclasses import replace
 
     from dfscan.api import scan as api_scan
-    from dfscan.pipeline import ScanConfig
-    from dfscan.video import FrameSpec
+    from dfscan.scanning.pipeline import ScanConfig
+    from dfscan.decode.read import FrameSpec
 
     base = ScanConfig(model=str(colour_model), frames=FrameSpec.parse("0,10,20"), store=str(tmp_path / "s.sqlite"))
     local = api_scan([toned["mid"], toned["blue"]], replace(base, uncertain="0.4:0.7"))

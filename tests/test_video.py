@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from conftest import H264, frames_for, write_ffmpeg, write_opencv
-from dfscan import container, video
+from dfscan.decode import container, read as video
 from dfscan.decode import frames, source
-from dfscan.errors import VideoError
-from dfscan.video import REFERENCE_FRAMES, FrameSpec, read_frames, spread_indices
+from dfscan.common.errors import VideoError
+from dfscan.decode.read import REFERENCE_FRAMES, FrameSpec, read_frames, spread_indices
 
 
 def level(i: int) -> int:

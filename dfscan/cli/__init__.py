@@ -17,12 +17,22 @@ import threading
 import click
 
 from .. import __version__
-from ..errors import DfscanError
-from .common import (EXIT_BROKEN_PIPE, EXIT_CLEAN, EXIT_ERROR, EXIT_FAKE, EXIT_INTERNAL, EXIT_INTERRUPTED,
-                     EXIT_UNCERTAIN, Group, StdoutClosed, stdout_gone)
+from ..common.errors import DfscanError
+from .common import (
+    EXIT_BROKEN_PIPE,
+    EXIT_CLEAN,
+    EXIT_ERROR,
+    EXIT_FAKE,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_UNCERTAIN,
+    Group,
+    StdoutClosed,
+    stdout_gone,
+)
 from .evaluate import evaluate as evaluate_command
-from .label import label as label_command
 from .gui import gui as gui_command
+from .label import label as label_command
 from .models import models as models_group
 from .scan import scan as scan_command
 from .store import store_group
@@ -114,7 +124,7 @@ def _stop_signals_interrupt() -> dict:
 
 
 def _internal_error(exc: Exception) -> None:
-    from ..errors import first_line
+    from ..common.errors import first_line
 
     if logging.getLogger("dfscan").isEnabledFor(logging.DEBUG):
         import traceback

@@ -44,7 +44,7 @@ class Group(click.Group):
 
 def shown(path) -> str:
     """A path as the terminal shows it (control characters and bad bytes made visible)."""
-    from ..report_text import printable
+    from ..common.text import printable
 
     return printable(str(path))
 

@@ -1,11 +1,11 @@
-"""`dfscan evaluate`: a thin adapter over `dfscan.evaluate` (options -> EvalConfig, progress, the result)."""
+"""`dfscan evaluate`: a thin adapter over `dfscan.labelled.evaluate` (options -> EvalConfig, progress, the result)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
 
-from ..constants import EVAL_KINDS
+from ..common.constants import EVAL_KINDS
 from . import options as opt
 from .common import default_store, fmt, native_stderr_silenced, setup_logging, stderr_console
 
@@ -41,7 +41,7 @@ def evaluate(data, labels, output, kind, subset, quiet, verbose, sidecar, overwr
     the best thresholds, and how many videos got no score (NO_FACE, ERROR) and why; then
     proposes a threshold and an uncertain band from these labels (docs/uncertain.md).
     """
-    from ..evaluate import EvalConfig
+    from ..labelled.evaluate import EvalConfig
 
     setup_logging(quiet, verbose)
     if from_store == (data is not None):
@@ -63,9 +63,9 @@ def _calibration(result, config, sidecar, overwrite: bool, target: float) -> Non
     """Propose a threshold and band from the evaluation, print it, and write it as a sidecar."""
     from rich.console import Console
 
-    from ..errors import DataError
-    from ..verdicts.calibrate import calibrate
-    from ..verdicts.sidecar import write_calibration
+    from ..common.errors import DataError
+    from ..labelled.calibrate import calibrate
+    from ..labelled.sidecar import write_calibration
 
     proposal = calibrate(result, target)
     out = Console(highlight=False)
@@ -85,7 +85,7 @@ def _calibration(result, config, sidecar, overwrite: bool, target: float) -> Non
 
 
 def _from_store(config):
-    from ..queue.labels import evaluate_store
+    from ..labelled.from_store import evaluate_store
     from .store import _open_store
 
     store = _open_store(config.data)
@@ -98,7 +98,7 @@ def _from_store(config):
 def _evaluate_with_progress(config, quiet: bool):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from ..evaluate import evaluate as run_evaluation
+    from ..labelled.evaluate import evaluate as run_evaluation
 
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                    console=stderr_console(), transient=True, disable=quiet)  # log lines land above it

@@ -18,7 +18,7 @@ from . import options as opt
 @opt.verbose
 def gui(paths, model, offline, scale, verbose) -> None:
     """Open the dfscan window (scans PATHS at once, if given)."""
-    from ..errors import DfscanError
+    from ..common.errors import DfscanError
     from ..gui import display_available
     from .common import setup_logging
 

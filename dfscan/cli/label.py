@@ -40,7 +40,7 @@ def label(paths, label, note, list_them, store) -> None:
 
 
 def _print(rows: list[dict], listed: bool) -> None:
-    from ..report_text import iso_time, printable
+    from ..common.text import iso_time, printable
 
     out = stdout_console(highlight=False, markup=False, soft_wrap=True)
     for r in rows:

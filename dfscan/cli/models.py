@@ -19,7 +19,7 @@ def models_list() -> None:
     """Every registry model, where its file is cached and whether its bytes check out."""
     from rich.table import Table
 
-    from ..registry import frozen_models, load_registry, verify
+    from ..classifier.registry import frozen_models, load_registry, verify
 
     own = frozen_models()  # the standalone executable's own model beats the registry default
     table = Table(title="dfscan models")
@@ -47,7 +47,7 @@ _STATUS = {"ok": "matches the record", "mismatch": "DIFFERS from the record",
 def models_fetch(name: str, refresh: bool) -> None:
     """Download a model into the hub cache (needs the network) and print its revision and SHA-256."""
 
-    from ..registry import HubRef, download, find_entry, resolve_model
+    from ..classifier.registry import HubRef, download, find_entry, resolve_model
 
     entry = find_entry(name)
     ref = entry.hub if entry else (HubRef.parse(name) if name.startswith("hf://") else None)
@@ -72,8 +72,8 @@ def models_fetch(name: str, refresh: bool) -> None:
 def models_verify(name: str | None) -> None:
     """Check cached model files against their recorded SHA-256 (exit 1 if any differs or is missing)."""
 
-    from ..errors import ModelError
-    from ..registry import find_entry, load_registry, verify
+    from ..classifier.registry import find_entry, load_registry, verify
+    from ..common.errors import ModelError
 
     entries = load_registry()
     if name:
@@ -101,8 +101,8 @@ def models_info(name: str, as_json: bool) -> None:
     import json
     from pathlib import Path
 
-    from ..errors import ModelError
-    from ..registry import find_entry
+    from ..classifier.registry import find_entry
+    from ..common.errors import ModelError
 
     entry = find_entry(name)
     if entry is not None:
@@ -119,9 +119,8 @@ def models_info(name: str, as_json: bool) -> None:
 
 def _local_info(path) -> dict:
     """What `models info` shows of a local file: its sidecar's fields, and what dfscan makes of them."""
-    from ..model_info import describe_local_model
-
-    from ..model import check_model_file
+    from ..classifier.model import check_model_file
+    from ..classifier.model_info import describe_local_model
 
     info = describe_local_model(path)  # validates the sidecar
     check_model_file(info)  # and the network, with the checks a scan makes: what scan refuses, info refuses
@@ -138,7 +137,7 @@ def _info_table(data: dict):
     """Field | value rows; nested objects one level down as `key: value` lines."""
     from rich.table import Table
 
-    from ..report_text import printable
+    from ..common.text import printable
 
     table = Table(show_header=False, box=None, padding=(0, 2))
     table.add_column(style="bold", no_wrap=True)
@@ -149,7 +148,7 @@ def _info_table(data: dict):
 
 
 def _info_value(value) -> str:
-    from ..report_text import printable
+    from ..common.text import printable
 
     if isinstance(value, dict):
         return "\n".join(f"{printable(str(k))}: {_info_value(v)}" for k, v in value.items())

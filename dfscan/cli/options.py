@@ -6,14 +6,14 @@ from typing import Any, Callable
 
 import click
 
-from ..constants import AGGREGATES, DECODERS, DEVICES, RUNTIMES
-from ..limits import RANGES
+from ..common.constants import AGGREGATES, DECODERS, DEVICES, RUNTIMES
+from ..common.limits import RANGES
 
 
 def _frames(ctx, param, value):
     if value is None:
         return None
-    from ..video import FrameSpec
+    from ..decode.read import FrameSpec
 
     try:
         return FrameSpec.parse(value)
@@ -57,7 +57,7 @@ threshold = click.option("--threshold", type=click.FloatRange(*RANGES["threshold
 def _band(ctx, param, value):
     if value is None:
         return None
-    from ..errors import ConfigError
+    from ..common.errors import ConfigError
     from ..verdicts.band import Band
 
     try:
@@ -116,9 +116,9 @@ def pop_settings(options: dict[str, Any]) -> dict[str, Any]:
 
 def scan_config(s: dict[str, Any], **extra):
     """The SCAN_SETTINGS values (and any other ScanConfig fields) -> a frozen ScanConfig."""
-    from ..faces import FaceConfig
-    from ..pipeline import ScanConfig
-    from ..video import FrameSpec
+    from ..decode.read import FrameSpec
+    from ..scanning.faces import FaceConfig
+    from ..scanning.pipeline import ScanConfig
 
     if s["frames"] is not None and s["num_frames"] is not None:
         raise click.UsageError("use either --frames or --num-frames, not both")

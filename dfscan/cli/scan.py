@@ -9,9 +9,9 @@ from pathlib import Path
 
 import click
 
-from ..constants import ENGINES
-from ..errors import DfscanError
-from ..limits import RANGES
+from ..common.constants import ENGINES
+from ..common.errors import DfscanError
+from ..common.limits import RANGES
 from . import options as opt
 from . import sources_options
 from .common import default_store, setup_logging, shown
@@ -115,7 +115,7 @@ next(p for p in scan.params if p.name == "workers").help = (
 
 def _scan_config(options: dict, **kept):
     """Options -> ScanConfig (frozen): the shared scan settings, then what only `scan` has."""
-    from ..discover import VIDEO_EXTENSIONS, normalise_extensions
+    from ..scanning.discover import VIDEO_EXTENSIONS, normalise_extensions
 
     settings = opt.pop_settings(options)
     exts = normalise_extensions(options["extensions"]) if options["extensions"] else VIDEO_EXTENSIONS
@@ -127,8 +127,8 @@ def _scan_config(options: dict, **kept):
 
 def _check_outputs(out: Outputs, store: str | None) -> None:
     """Refuse, before anything is scanned, outputs that clash, exist, or could not be written."""
-    from ..report import partial_path, probe_writable
-    from ..report_lock import left_by_killed_scan  # its file is continued (report_lock.Locks.stale)
+    from ..reports.lock import left_by_killed_scan  # its file is continued (report_lock.Locks.stale)
+    from ..reports.writers import partial_path, probe_writable
 
     _check_stdout(out)
     names = {role: Path(os.path.abspath(p)) for role, p in out.written().items()}
@@ -194,8 +194,8 @@ def _all_paths(paths: tuple[Path, ...], path_list) -> list[Path]:
         if not paths:
             raise click.UsageError("give at least one PATH, or --from-file LIST")
         return sources_options.as_paths(paths)
-    from ..discover import PathListError, read_path_list
-    from ..errors import ConfigError
+    from ..common.errors import ConfigError
+    from ..scanning.discover import PathListError, read_path_list
 
     with path_list:
         try:
@@ -212,7 +212,7 @@ def _default_csv(paths: list[Path], config) -> Path:
     import hashlib
     import json
 
-    from ..report import default_csv_path
+    from ..reports.writers import default_csv_path
 
     asked = [os.path.abspath(p) for p in paths], dataclasses.asdict(config)
     canonical = json.dumps(asked, sort_keys=True, default=lambda v: sorted(map(str, v))

@@ -11,9 +11,18 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import DfscanError
-from .common import (EXIT_CLEAN, EXIT_ERROR, EXIT_FAKE, EXIT_INTERRUPTED, EXIT_UNCERTAIN, native_stderr_silenced, shown,
-                     stderr_console, stdout_gone)
+from ..common.errors import DfscanError
+from .common import (
+    EXIT_CLEAN,
+    EXIT_ERROR,
+    EXIT_FAKE,
+    EXIT_INTERRUPTED,
+    EXIT_UNCERTAIN,
+    native_stderr_silenced,
+    shown,
+    stderr_console,
+    stdout_gone,
+)
 from .sources_options import FetchBar
 from .to_stdout import NoLiveCsv, StdoutJsonl, StreamJsonl, is_stdout, write_to_stdout
 
@@ -91,7 +100,7 @@ class Outputs:
 
     def written(self) -> dict[str, Path]:
         """Every file the scan may write, by role: the reports, the CSV's live copy, the JSONL's set-aside copy."""
-        from ..report import partial_path
+        from ..reports.writers import partial_path
 
         out = {fmt: path for fmt, path in self.reports.items() if not is_stdout(path)}
         if not is_stdout(self.csv) and not self.stream(self.csv):
@@ -106,7 +115,7 @@ class Outputs:
     def stream(path: Path | None) -> bool:
         """A report name at a device or pipe (written in place: no live copy, nothing replaced); a name dfscan
         must not write at (a link to a file, a folder) is refused here, before the scan (DfscanError)."""
-        from ..report_targets import STREAM, ReportPathError, report_target
+        from ..reports.targets import STREAM, ReportPathError, report_target
 
         if path is None or is_stdout(path):
             return False
@@ -117,8 +126,8 @@ class Outputs:
 
 
 def run_scan(paths, config, out: Outputs, interrupts: Interrupts) -> int:
-    from ..leftovers import sweep_all
-    from ..report_lock import locked
+    from ..common.leftovers import sweep_all
+    from ..reports.lock import locked
 
     with locked(out.names()) as locks, native_stderr_silenced(enabled=not out.verbose):
         for path in sweep_all(out.names()):  # what killed scans left (their pids are in the names)
@@ -129,7 +138,7 @@ def run_scan(paths, config, out: Outputs, interrupts: Interrupts) -> int:
 
 def _scan_and_report(paths, config, out: Outputs, interrupts: Interrupts, killed: bool = False) -> int:
     from ..api import open_scanner
-    from ..report import LiveCsv, LiveJsonl, partial_path
+    from ..reports.writers import LiveCsv, LiveJsonl, partial_path
 
     err = stderr_console()  # shared with the log and phase lines, which then print above the spinner
     started = time.perf_counter()
@@ -251,7 +260,7 @@ class _Notices(_Sink):
         self.paths, self.out, self.jsonl = paths, out, jsonl
 
     def start(self, found) -> None:
-        from ..report_text import path_text, printable
+        from ..common.text import path_text, printable
 
         log = logging.getLogger("dfscan")
         if not found:
@@ -276,7 +285,7 @@ class _ProgressBar(_Sink):
         self.task = self.progress.add_task("", total=len(found))
 
     def add(self, result) -> None:
-        from ..report_text import path_text, printable
+        from ..common.text import path_text, printable
 
         self.progress.update(self.task, advance=1, description=printable(path_text(result.path.name)))
 
@@ -291,7 +300,7 @@ class _ErrorLines(_Sink):
         self.err = err
 
     def add(self, result) -> None:
-        from ..report_text import path_text, printable
+        from ..common.text import path_text, printable
         from ..results import Verdict
 
         if result.verdict is Verdict.ERROR:
@@ -318,8 +327,8 @@ class _Watch(_Sink):
 
 def _finish(report, paths, out: Outputs, live: Path | None, store, missing: bool, setup_s: float | None = None) -> int:
     """Write the reports, print the table and summary, and return the exit code."""
-    from ..report import write_reports
-    from ..report_text import printable
+    from ..common.text import printable
+    from ..reports.writers import write_reports
     from ..results import Verdict
 
     files = {fmt: path for fmt, path in out.reports.items() if not is_stdout(path)}
@@ -355,8 +364,8 @@ def _print_results(report, paths, out: Outputs, written: dict, store, setup_s: f
     """The table and the summary on stdout; with a report on stdout (`-`), the summary alone, on stderr."""
     from rich.console import Console
 
-    from ..report import results_table, summary
-    from ..report_terminal import suspicion_order
+    from ..reports.terminal import suspicion_order
+    from ..reports.writers import results_table, summary
 
     console = Console() if out.to_stdout is None else stderr_console()
     wrap = not console.is_terminal  # a terminal wraps the summary at spaces; a file or pipe gets whole lines

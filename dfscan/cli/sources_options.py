@@ -85,7 +85,7 @@ class FetchBar:
         self.tasks: dict[str, int] = {}
 
     def fetching(self, url: str, done: int, total: int | None) -> None:
-        from ..report_text import printable
+        from ..common.text import printable
 
         if url not in self.tasks:
             self.progress.start()

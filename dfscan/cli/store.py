@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import DfscanError
+from ..common.errors import DfscanError
 from .common import Group, default_store, setup_logging
 
 
@@ -28,7 +28,7 @@ def store_info(path: Path) -> None:
 
     from rich.console import Console
 
-    from ..report_text import local_time, printable
+    from ..common.text import local_time, printable
 
     out = Console()
     say = lambda text: out.print(text, markup=False, highlight=False, soft_wrap=True)  # noqa: E731
@@ -69,8 +69,8 @@ def _side_files(path: Path) -> list[Path]:
 
 def _other_places() -> list[tuple[str, Path]]:
     """The other folders where dfscan keeps files (for `store info` and the README)."""
-    from ..dirs import cache_dir, data_dir
-    from ..pins import pins_path
+    from ..classifier.pins import pins_path
+    from ..common.dirs import cache_dir, data_dir
 
     try:
         from huggingface_hub import constants
@@ -103,7 +103,7 @@ def store_forget(path: Path, paths) -> None:
 
     from rich.console import Console
 
-    from ..report_text import printable
+    from ..common.text import printable
 
     if not path.exists():
         Console().print(f"no result store at {printable(str(path))}: nothing to forget", markup=False,
@@ -129,7 +129,7 @@ def store_clear(path: Path, yes: bool) -> None:
 
     from rich.console import Console
 
-    from ..report_text import printable
+    from ..common.text import printable
     from ..store import StoreUnusable, remove_store
 
     # A script (no terminal) cannot answer: it asked for the deletion by running the command.

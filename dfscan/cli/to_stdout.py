@@ -43,7 +43,7 @@ class StreamJsonl:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        from ..report_targets import open_stream
+        from ..reports.targets import open_stream
 
         self._fh = os.fdopen(open_stream(path), "w", encoding="utf-8", errors="backslashreplace")
 
@@ -51,7 +51,7 @@ class StreamJsonl:
         pass
 
     def add(self, result) -> None:
-        from ..report import jsonl_line
+        from ..reports.writers import jsonl_line
 
         self._fh.write(jsonl_line(result))
         self._fh.flush()
@@ -80,7 +80,7 @@ class StdoutJsonl(StreamJsonl):
 
 def write_to_stdout(report, fmt: str) -> None:
     """The finished report of format `fmt`, on stdout."""
-    from ..report import WRITERS
+    from ..reports.writers import WRITERS
 
     sys.stdout.write(WRITERS[fmt](report))
     sys.stdout.flush()

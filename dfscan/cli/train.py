@@ -5,8 +5,8 @@ from pathlib import Path
 
 import click
 
-from ..constants import TRAIN_PROFILES, TRAIN_SPLITS
-from ..limits import RANGES
+from ..common.constants import TRAIN_PROFILES, TRAIN_SPLITS
+from ..common.limits import RANGES
 from . import options as opt
 from .common import fmt, native_stderr_silenced, setup_logging
 

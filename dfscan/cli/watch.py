@@ -1,4 +1,4 @@
-"""`dfscan watch`: options -> a ScanConfig and a WatchConfig; the watching is dfscan.queue.watch's.
+"""`dfscan watch`: options -> a ScanConfig and a WatchConfig; the watching is dfscan.watch.watcher's.
 SIGTERM stops it with exit 0, Ctrl-C with 130, each after the row being written (a second Ctrl-C
 stops at once)."""
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import DfscanError
+from ..common.errors import DfscanError
 from . import options as opt
 from .common import EXIT_CLEAN, EXIT_INTERRUPTED, default_store, native_stderr_silenced, setup_logging
 
@@ -44,8 +44,8 @@ def watch(folders, jsonl_path, csv_path, poll_s, settle_s, extensions, hidden, s
     \b
     Exit status: 0 stopped by SIGTERM, 130 by Ctrl-C, 2 a setting or an output that cannot be used.
     """
-    from ..discover import VIDEO_EXTENSIONS, normalise_extensions
-    from ..queue.watch import WatchConfig
+    from ..scanning.discover import VIDEO_EXTENSIONS, normalise_extensions
+    from ..watch.watcher import WatchConfig
 
     setup_logging(quiet, verbose)
     exts = normalise_extensions(extensions) if extensions else VIDEO_EXTENSIONS
@@ -60,8 +60,8 @@ def watch(folders, jsonl_path, csv_path, poll_s, settle_s, extensions, hidden, s
 def _run(config, watching, jsonl_path: Path, csv_path: Path | None) -> int:
     from ..api import open_scanner
     from ..queue.db import QueueDB
-    from ..queue.ledger import AppendedCsv, AppendedJsonl, Ledger
-    from ..queue.watch import run_watch
+    from ..watch.ledger import AppendedCsv, AppendedJsonl, Ledger
+    from ..watch.watcher import run_watch
 
     stop, why = threading.Event(), []
 

@@ -12,8 +12,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..container import decoder_message
-from ..errors import VideoError
+from ..common.errors import VideoError
+from .container import decoder_message
 from .frames import Clip, FrameSpec, KeepError, check_length, check_size
 
 SAFE_FORMATS = ("mov", "mp4", "matroska", "webm", "avi")  # FFmpeg demuxer names (a format may have several)

@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import container as checks
-from ..container import LimitExceeded, frame_too_large
-from ..errors import VideoError
+from ..common.errors import VideoError
+from . import container as checks
+from .container import LimitExceeded, frame_too_large
 
 REFERENCE_FRAMES: tuple[int, ...] = tuple(range(0, 271, 30))
 

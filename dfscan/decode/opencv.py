@@ -6,8 +6,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..common.errors import VideoError
 from . import frames as limits
-from ..errors import VideoError
 from .frames import Clip, FrameSpec, check_length, check_size
 
 

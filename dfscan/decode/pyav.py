@@ -16,10 +16,10 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..common.errors import VideoError
+from . import container as checks
 from . import frames as limits
-from .. import container as checks
-from ..container import decoder_message, frame_too_large, refused_size
-from ..errors import VideoError
+from .container import decoder_message, frame_too_large, refused_size
 from .frames import Clip, FrameSpec, KeepError, UnorderedStamps, check_length
 
 

@@ -21,11 +21,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .. import container as checks
-from ..constants import AUTO_ORDER
-from ..container import PLAIN_REASONS, LimitExceeded, check_frame_sizes, diagnose, open_checked
-from ..errors import VideoError
+from ..common.constants import AUTO_ORDER
+from ..common.errors import VideoError
+from . import container as checks
 from . import decord_reader, frames, mp4
+from .container import PLAIN_REASONS, LimitExceeded, check_frame_sizes, diagnose, open_checked
 from .decord_reader import read_decord
 from .frames import Clip, FrameSpec, KeepError, UnorderedStamps
 from .opencv import read_opencv

@@ -22,7 +22,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from ..errors import VideoError
+from ..common.errors import VideoError
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +205,7 @@ def serve(conn, memory: int) -> None:
 
 
 def _check(conn, path: str, slow: bool) -> None:
-    from ..container import open_checked
+    from .container import open_checked
 
     try:
         if slow:  # test-only (SLOW_DECODE_ENV): an open that hangs

@@ -26,7 +26,7 @@ class App:
 
     def __init__(self, root, paths: Iterable = (), settings: Settings = Settings(),
                  opener: Callable = open_externally, scale: float = 1.0, offline: bool = False):
-        from ..report_text import CAVEAT
+        from ..reports.text import CAVEAT
         from . import layout
         from .table import ResultsTable
 
@@ -60,7 +60,7 @@ class App:
         return getattr(self, name)
 
     def add_paths(self, paths: Iterable) -> None:
-        from ..report_text import path_text, printable
+        from ..common.text import path_text, printable
 
         for path in paths:
             if path and str(path) not in map(str, self.paths):
@@ -151,7 +151,7 @@ class App:
     # ------------------------------------------------------------------ reports
     def save_report(self, path: str | Path) -> bool:
         """Write the last scan's report to `path`, its format from the suffix (.csv, .json, .html)."""
-        from ..report import write_reports
+        from ..reports.writers import write_reports
 
         path = Path(path)
         fmt = {".csv": "csv", ".json": "json", ".html": "html", ".htm": "html"}.get(path.suffix.lower(), "csv")
@@ -209,7 +209,7 @@ class App:
     def _open_html(self, report, name: str) -> Path | None:
         import tempfile
 
-        from ..report import write_reports
+        from ..reports.writers import write_reports
 
         if self._reports_dir is None:
             self._reports_dir = Path(tempfile.mkdtemp(prefix="dfscan-window-"))  # 0700: faces of sources
@@ -283,7 +283,7 @@ class App:
             self._finished()
 
     def _show_progress(self, last, found: list | None = None) -> None:
-        from ..report_text import path_text, printable
+        from ..common.text import path_text, printable
 
         if found is not None:
             self._found = found

@@ -11,8 +11,8 @@ from pathlib import Path
 
 def plain_words(exc: BaseException) -> tuple[str, str]:
     """(title, text) of a dialog for an exception that ended a scan or an action."""
-    from ..errors import ConfigError, DfscanError, ModelError, first_line
-    from ..report_text import printable
+    from ..common.errors import ConfigError, DfscanError, ModelError, first_line
+    from ..common.text import printable
 
     said = printable(first_line(exc, 600))
     if isinstance(exc, ModelError):

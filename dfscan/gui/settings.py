@@ -20,10 +20,10 @@ class Settings:
 
     def config(self, offline: bool = False):
         """The ScanConfig of a scan with these settings; a ConfigError names the setting that is wrong."""
-        from ..errors import ConfigError
-        from ..pipeline import ScanConfig
+        from ..common.errors import ConfigError
+        from ..decode.read import FrameSpec
+        from ..scanning.pipeline import ScanConfig
         from ..store import default_store_path
-        from ..video import FrameSpec
 
         if self.frames.strip() and self.num_frames.strip():
             raise ConfigError("Frames: give either a frame list or a number of frames, not both")
@@ -52,7 +52,7 @@ def _count(text: str) -> int:
 
 
 def _threshold(text: str) -> float | None:
-    from ..errors import ConfigError
+    from ..common.errors import ConfigError
 
     if not text.strip():
         return None

@@ -19,8 +19,8 @@ def cells(result, roots=()) -> dict[str, str]:
     """A result's row as the table shows it. The file as the terminal's table names it (relative to the
     folder scanned, `roots`), with control and right-to-left characters escaped, so that a name can
     never reorder or break the row."""
-    from ..report_terminal import display_paths
-    from ..report_text import path_text
+    from ..common.text import path_text
+    from ..reports.terminal import display_paths
 
     score = "" if result.score is None else f"{result.score:.4f}"
     return {"file": path_text(display_paths([result], roots)[id(result)]), "verdict": result.verdict.value,
@@ -54,7 +54,7 @@ def _clock(seconds: float) -> str:
 
 
 def _notes(result) -> str:
-    from ..report_text import printable
+    from ..common.text import printable
 
     said = [result.error] if result.error else []
     said += list(result.notes)

@@ -1,7 +1,7 @@
 """The CSV's columns for seen-before matches and people's labels (JSON carries the same as objects)."""
 from __future__ import annotations
 
-from ..report_text import path_text
+from ..common.text import path_text
 from ..results import VideoResult
 
 
@@ -23,7 +23,7 @@ def queue_html(r: VideoResult) -> str:
     """The HTML card's lines for a person's label and a seen-before match ('' when there are none)."""
     from html import escape
 
-    from ..report_text import printable, utf8_text
+    from ..common.text import printable, utf8_text
 
     lines = []
     if r.human_label:

@@ -3,7 +3,7 @@
 pHash (the DCT of a 32x32 grey image, each of its 8x8 lowest frequencies above or below their
 median) keeps a frame's coarse layout and ignores what re-encoding, resizing and a small
 watermark change; `imagehash` computes it. The frames are the ones the scan already decoded
-(dfscan.pipeline's `on_frame`): fingerprinting costs no decoding. PDQ (`pdqhash`) is stronger
+(dfscan.scanning.pipeline's `on_frame`): fingerprinting costs no decoding. PDQ (`pdqhash`) is stronger
 against crops but ships no wheels for every platform dfscan supports; pHash is enough here
 (docs/queues.md has the measurements).
 """

@@ -21,7 +21,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import first_line
+from ..common.errors import first_line
 
 MAX_MANIFEST_BYTES = 16 * 2 ** 20
 MAX_BOXES = 1_000_000  # top-level boxes or chunks walked (container.MAX_MP4_BOXES)

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Callable, Iterable
 from urllib.parse import urlsplit
 
-from ..discover import Found
-from ..errors import ConfigError
+from ..common.errors import ConfigError
+from ..results import Found
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +54,8 @@ class LinkConfig:
             raise ConfigError("fetch_timeout must be more than 0 seconds")
 
     def folder(self) -> Path:
-        from ..dirs import private_dir
-        from ..pins import data_dir
+        from ..classifier.pins import data_dir
+        from ..common.dirs import private_dir
 
         return private_dir(Path(self.media_dir).expanduser() if self.media_dir else data_dir() / "media")
 
@@ -225,7 +225,7 @@ def _keep(file: Path, folder: Path, info: dict) -> Path:
 
 def _record(kept: Path, origin: Origin) -> None:
     """Append this fetch to the file's record beside it (`<file>.fetches.jsonl`, private)."""
-    from ..dirs import private_file
+    from ..common.dirs import private_file
 
     record = kept.with_name(kept.name + ".fetches.jsonl")
     try:

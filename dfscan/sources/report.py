@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from html import escape
 
-from ..report_text import path_text, utf8_text
+from ..common.text import path_text, utf8_text
 from ..results import VideoResult
 
 

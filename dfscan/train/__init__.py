@@ -12,7 +12,7 @@ weights restored), the best epoch checkpointed as `best_model.keras`.
 In parts, keras-io style: `config` (TrainConfig, progress events), `data` (pairing,
 image checks, split, summary; no TensorFlow), `model` (the network and the tf.data
 input pipeline), `fit` (both phases), `artifacts` (the files a run writes), and `run`
-(`train()`, which chains them). Metrics are `dfscan.metrics`, shared with `evaluate`.
+(`train()`, which chains them). Metrics are `dfscan.labelled.metrics`, shared with `evaluate`.
 Nothing here prints, parses argv or exits: progress goes to `on_progress`, and any
 Keras callbacks the caller passes.
 """

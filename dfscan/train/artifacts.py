@@ -12,10 +12,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from .. import __version__
-from ..model_info import Preprocess
-from ..report_text import iso_time
-from ..runs import write_json
-from ..safe_load import REFERENCE_ARCHITECTURE
+from ..classifier.model_info import Preprocess
+from ..classifier.safe_load import REFERENCE_ARCHITECTURE
+from ..common.text import iso_time
+from ..labelled.runs import write_json
 from .config import TrainConfig
 from .data import PreparedData
 
@@ -84,7 +84,7 @@ def _write_split(path: Path, data: PreparedData) -> None:
 
 def measure_test_split(data: PreparedData, scores: np.ndarray) -> dict[str, Any]:
     """Metrics of the test split's scores at the sidecar's threshold, with a note on the split."""
-    from ..metrics import binary_metrics
+    from ..labelled.metrics import binary_metrics
 
     labels = [data.samples[i].label for i in data.test]
     metrics = binary_metrics(labels, scores.astype(np.float64), THRESHOLD)
@@ -115,7 +115,7 @@ def write_metrics(out: Path, config: TrainConfig, data: PreparedData, metrics: d
 
 def sidecar_data(config: TrainConfig, data: PreparedData, prep: Preprocess, metrics: dict | None,
                  status: str, out: Path, backbone: str = "efficientnetb0") -> dict[str, Any]:
-    """best_model.json, in the format dfscan.model_info.describe_local_model reads."""
+    """best_model.json, in the format dfscan.classifier.model_info.describe_local_model reads."""
     s = data.summary()
     name = config.name or f"dfscan-train:{out.resolve().name}"
     # The scanner builds a network it knows in code and reads only the weights (no Keras graph

@@ -5,12 +5,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..constants import TRAIN_PROFILES as PROFILES
-from ..constants import TRAIN_SPLITS as SPLITS
-from ..dataset import REFERENCE_FRAMES
-from ..errors import ConfigError
-from ..model_info import MAX_INPUT_SIDE, Preprocess
-
+from ..classifier.model_info import MAX_INPUT_SIDE, Preprocess
+from ..common.constants import TRAIN_PROFILES as PROFILES
+from ..common.constants import TRAIN_SPLITS as SPLITS
+from ..common.errors import ConfigError
+from ..labelled.dataset import REFERENCE_FRAMES
 
 
 @dataclass(frozen=True)

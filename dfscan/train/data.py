@@ -15,8 +15,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..dataset import LABELS, VideoRow, check_images, frame_path, images_dir, read_metadata
-from ..errors import DataError
+from ..common.errors import DataError
+from ..labelled.dataset import LABELS, VideoRow, check_images, frame_path, images_dir, read_metadata
 from .config import Progress, TrainConfig, TrainProgress, no_progress
 
 SPLIT_NOTES = {

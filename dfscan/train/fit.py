@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import ModelError, first_line
+from ..common.errors import ModelError, first_line
 from .config import Progress, TrainConfig, TrainProgress
 from .model import keras_metrics
 

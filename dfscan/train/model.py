@@ -2,7 +2,7 @@
 
 The reference architecture: EfficientNetB0 called with training=False ->
 GlobalAveragePooling2D -> Dropout(0.4) -> Dense(1, sigmoid). Images are streamed
-from disk with tf.data and preprocessed by the same `dfscan.model_info.Preprocess` the
+from disk with tf.data and preprocessed by the same `dfscan.classifier.model_info.Preprocess` the
 scanner uses, so what the scanner feeds a model is what it was trained on.
 """
 from __future__ import annotations
@@ -13,9 +13,9 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from ..dataset import read_face_crop
-from ..errors import ConfigError, DataError, ModelError, first_line
-from ..model_info import Preprocess
+from ..classifier.model_info import Preprocess
+from ..common.errors import ConfigError, DataError, ModelError, first_line
+from ..labelled.dataset import read_face_crop
 from .config import TrainConfig
 from .data import PreparedData
 
@@ -27,7 +27,7 @@ Builder = Callable[[TrainConfig], tuple[Any, Any]]
 
 def build_model(config: TrainConfig):
     """(model, base): EfficientNetB0 under the reference head."""
-    from ..backend import import_tensorflow
+    from ..classifier.backend import import_tensorflow
 
     import_tensorflow()
     import keras
@@ -79,7 +79,7 @@ def resolve_weights(spec: str) -> str | None:
 def make_dataset(data: PreparedData, indices: Sequence[int], prep: Preprocess, batch_size: int,
                  shuffle_seed: int | None = None):
     """A tf.data pipeline that reads and preprocesses each crop from disk as it is needed."""
-    from ..backend import import_tensorflow
+    from ..classifier.backend import import_tensorflow
 
     tf = import_tensorflow()
     h, w = prep.input_size

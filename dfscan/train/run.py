@@ -6,8 +6,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..errors import ConfigError
-from ..runs import output_dir, write_json
+from ..common.errors import ConfigError
+from ..labelled.runs import output_dir, write_json
 from .artifacts import measure_test_split, sidecar_data, write_data_files, write_metrics, write_predictions
 from .config import Progress, TrainConfig, TrainProgress, no_progress
 from .data import PreparedData, prepare_data
@@ -57,7 +57,7 @@ def train(config: TrainConfig, on_progress: Progress | None = None, callbacks: S
 def _fit_and_measure(config: TrainConfig, data: PreparedData, out: Path, progress: Progress,
                      callbacks: Sequence, build: Builder) -> dict[str, Any]:
     """Train, then measure the saved checkpoint on the test split: TrainResult's remaining fields."""
-    from ..backend import configure_device, import_tensorflow
+    from ..classifier.backend import configure_device, import_tensorflow
 
     tf = import_tensorflow()
     import keras
@@ -98,7 +98,7 @@ def _require_training_extras(dry_run: bool) -> None:
 
 
 def _check_mixed_precision(config: TrainConfig) -> None:
-    from ..backend import configure_device
+    from ..classifier.backend import configure_device
 
     if configure_device(config.device) == "CPU":
         raise ConfigError("--mixed-precision needs a GPU and TensorFlow sees none (it would only slow a CPU down)")

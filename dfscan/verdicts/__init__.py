@@ -1,1 +1,3 @@
-"""Turning a video score into a verdict a person can act on: the uncertain band, and its calibration from labels."""
+"""From face scores to a verdict a person can act on: faces linked into people (`link`, `people`), the
+`--aggregate` rule (`aggregate`) and the uncertain band (`band`). Pure logic over the data model: no
+files, no model. `people_html` renders the people section of the HTML report."""

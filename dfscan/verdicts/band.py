@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Union
 
-from ..errors import ConfigError
+from ..common.errors import ConfigError
 
 OFF = "none"  # `--uncertain none`, `ScanConfig(uncertain="none")`: no band, whatever the model says
 BandSetting = Union["Band", str, None]  # a Band, OFF, or None: the model's own (sidecar or registry)

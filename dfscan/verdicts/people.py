@@ -61,7 +61,7 @@ def weak_reason(frames: int, sampled: int, confidences: Sequence[float], sides: 
 def find_people(r: VideoResult, signatures: np.ndarray | None, rule: str) -> None:
     """Link `r.faces` into `r.people` (their verdicts are given by `judge`) and set `r.score` from the most
     suspicious counted person; a video with faces but no counted person becomes NO_FACE with a note."""
-    from ..aggregate import aggregate
+    from .aggregate import aggregate
     from .link import link
 
     position = {frame: k for k, frame in enumerate(r.frames)}
@@ -98,7 +98,7 @@ def worst_face(r: VideoResult) -> int:
 
 def judge(r: VideoResult, threshold: float, band: "Band | None") -> None:
     """Give each person, and the video (from its score), a verdict under this threshold and band."""
-    from ..aggregate import verdict
+    from .aggregate import verdict
 
     r.people = [_with_verdict(p, verdict(p.score, threshold, band=band)) for p in r.people]
     if r.score is not None:
