@@ -1,4 +1,5 @@
-"""Reading a calibration file (`dfscan evaluate`'s proposal, see dfscan/labelled/sidecar.py) given as `--model FILE.json`.
+"""Reading a calibration file (`dfscan evaluate`'s proposal, see dfscan/labelled/sidecar.py) given as
+`--model FILE.json`.
 
 It names the model it was made for (`calibration.model`: a registry name, an hf:// id or a path,
 relative to the file); that model is loaded with the file's threshold and band, and its bytes must

@@ -22,18 +22,8 @@ from ..common.errors import ModelError, first_line
 from ..common.text import printable
 from . import pins
 from .calibrated import calibrated_model, is_calibration_spec
-from .hub import (  # noqa: F401 - API
-    DEFAULT_FILE,
-    Fetched,
-    HubRef,
-    HubUnreachable,
-    download,
-    file_problem,
-    hub_cache_dir,
-    is_offline,
-    repo_problem,
-    revision_problem,
-)
+from .hub import (DEFAULT_FILE, Fetched, HubRef, HubUnreachable, download, file_problem,  # noqa: F401 - API
+                  hub_cache_dir, is_offline, repo_problem, revision_problem)
 from .model_info import ModelInfo, describe_local_model, file_sha256, model_info
 
 REGISTRY_ENV = "DFSCAN_REGISTRY"  # another registry file (a site's own list, or tests)

@@ -18,18 +18,8 @@ import click
 
 from .. import __version__
 from ..common.errors import DfscanError
-from .common import (
-    EXIT_BROKEN_PIPE,
-    EXIT_CLEAN,
-    EXIT_ERROR,
-    EXIT_FAKE,
-    EXIT_INTERNAL,
-    EXIT_INTERRUPTED,
-    EXIT_UNCERTAIN,
-    Group,
-    StdoutClosed,
-    stdout_gone,
-)
+from .common import (EXIT_BROKEN_PIPE, EXIT_CLEAN, EXIT_ERROR, EXIT_FAKE, EXIT_INTERNAL, EXIT_INTERRUPTED,
+                     EXIT_UNCERTAIN, Group, StdoutClosed, stdout_gone)
 from .evaluate import evaluate as evaluate_command
 from .gui import gui as gui_command
 from .label import label as label_command

@@ -12,17 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..common.errors import DfscanError
-from .common import (
-    EXIT_CLEAN,
-    EXIT_ERROR,
-    EXIT_FAKE,
-    EXIT_INTERRUPTED,
-    EXIT_UNCERTAIN,
-    native_stderr_silenced,
-    shown,
-    stderr_console,
-    stdout_gone,
-)
+from .common import (EXIT_CLEAN, EXIT_ERROR, EXIT_FAKE, EXIT_INTERRUPTED, EXIT_UNCERTAIN, native_stderr_silenced, shown,
+                     stderr_console, stdout_gone)
 from .sources_options import FetchBar
 from .to_stdout import NoLiveCsv, StdoutJsonl, StreamJsonl, is_stdout, write_to_stdout
 

@@ -31,15 +31,8 @@ def labelled_outcomes(store: ResultStore, model_sha256: str, threshold: float, b
 def evaluate_store(store: ResultStore, config) -> Any:
     """`dfscan evaluate --from-store`: the model of `config.scan` against the people's labels; an EvalResult."""
     from ..classifier.registry import resolve_model
-    from .evaluate import (
-        EvalResult,
-        _base_report,
-        _require_sklearn_matplotlib,
-        _scored_arrays,
-        _video_section,
-        _write_video_predictions,
-        plot_roc,
-    )
+    from .evaluate import (EvalResult, _base_report, _require_sklearn_matplotlib, _scored_arrays, _video_section,
+                           _write_video_predictions, plot_roc)
     from .runs import output_dir, write_json
 
     _require_sklearn_matplotlib()
