@@ -100,6 +100,7 @@ def import_keras(tensorflow: bool = False):
     runs on another one in this process).
     """
     backend = keras_backend(tensorflow)
+    runtime_mod.no_telemetry()  # Keras' OpenVINO backend imports OpenVINO's converter
     if "keras" not in sys.modules:
         os.environ["KERAS_BACKEND"] = backend  # read once, when Keras is first imported
         if backend == "tensorflow":

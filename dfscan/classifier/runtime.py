@@ -92,7 +92,7 @@ def choose(runtime: str, device: str) -> str:
 
 def require():
     """The openvino module, or a ModelError saying how to get it."""
-    _no_telemetry()
+    no_telemetry()
     try:
         import openvino
     except ImportError as exc:
@@ -100,14 +100,15 @@ def require():
     return openvino
 
 
-def _no_telemetry() -> None:
+def no_telemetry() -> None:
     """Keep OpenVINO's model converter from reporting usage to Intel.
 
     Where no consent file exists it sends events (Google Analytics) without asking, and leaves a client
     id in ~/intel; dfscan promises to send nothing about its users, and each event forks a sender that
     can hang when the scan's threads hold a lock. The converter runs without its optional
     openvino_telemetry package (it falls back to a stub): a None in sys.modules makes that import fail.
-    A process that imported openvino_telemetry itself keeps it.
+    Called before Keras (whose OpenVINO backend imports the converter) and OpenVINO are imported; a
+    process that imported openvino_telemetry itself keeps it.
     """
     sys.modules.setdefault("openvino_telemetry", None)
 
