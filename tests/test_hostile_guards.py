@@ -215,6 +215,13 @@ def wait_for(proc: subprocess.Popen, ready, what: str) -> None:
     assert proc.poll() is None, f"the scan ended before {what}: {proc.communicate()[1]}"
 
 
+def with_sighup(action: str, args: list[str]) -> list[str]:
+    """`args` started with SIGHUP set to `action` ("SIG_DFL" or "SIG_IGN"), whatever this process has: a test run
+    under nohup ignores it, and dfscan honours an ignored SIGHUP."""
+    code = f"import os, signal, sys; signal.signal(signal.SIGHUP, signal.{action}); os.execv(sys.argv[1], sys.argv[1:])"
+    return [sys.executable, "-c", code, *args]
+
+
 def jsonl_paths(path: Path) -> list[str]:
     return [json.loads(line)["path"] for line in path.read_text(encoding="utf-8").splitlines()]
 
@@ -223,6 +230,7 @@ def jsonl_paths(path: Path) -> list[str]:
 def test_terminated_scan_keeps_its_jsonl_and_the_same_command_finishes(folder, colour_model, tmp_path, sig):
     out, jsonl = tmp_path / "r.csv", tmp_path / "r.jsonl"
     args = command(folder, colour_model, out, "--jsonl", jsonl, "--no-store")
+    args = with_sighup("SIG_DFL", args) if sig == signal.SIGHUP else args
     proc = start(args)
     wait_for(proc, lambda: lines_in(jsonl) >= 1, "its first JSON line")
     proc.send_signal(sig)
@@ -234,6 +242,16 @@ def test_terminated_scan_keeps_its_jsonl_and_the_same_command_finishes(folder, c
     paths = jsonl_paths(jsonl)
     assert len(paths) == N == len(set(paths))
     assert not [p.name for p in tmp_path.iterdir() if p.name.endswith((".tmp", ".partial", ".lock"))]
+
+
+def test_a_scan_started_with_nohup_keeps_running_through_a_hangup(folder, colour_model, tmp_path):
+    out, jsonl = tmp_path / "r.csv", tmp_path / "r.jsonl"
+    proc = start(with_sighup("SIG_IGN", command(folder, colour_model, out, "--jsonl", jsonl, "--no-store")))
+    wait_for(proc, lambda: lines_in(jsonl) >= 1, "its first JSON line")
+    proc.send_signal(signal.SIGHUP)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err  # finished: FAKE among the clips
+    assert len(jsonl_paths(jsonl)) == N and out.exists()
 
 
 def test_killed_scan_with_jsonl_is_continued_by_the_same_command(folder, colour_model, tmp_path):
