@@ -388,10 +388,10 @@ def unprivileged():
     if owner == 0:
         os.chown(base, NOBODY, NOBODY)  # nobody's home: it writes the report and its caches there
 
-    def run(args: list[str]) -> subprocess.CompletedProcess:
+    def run(args: list[str], **more_env: str) -> subprocess.CompletedProcess:
         code = "import sys\nfrom dfscan.cli import main\nsys.exit(main(sys.argv[1:]))\n"
-        return subprocess.run([*prefix, sys.executable, "-c", code, *args], env=env, cwd=base, capture_output=True,
-                              text=True, timeout=300)
+        return subprocess.run([*prefix, sys.executable, "-c", code, *args], env={**env, **more_env}, cwd=base,
+                              capture_output=True, text=True, timeout=300)
 
     yield run, base, owner
     shutil.rmtree(base)
@@ -466,3 +466,27 @@ def test_stale_names_in_a_list_are_counted_not_each_logged(clips, colour_model, 
     assert "FAKE" in std.out and "… and 46 less suspicious videos, in the reports only" in std.out
     assert "40 more paths that do not exist" in err
     assert len(read_csv(out)) == 51  # each still has its row
+
+
+def test_a_converted_model_another_user_keeps_to_itself_is_converted_again(unprivileged, clips, colour_model):
+    """A cache folder shared with another user (DFSCAN_CACHE_DIR): their converted model is not ours to read or
+    replace; the scan converts its own and says so (it was an internal error, exit 3)."""
+    import shutil
+
+    run, base, owner = unprivileged
+    cache = base / "shared-cache"
+    first = subprocess.run([sys.executable, "-m", "dfscan", "scan", str(clips["fake_mp4"]), "--model",
+                            str(colour_model), "--no-store", "-q", "--csv", str(base / "first.csv")],
+                           capture_output=True, text=True, env=dict(os.environ, DFSCAN_CACHE_DIR=str(cache)), timeout=300)
+    assert first.returncode == 1, first.stderr[-2000:]
+    [entry] = (cache / "openvino").glob("*/model.xml")  # the other user's conversion
+    for path in cache.rglob("*"):  # private, as dfscan leaves its cache; the folder itself is shared
+        keep_to(owner, path, 0o700 if path.is_dir() else 0o600)
+    os.chmod(cache, 0o777)
+    model = base / colour_model.name
+    shutil.copy(colour_model, model)
+    os.chmod(model, 0o644)
+    proc = run(["scan", str(clips["fake_mp4"]), "--model", str(model), "--no-store", "--csv", str(base / "out.csv")],
+               DFSCAN_CACHE_DIR=str(cache))
+    assert proc.returncode == 1, proc.stderr[-3000:]  # FAKE: scored
+    assert "cannot be read" in proc.stderr and entry.exists()

@@ -176,7 +176,7 @@ def keras_model_ir(sha256: str, load_keras: Callable[[], Any], input_size: tuple
     if cached is not None:
         return cached
     with _converting(path):  # a scan converting the same model at the same time: wait for it, then reuse
-        cached = _read_converted(path)
+        cached = _read_converted(path, warn=False)  # what was wrong with it was said just now
         if cached is not None:
             return cached
         # The one slow step of a first scan: said, so that a new user knows it is not every scan's cost.
@@ -187,14 +187,21 @@ def keras_model_ir(sha256: str, load_keras: Callable[[], Any], input_size: tuple
         return model
 
 
-def _read_converted(path: Path):
+def _read_converted(path: Path, warn: bool = True):
     """The cached converted model, or None (a damaged entry is removed, to be rebuilt, not trusted)."""
-    if not path.is_file():
-        return None
     try:
+        if not path.is_file():  # raises where a folder on the way may not be entered
+            return None
         return core().read_model(str(path))
+    except OSError as exc:  # not ours to read (a cache folder shared with another user): convert, leave it be
+        if warn:
+            log.warning("the converted model in %s cannot be read (%s); converting it for this scan", path.parent,
+                        exc.strerror or first_line(exc))
+        return None
     except RuntimeError as exc:
-        log.warning("the converted model in %s is unreadable (%s); converting again", path.parent, first_line(exc))
+        if warn:
+            log.warning("the converted model in %s is unreadable (%s); converting again", path.parent,
+                        first_line(exc))
         shutil.rmtree(path.parent, ignore_errors=True)  # so that the new conversion can take its place
         return None
 
