@@ -378,8 +378,10 @@ def unprivileged():
                XDG_DATA_HOME=str(base / "data"))
     nobody = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
     for prefix, owner in ((nobody, 0), (NO_DAC, NOBODY)):
-        probe = subprocess.run([*prefix, sys.executable, "-c", "import click, av, numpy, dfscan.cli"], env=env,
-                               capture_output=True, cwd=base)
+        # the same interpreter, not another one found on the way (a venv whose base Python `nobody` may not
+        # enter runs the system's Python with the venv's packages)
+        same = f"import sys, click, av, numpy, dfscan.cli; assert sys.version == {sys.version!r}, sys.version"
+        probe = subprocess.run([*prefix, sys.executable, "-c", same], env=env, capture_output=True, cwd=base)
         if probe.returncode == 0:
             break
     else:
