@@ -97,7 +97,12 @@ def built(colour_model):
     try:
         bundled = with_sidecar(colour_model, work / "to-bundle", "colour", "bundled-colour")
         log = work / "pyinstaller.log"
-        env = {**os.environ, "DFSCAN_BUNDLE_MODEL": str(bundled)}
+        # A HOME of its own: PyInstaller's analysis imports OpenVINO's converter, whose usage reports would
+        # leave a client id in ~/intel (PyInstaller keeps its cache where it was)
+        (work / "build-home").mkdir()
+        env = {**os.environ, "DFSCAN_BUNDLE_MODEL": str(bundled), "HOME": str(work / "build-home"),
+               "PYINSTALLER_CONFIG_DIR": os.environ.get("PYINSTALLER_CONFIG_DIR",
+                                                        str(Path.home() / ".cache" / "pyinstaller"))}
         cmd = [sys.executable, "-m", "PyInstaller", "--noconfirm", "--distpath", str(work / "dist"),
                "--workpath", str(work / "build"), str(ROOT / "build_exe.spec")]
         started = time.perf_counter()
@@ -174,6 +179,7 @@ def test_frozen_scan_with_a_local_model(built, clips, colour_model):
     assert "OpenVINO" in " ".join(done.stdout.split()), done.stdout[-2000:]
     assert "FAKE: 2" in done.stdout and "NO_FACE: 1" in done.stdout  # the rich table printed without a locale
     assert "Traceback" not in done.stderr and "AutoGraph" not in done.stderr
+    assert not (Path(built["env"]["HOME"]) / "intel").exists()  # no OpenVINO usage reports from the build either
 
 
 @pytest.mark.slow
