@@ -173,7 +173,8 @@ def test_a_file_saved_while_training_keeps_its_optimizer_state_and_still_loads(t
 
     keras.utils.set_random_seed(2)
     model = ARCHITECTURES[REFERENCE_ARCH](keras, (32, 32))
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy")
+    # eager: tracing EfficientNetB0's training step costs ~20 s, and one step is all the premise needs
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy", run_eagerly=True)
     x = np.random.default_rng(0).random((8, 32, 32, 3)).astype(np.float32)
     model.fit(x, np.array([0, 1] * 4, np.float32), epochs=1, verbose=0)
     model.save(tmp_path / "best_model.keras")

@@ -106,7 +106,6 @@ def test_openvino_scores_equal_tensorflow_on_the_reference_architecture(effnet):
 def test_without_tensorflow_keras_runs_on_openvino_and_scores_equal_tensorflow(effnet, tmp_path):
     # The reference architecture (squeeze-excitation reshapes), batches of 5, 5 and 2: Keras'
     # OpenVINO export must not keep the batch it traced with.
-    want = Classifier(describe_local_model(effnet), "cpu", runtime="tensorflow").predict(crops())
     np.save(tmp_path / "crops.npy", np.stack([cv2.resize(c, (150, 150)) for c in crops()]))
     want = Classifier(describe_local_model(effnet), "cpu", runtime="tensorflow", batch_size=5).predict(
         list(np.load(tmp_path / "crops.npy")))
