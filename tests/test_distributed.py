@@ -41,6 +41,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_without_an_address_a_private_ray_starts_and_stops_with_the_scan(clips, colour_model, tmp_path):
     out = tmp_path / "private.csv"
     proc = subprocess.Popen(
@@ -135,6 +136,7 @@ def stored_verdicts(store: Path) -> dict[str, str]:
     return dict(rows)
 
 
+@pytest.mark.slow
 class TestOneScanOfTheCluster:
     """Two tests sharing one set of workers (loading models is the slow part)."""
 
@@ -188,6 +190,7 @@ class TestOneScanOfTheCluster:
         assert good.verdict is Verdict.FAKE
 
 
+@pytest.mark.slow
 def test_cli_through_ray_client_with_paths_from_stdin(cluster, clips, colour_model, tmp_path):
     listing = f"# queue\n{clips['fake_h264']}\n\n{clips['real_avi']}\n{clips['noface_mp4']}\n"
     out = tmp_path / "ray.csv"
@@ -237,6 +240,7 @@ def twelve(tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_scan_loses_nothing_and_reports_nothing_twice(cluster, twelve, colour_model, tmp_path,
                                                                          caplog, monkeypatch):
     store = tmp_path / "results.sqlite"

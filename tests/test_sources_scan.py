@@ -70,6 +70,7 @@ def test_a_scan_reports_credentials_and_facts_and_reads_credentials_again_on_reu
     assert (again["reused"], again["provenance"], again["encoder"]) == ("yes", "untrusted", s["encoder"])
 
 
+@pytest.mark.slow
 def test_the_ray_engine_carries_links_credentials_and_facts(clips, colour_model, tmp_path):
     """A private Ray cluster scans a signed file and a fetched link: its workers fill the same fields."""
     pytest.importorskip("ray")

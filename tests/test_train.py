@@ -184,6 +184,7 @@ def test_images_stream_from_disk_preprocessed_by_the_profile(kaggle_data, profil
     assert side["architecture"] == "efficientnetb0-gap-dropout0.4-dense1-sigmoid"  # the default backbone's
 
 
+@pytest.mark.slow
 def test_the_scanner_builds_the_trained_network_from_its_sidecar(tmp_path):
     """A model `dfscan train` saves fits the network its sidecar names: the scanner builds it in
     code, reads only the weights, and scores as the trained model does."""
@@ -259,6 +260,7 @@ def trained(kaggle_data, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_run_reports_progress_and_compares_with_the_published_numbers(trained):
     printed = (trained.parent / "stdout.txt").read_text()
     assert "pairs: 41 used of 41" in printed and "split: frame" in printed and "seed: 5" in printed
@@ -267,6 +269,7 @@ def test_run_reports_progress_and_compares_with_the_published_numbers(trained):
     assert "phase 1 epoch 1/1" in progress and "phase 2 epoch 1/1" in progress and "val_auc" in progress
 
 
+@pytest.mark.slow
 def test_run_writes_checkpoint_sidecar_config_metrics_and_logs(trained):
     assert (trained / "best_model.keras").stat().st_size > 1_000_000
     side = json.loads((trained / "best_model.json").read_text())
@@ -291,6 +294,7 @@ def test_run_writes_checkpoint_sidecar_config_metrics_and_logs(trained):
         assert list((trained / "logs" / phase).rglob("events.out.tfevents.*")), phase
 
 
+@pytest.mark.slow
 def test_test_metrics_are_those_of_the_saved_predictions(trained):
     from sklearn import metrics as skm
 
@@ -326,6 +330,7 @@ def test_saved_predictions_give_back_the_metrics_wherever_the_scores_fall(kaggle
     assert m["log_loss"] == pytest.approx(skm.log_loss(y, p), rel=1e-12)
 
 
+@pytest.mark.slow
 def test_scan_uses_the_trained_model_with_no_extra_flags(trained, clips, tmp_path, capsys):
     report = tmp_path / "scan.csv"
     code = main(["scan", str(clips["fake_mp4"]), "--model", str(trained / "best_model.keras"), "--csv", str(report)])
@@ -365,6 +370,7 @@ def tiny_network(config):
     return with_head(config, keras.Model(inputs, x, name="tiny_backbone"), name="dfscan_tiny")
 
 
+@pytest.mark.slow
 def test_training_learns_a_separable_task_on_held_out_videos_and_is_reproducible(tmp_path):
     import keras
     from sklearn.metrics import roc_auc_score

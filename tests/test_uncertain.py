@@ -314,6 +314,7 @@ def test_coverage_is_reported_and_most_unseen_is_said(minute, colour_model, tmp_
 
 @pytest.mark.skipif(__import__("importlib").util.find_spec("ray") is None,
                     reason="the ray engine is an optional extra: pip install 'dfscan[ray]'")
+@pytest.mark.slow
 def test_ray_gives_the_same_verdicts_and_rejudges_stored_scores(toned, colour_model, tmp_path):
     from dataclasses import replace
 
