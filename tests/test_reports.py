@@ -50,7 +50,7 @@ def test_json_document_matches_the_csv(scanned):
     import pandas as pd
 
     doc = json.loads(scanned["json"].read_text())
-    assert (doc["schema"], doc["version"]) == ("dfscan.reports.writers", 1)
+    assert (doc["schema"], doc["version"]) == ("dfscan.report", 1)
     assert doc["counts"] == {"REAL": 2, "FAKE": 3, "UNCERTAIN": 0, "NO_FACE": 1, "ERROR": 1}
     assert doc["model"].startswith("conv.keras sha256:") and doc["settings"]["aggregate"] == "confident"
     csv = pd.read_csv(scanned["csv"], dtype=str, keep_default_na=False)
@@ -68,7 +68,7 @@ def test_jsonl_has_one_line_per_video(scanned):
 
     lines = scanned["jsonl"].read_text().splitlines()
     rows = [json.loads(line) for line in lines]
-    assert len(rows) == 7 and all(r["schema"] == "dfscan.decode.read" and r["version"] == 1 for r in rows)
+    assert len(rows) == 7 and all(r["schema"] == "dfscan.video" and r["version"] == 1 for r in rows)
     frame = pd.read_json(scanned["jsonl"], lines=True)
     doc = json.loads(scanned["json"].read_text())
     assert list(frame["verdict"]) == [v["verdict"] for v in doc["videos"]]  # same videos, same order

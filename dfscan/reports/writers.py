@@ -366,7 +366,7 @@ def to_json(report: ScanReport) -> str:
     from .. import __version__
 
     doc = {
-        "schema": "dfscan.reports.writers", "version": JSON_SCHEMA_VERSION, "dfscan_version": __version__,
+        "schema": "dfscan.report", "version": JSON_SCHEMA_VERSION, "dfscan_version": __version__,
         "generated": iso_time(), "started": iso_time(report.started_at), "elapsed_s": report.elapsed_s,
         "paths": report.paths, "model": report.model, "device": report.device, "settings": report.settings,
         "counts": {v.value: n for v, n in report.counts().items()},
@@ -383,7 +383,7 @@ def video_data(r: VideoResult) -> dict:
 
 def jsonl_line(result: VideoResult) -> str:
     """One video as one JSON line (the --jsonl stream)."""
-    text = json.dumps({"schema": "dfscan.decode.read", "version": JSON_SCHEMA_VERSION, **video_data(result)},
+    text = json.dumps({"schema": "dfscan.video", "version": JSON_SCHEMA_VERSION, **video_data(result)},
                       ensure_ascii=False)
     # JSON allows these raw inside strings, but line-splitting readers (str.splitlines, JavaScript) end a line there.
     return text.translate(_LINE_BREAKS) + "\n"
