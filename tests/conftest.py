@@ -22,13 +22,16 @@ os.environ["DFSCAN_CACHE_DIR"] = os.path.join(_OWN, "cache")  # converted models
 # Ray clusters started by tests put every node on 127.0.0.1 and listen there only. Ray reads this
 # switch (meant for single-host platforms) when it is imported, and its processes inherit it.
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-# No usage reports from OpenVINO in the test processes either: tests import Keras before dfscan would
-# (dfscan/classifier/runtime.no_telemetry), and the reports' forked senders hang threaded workers.
-sys.modules.setdefault("openvino_telemetry", None)
 
 import cv2
 import numpy as np
 import pytest
+
+from dfscan.classifier.runtime import no_telemetry
+
+# No usage reports from OpenVINO in the test processes either: tests import Keras before dfscan would,
+# and the reports' forked senders hang threaded workers.
+no_telemetry()
 
 FPS = 30
 FRAME_SIZE = (480, 360)  # width, height

@@ -38,12 +38,18 @@ sys.meta_path.insert(0, NoTensorFlow())
 """
 
 
-def no_tf_python(code: str, tmp_path: Path, **env) -> dict:
-    """Run `code` in a fresh interpreter where TensorFlow cannot be imported; its last stdout line as JSON."""
+def fresh_env(tmp_path: Path, **env) -> dict[str, str]:
+    """The environment of a fresh interpreter: Keras' backend left to dfscan, a conversion cache of its own,
+    this checkout first on the path."""
     environ = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
     environ.update({CACHE_ENV: str(tmp_path / "cache"), "PYTHONPATH": str(ROOT), **env})
-    out = subprocess.run([sys.executable, "-c", NO_TF + code], capture_output=True, text=True, env=environ,
-                         cwd=tmp_path, timeout=600)
+    return environ
+
+
+def no_tf_python(code: str, tmp_path: Path, **env) -> dict:
+    """Run `code` in a fresh interpreter where TensorFlow cannot be imported; its last stdout line as JSON."""
+    out = subprocess.run([sys.executable, "-c", NO_TF + code], capture_output=True, text=True,
+                         env=fresh_env(tmp_path, **env), cwd=tmp_path, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -408,10 +414,8 @@ def test_a_first_scan_sends_no_openvino_usage_reports(colour_model, clips, tmp_p
     under ~/intel and forks a sender per event, which can hang a threaded scan); dfscan sends nothing."""
     home = tmp_path / "home"
     home.mkdir()
-    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
     # a fresh user (a first conversion), not a CI job as OpenVINO tells one (it keeps quiet in those)
-    env.update(HOME=str(home), PYTHONPATH=str(ROOT), DFSCAN_CACHE_DIR=str(tmp_path / "cache"), CI="0", TF_BUILD="",
-               JENKINS_URL="")
+    env = fresh_env(tmp_path, HOME=str(home), CI="0", TF_BUILD="", JENKINS_URL="")
     done = subprocess.run([sys.executable, "-m", "dfscan", "scan", str(clips["fake_mp4"]), "--model", str(colour_model),
                            "--no-store", "--runtime", "openvino", "--csv", str(tmp_path / "out.csv")],
                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
